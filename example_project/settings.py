@@ -1,0 +1,108 @@
+"""Settings of the demo project: SQLite, no configuration needed.
+
+Everything Topview-related can be overridden from the environment (TOPVIEW_UID,
+TOPVIEW_API_KEY, TOPVIEW_NOTICE_URL, TOPVIEW_API_BASE_URL); never commit real credentials.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import django
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Local demo only: a real project reads its secret from the environment.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-project-insecure-key-for-local-demo-only")
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "topview_callbacks",
+    "example_project.apps.ExampleProjectConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "example_project.urls"
+WSGI_APPLICATION = "example_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+if os.environ.get("DATABASE_URL_POSTGRES"):
+    # Used by bench/: the same project on the machine's PostgreSQL.
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ["DATABASE_URL_POSTGRES"],
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": os.environ.get("PGPORT", "5432"),
+            "USER": os.environ.get("PGUSER", "postgres"),
+            "CONN_MAX_AGE": 600,
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": BASE_DIR / "example.sqlite3",
+            # IMMEDIATE: concurrent writers queue for the lock instead of failing (Django 5.1+).
+            "OPTIONS": {
+                "timeout": 20,
+                **({"transaction_mode": "IMMEDIATE"} if django.VERSION >= (5, 1) else {}),
+            },
+        }
+    }
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TOPVIEW_CALLBACKS = {
+    "UID": os.environ.get("TOPVIEW_UID", "demo-uid"),
+    "API_KEY": os.environ.get("TOPVIEW_API_KEY", "demo-api-key"),
+    "NOTICE_URL": os.environ.get("TOPVIEW_NOTICE_URL", "http://127.0.0.1:8000/topview/notice/"),
+    "API_BASE_URL": os.environ.get("TOPVIEW_API_BASE_URL", "https://api.topview.ai"),
+    "PROCESSING": os.environ.get("TOPVIEW_PROCESSING", "inline"),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "topview_callbacks": {"handlers": ["console"], "level": "INFO"},
+        "example_project": {"handlers": ["console"], "level": "INFO"},
+    },
+}

@@ -1,0 +1,213 @@
+"""Tasks we submitted to Topview and every notice Topview sent about them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connections, models, router
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from topview_callbacks import biz_types
+
+
+class TaskStatus(models.TextChoices):
+    SUBMITTED = "submitted", _("Submitted")
+    RUNNING = "running", _("Running")
+    SUCCESS = "success", _("Success")
+    FAIL = "fail", _("Fail")
+    EXPIRED = "expired", _("Expired (no outcome in time)")
+
+
+# An outcome that nothing may change any more; "expired" is not one: a late outcome may follow.
+FINAL_TASK_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.FAIL})
+
+
+class SubmittedTask(models.Model):
+    """One Topview task, submitted through the client or first seen in a notice."""
+
+    account = models.CharField(_("account"), max_length=64, default="default")
+    biz_type = models.CharField(_("bizType"), max_length=64)
+    task_id = models.CharField(_("task id"), max_length=128)
+    notice_uuid = models.CharField(
+        _("notice uuid"),
+        max_length=128,
+        blank=True,
+        help_text=_("The noticeUuid Topview returned on submit; the uuid of its callback."),
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=TaskStatus.choices, default=TaskStatus.SUBMITTED
+    )
+    request_payload = models.JSONField(
+        _("request payload"),
+        default=dict,
+        blank=True,
+        help_text=_("What was submitted, no secrets."),
+    )
+    result = models.JSONField(_("result"), null=True, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    submitted_at = models.DateTimeField(_("submitted at"), default=timezone.now)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    last_polled_at = models.DateTimeField(_("last polled at"), null=True, blank=True)
+    next_poll_at = models.DateTimeField(
+        _("next poll at"),
+        null=True,
+        blank=True,
+        help_text=_("When polling should query this task if no notice has come by then."),
+    )
+    poll_count = models.PositiveIntegerField(_("polls"), default=0)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("submitted task")
+        verbose_name_plural = _("submitted tasks")
+        ordering = ("-submitted_at", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("biz_type", "task_id"), name="topview_task_unique_biz_type_task_id"
+            )
+        ]
+        indexes = [
+            models.Index(fields=("status", "next_poll_at"), name="topview_task_poll_due"),
+            models.Index(fields=("task_id",), name="topview_task_task_id"),
+            models.Index(fields=("submitted_at",), name="topview_task_submitted"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.biz_type} {self.task_id} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_TASK_STATUSES
+
+    def media(self) -> list[tuple[str, str]]:
+        """``(kind, url)`` of every output file in the latest result."""
+        return biz_types.media_urls(self.biz_type, self.result)
+
+
+class NoticeState(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    PROCESSING = "processing", _("Processing")
+    PROCESSED = "processed", _("Processed")
+    FAILED = "failed", _("Failed")
+    DUPLICATE = "duplicate", _("Duplicate outcome (not fired)")
+    IGNORED = "ignored", _("Ignored")
+
+
+class NoticeSource(models.TextChoices):
+    CALLBACK = "callback", _("Callback")
+    POLL = "poll", _("Poll")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What storing one delivery did: the row's id, and whether this delivery created it."""
+
+    notice_id: int
+    created: bool
+
+
+class NoticeManager(models.Manager["Notice"]):
+    def record_delivery(self, **values: Any) -> Delivery:
+        """Store a notice, or count one more delivery of a stored ``uuid``, in one statement.
+
+        ``INSERT ... ON CONFLICT (uuid) DO UPDATE ... RETURNING``: a duplicate, even a
+        concurrent one, never makes a second row nor an error; on autocommit the row is
+        durable when this returns. Supported on PostgreSQL and SQLite (3.35+).
+        """
+        model = self.model
+        db = router.db_for_write(model)
+        connection = connections[db]
+        quote = connection.ops.quote_name
+        now = timezone.now()
+        values.setdefault("received_at", now)
+        values.setdefault("last_delivery_at", values["received_at"])
+        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+        params = [
+            f.get_db_prep_save(values[f.name] if f.name in values else f.get_default(), connection)
+            for f in fields
+        ]
+        table = quote(model._meta.db_table)
+        count = quote(model._meta.get_field("delivery_count").column)
+        last = quote(model._meta.get_field("last_delivery_at").column)
+        sql = (
+            f"INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"ON CONFLICT ({quote(model._meta.get_field('uuid').column)}) DO UPDATE SET "
+            f"{count} = {table}.{count} + 1, {last} = EXCLUDED.{last} "
+            f"RETURNING {quote(model._meta.pk.column)}, {count}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            notice_id, delivery_count = cursor.fetchone()
+        return Delivery(notice_id=notice_id, created=delivery_count == 1)
+
+
+class Notice(models.Model):
+    """One task outcome as Topview sent it (callback) or as we fetched it (poll)."""
+
+    uuid = models.CharField(_("uuid"), max_length=128, unique=True)
+    account = models.CharField(_("account"), max_length=64, default="default")
+    biz_type = models.CharField(_("bizType"), max_length=64)
+    task_id = models.CharField(_("task id"), max_length=128)
+    status = models.CharField(_("status"), max_length=16, help_text=_("success or fail"))
+    error_message = models.TextField(_("error message"), blank=True)
+    result = models.JSONField(
+        _("result"), null=True, blank=True, help_text=_("The query-task result, parsed.")
+    )
+    raw_body = models.TextField(_("raw body"), blank=True, help_text=_("Exactly as received."))
+    headers = models.JSONField(
+        _("headers"), default=dict, blank=True, help_text=_("Request headers, secrets removed.")
+    )
+    remote_addr = models.GenericIPAddressField(_("remote address"), null=True, blank=True)
+    source = models.CharField(
+        _("source"), max_length=16, choices=NoticeSource.choices, default=NoticeSource.CALLBACK
+    )
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    last_delivery_at = models.DateTimeField(_("last delivery at"), default=timezone.now)
+    delivery_count = models.PositiveIntegerField(_("deliveries"), default=1)
+    state = models.CharField(
+        _("processing state"),
+        max_length=16,
+        choices=NoticeState.choices,
+        default=NoticeState.PENDING,
+    )
+    attempts = models.PositiveIntegerField(_("processing attempts"), default=0)
+    last_error = models.TextField(
+        _("last error"), blank=True, help_text=_("Traceback of the last failed attempt.")
+    )
+    processing_started_at = models.DateTimeField(_("processing started at"), null=True, blank=True)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    submitted_task = models.ForeignKey(
+        SubmittedTask,
+        verbose_name=_("submitted task"),
+        related_name="notices",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+    )
+
+    objects = NoticeManager()
+
+    class Meta:
+        verbose_name = _("notice")
+        verbose_name_plural = _("notices")
+        ordering = ("-received_at", "-id")
+        indexes = [
+            models.Index(fields=("state", "received_at"), name="topview_notice_state"),
+            models.Index(fields=("received_at",), name="topview_notice_received"),
+            models.Index(fields=("biz_type", "task_id"), name="topview_notice_task"),
+            models.Index(fields=("task_id",), name="topview_notice_task_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.biz_type} {self.task_id} {self.status} ({self.uuid})"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == TaskStatus.SUCCESS
+
+    def media(self) -> list[tuple[str, str]]:
+        """``(kind, url)`` of every output file in this notice's result."""
+        return biz_types.media_urls(self.biz_type, self.result)

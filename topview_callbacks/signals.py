@@ -1,0 +1,54 @@
+"""Public signals. Every signal is sent with ``sender=Notice`` (or ``SubmittedTask``).
+
+Outcome signals are sent once per task outcome, after the database work that recorded
+it has committed, by ``processing.process_notice`` (in the request, or in a Celery worker).
+A receiver that raises marks the notice ``failed`` with its traceback; it is retried or
+replayed later, so receivers should tolerate running again for the same notice.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# Every task outcome, whatever its bizType (unknown ones included).
+# kwargs: notice (Notice), task (SubmittedTask), result (dict | None: the parsed result),
+#         succeeded (bool: notice.status == "success").
+notice_received = Signal()
+
+# One signal per bizType, sent right after notice_received, with the same kwargs.
+scraper = Signal()
+zero_shot_avatar = Signal()
+m2v_preview = Signal()
+m2v_export = Signal()
+m2v_script = Signal()
+product_avatar_replace_product_image = Signal()
+product_avatar_image2video = Signal()
+product_any_shoot = Signal()
+common_task_image2video = Signal()
+common_task_text2video = Signal()
+common_task_text2image = Signal()
+common_task_video2aiavatar = Signal()
+voice_clone = Signal()
+voice_text2voice = Signal()
+
+#: bizType string -> its signal, e.g. ``by_biz_type["M2V_PREVIEW"] is m2v_preview``.
+by_biz_type: dict[str, Signal] = {
+    "SCRAPER": scraper,
+    "ZERO_SHOT_AVATAR": zero_shot_avatar,
+    "M2V_PREVIEW": m2v_preview,
+    "M2V_EXPORT": m2v_export,
+    "M2V_SCRIPT": m2v_script,
+    "PRODUCT_AVATAR_REPLACE_PRODUCT_IMAGE": product_avatar_replace_product_image,
+    "PRODUCT_AVATAR_IMAGE2VIDEO": product_avatar_image2video,
+    "PRODUCT_ANY_SHOOT": product_any_shoot,
+    "COMMON_TASK_IMAGE2VIDEO": common_task_image2video,
+    "COMMON_TASK_TEXT2VIDEO": common_task_text2video,
+    "COMMON_TASK_TEXT2IMAGE": common_task_text2image,
+    "COMMON_TASK_VIDEO2AIAVATAR": common_task_video2aiavatar,
+    "VOICE_CLONE": voice_clone,
+    "VOICE_TEXT2VOICE": voice_text2voice,
+}
+
+# Lifecycle signals, for metrics and alerting rather than business logic.
+# kwargs: notice (Notice), error (str: the traceback). Sent after a receiver raised.
+notice_processing_failed = Signal()

@@ -1,0 +1,15 @@
+"""Routes of the callback endpoint: ``include("topview_callbacks.urls")`` under any prefix."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from topview_callbacks.views import NoticeView
+
+app_name = "topview_callbacks"
+
+urlpatterns = [
+    path("notice/", NoticeView.as_view(), name="notice"),
+    # Used when NOTICE_TOKENS is set: the NOTICE_URL given to Topview ends in one token.
+    path("notice/<str:token>/", NoticeView.as_view(), name="notice-with-token"),
+]

@@ -1,0 +1,145 @@
+"""The callback endpoint: authenticate, validate, store once, schedule, acknowledge."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, DataError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
+from rest_framework.exceptions import APIException
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from topview_callbacks import processing
+from topview_callbacks.conf import topview_settings
+from topview_callbacks.exceptions import NoticeValidationError
+from topview_callbacks.models import Notice
+from topview_callbacks.serializers import acknowledgement, parse_notice
+
+logger = logging.getLogger(__name__)
+
+# Never stored: credentials of the caller or of proxies in front of us.
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-csrftoken", "x-auth-token"}
+)
+
+
+def envelope(status: int, body: dict[str, Any]) -> HttpResponse:
+    return HttpResponse(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def error(
+    status: int, message: str, *, uuid: str | None = None, uid: str | None = None
+) -> HttpResponse:
+    return envelope(
+        status,
+        acknowledgement(uuid=uuid, topview_uid=uid, ok=False, code=str(status), message=message),
+    )
+
+
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
+class NoticeView(APIView):
+    """Receives Topview's POSTed notices at ``noticeUrl``.
+
+    Every policy is declared here so the host project's ``REST_FRAMEWORK`` defaults
+    cannot change the contract. The body is read and parsed by hand: the raw bytes are
+    kept verbatim, and a malformed body must get the contract's envelope, not DRF's.
+    ``non_atomic_requests``: with ``ATOMIC_REQUESTS`` on, the notice must still be
+    committed before it is acknowledged.
+    """
+
+    authentication_classes = ()
+    permission_classes = ()
+    throttle_classes = ()
+    parser_classes = ()
+    renderer_classes = ()
+    content_negotiation_class = DefaultContentNegotiation
+    versioning_class = None
+    metadata_class = None
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # DRF's negotiation, versioning, authentication and throttling steps would find
+        # nothing to do (all disabled above); skipping them saves their bookkeeping.
+        pass
+
+    def get_exception_handler(self) -> Any:
+        return self.exception_to_envelope
+
+    def exception_to_envelope(self, exc: Exception, context: dict[str, Any]) -> HttpResponse:
+        if isinstance(exc, APIException):
+            return error(exc.status_code, str(exc.detail))
+        logger.exception("Unexpected error in the Topview notice endpoint")
+        return error(500, "Internal error; the notice was not stored, please retry.")
+
+    def get(self, request: Request, token: str | None = None) -> HttpResponse:
+        """Probes (GET/HEAD) learn that the endpoint is here; nothing is stored."""
+        if not topview_settings.token_is_valid(token):
+            return error(403, "Unknown notice URL token.")
+        return envelope(200, {"code": "200", "message": "Success", "result": None})
+
+    def post(self, request: Request, token: str | None = None) -> HttpResponse:
+        django_request: HttpRequest = request._request
+        if not topview_settings.token_is_valid(token):
+            return error(403, "Unknown notice URL token.")
+        uid = django_request.headers.get("Topview-Uid", "")
+        account = topview_settings.account_for_uid(uid) if uid else None
+        if account is None:
+            return error(403, "Missing or unknown Topview-Uid header.")
+
+        limit = topview_settings.max_body_size
+        try:
+            too_big = int(django_request.META.get("CONTENT_LENGTH") or 0) > limit
+            raw = b"" if too_big else django_request.body
+        except (ValueError, RequestDataTooBig):
+            too_big = True
+        if too_big or len(raw) > limit:
+            return error(413, f"The notice is larger than {limit} bytes.", uid=account.uid)
+
+        try:
+            notice = parse_notice(raw)
+        except NoticeValidationError as exc:
+            return error(exc.status_code, str(exc), uid=account.uid)
+
+        headers = {
+            name: value
+            for name, value in django_request.headers.items()
+            if name.lower() not in SECRET_HEADERS
+        }
+        try:
+            delivery = Notice.objects.record_delivery(
+                uuid=notice.uuid,
+                account=account.name,
+                biz_type=notice.biz_type,
+                task_id=notice.task_id,
+                status=notice.status,
+                error_message=notice.error_message,
+                result=notice.result,
+                raw_body=notice.raw_body,
+                headers=headers,
+                remote_addr=django_request.META.get("REMOTE_ADDR") or None,
+            )
+        except DataError as exc:
+            logger.warning("Topview notice %s could not be stored as sent: %s", notice.uuid, exc)
+            return error(
+                400, "The notice could not be stored as sent.", uuid=notice.uuid, uid=account.uid
+            )
+        except DatabaseError:
+            logger.exception("Database unavailable; Topview notice %s not stored", notice.uuid)
+            return error(
+                503, "The database is unavailable; please retry.", uuid=notice.uuid, uid=account.uid
+            )
+
+        if delivery.created:
+            transaction.on_commit(lambda: processing.dispatch(delivery.notice_id))
+        else:
+            logger.info("Duplicate delivery of Topview notice %s", notice.uuid)
+        return envelope(200, acknowledgement(uuid=notice.uuid, topview_uid=account.uid, ok=True))
