@@ -66,7 +66,7 @@ def _check_accounts(raw: dict[str, Any]) -> list[CheckMessage]:
         messages.append(
             Error(
                 "No Topview UID is configured, so every notice would be refused.",
-                hint=f"Set {SETTINGS_NAME}['UID'] to the UID shown under 'API Settings' in Topview.",
+                hint=f"Set {SETTINGS_NAME}['UID'] to the UID under 'API Settings' in Topview.",
                 id=_id("E002"),
             )
         )
@@ -118,7 +118,7 @@ def _check_values(raw: dict[str, Any]) -> list[CheckMessage]:
             Error(
                 f"{SETTINGS_NAME}['NOTICE_TOKENS'] must be a list of strings of at least "
                 f"{MIN_TOKEN_LENGTH} characters, without '/'.",
-                hint="Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(24))'",
+                hint="Make one: python -c 'import secrets; print(secrets.token_urlsafe(24))'",
                 id=_id("E005"),
             )
         )

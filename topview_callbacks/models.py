@@ -194,6 +194,9 @@ class Notice(models.Model):
         verbose_name = _("notice")
         verbose_name_plural = _("notices")
         ordering = ("-received_at", "-id")
+        permissions = [
+            ("replay_notice", _("Can reprocess notices, poll Topview and mark notices ignored"))
+        ]
         indexes = [
             models.Index(fields=("state", "received_at"), name="topview_notice_state"),
             models.Index(fields=("received_at",), name="topview_notice_received"),

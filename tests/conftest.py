@@ -1,0 +1,62 @@
+"""Shared fixtures. Tests marked ``postgres`` run only on the PostgreSQL run of the suite."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.dispatch import Signal
+
+from topview_callbacks import signals
+
+ON_POSTGRES = settings.DATABASE_VENDOR == "postgres"
+SERVICES_REQUIRED = os.environ.get("CI") == "true" or os.environ.get("TOPVIEW_REQUIRE_SERVICES") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if ON_POSTGRES:
+        return
+    skip = pytest.mark.skip(
+        reason="needs PostgreSQL: runs in the second half of `make test` "
+        "(TOPVIEW_TEST_DATABASE=postgres)"
+    )
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"topview_callbacks test database: {settings.DATABASES['default']['ENGINE']}"
+
+
+class SignalRecorder:
+    """Records every send of a signal: ``calls`` holds the keyword arguments."""
+
+    def __init__(self, signal: Signal) -> None:
+        self.signal = signal
+        self.calls: list[dict[str, Any]] = []
+        signal.connect(self, weak=False)
+
+    def __call__(self, sender: Any, **kwargs: Any) -> None:
+        self.calls.append({"sender": sender, **kwargs})
+
+    def disconnect(self) -> None:
+        self.signal.disconnect(self)
+
+
+@pytest.fixture
+def record_signal() -> Iterator[Any]:
+    """``record_signal(signals.m2v_preview)`` returns a recorder, disconnected after the test."""
+    recorders: list[SignalRecorder] = []
+
+    def start(signal: Signal = signals.notice_received) -> SignalRecorder:
+        recorder = SignalRecorder(signal)
+        recorders.append(recorder)
+        return recorder
+
+    yield start
+    for recorder in recorders:
+        recorder.disconnect()
