@@ -1,0 +1,67 @@
+"""System checks: each id fires on the set-up it is about, and not on a good one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import override_settings
+
+from topview_callbacks.checks import check_settings
+
+GOOD = {
+    "UID": "uid-1",
+    "API_KEY": "key-1",
+    "NOTICE_URL": "https://example.com/topview/notice/",
+}
+
+
+def ids(**settings: Any) -> list[str]:
+    with override_settings(**settings):
+        return [message.id for message in check_settings()]
+
+
+def test_a_good_configuration_passes() -> None:
+    assert ids(TOPVIEW_CALLBACKS=GOOD) == []
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("not a dict", "topview_callbacks.E001"),
+        ({**GOOD, "UID": ""}, "topview_callbacks.E002"),
+        ({**GOOD, "ACCOUNTS": {"b": {"API_KEY": "k"}}}, "topview_callbacks.E003"),
+        ({**GOOD, "ACCOUNTS": ["b"]}, "topview_callbacks.E003"),
+        ({**GOOD, "PROCESSING": "threads"}, "topview_callbacks.E004"),
+        ({**GOOD, "NOTICE_TOKENS": ["short"]}, "topview_callbacks.E005"),
+        ({**GOOD, "NOTICE_TOKENS": "a-single-string-token"}, "topview_callbacks.E005"),
+        ({**GOOD, "MAX_BODY_SIZE": 0}, "topview_callbacks.E006"),
+        ({**GOOD, "REQUEST_TIMEOUT": "30"}, "topview_callbacks.E006"),
+        ({**GOOD, "NOTICE_URL": "ftp://example.com/n"}, "topview_callbacks.E009"),
+        ({**GOOD, "NOTICE_URL": "http://example.com/topview/notice/"}, "topview_callbacks.W001"),
+        ({**GOOD, "UDI": "typo"}, "topview_callbacks.W002"),
+        ({**GOOD, "NOTICE_URL": ""}, "topview_callbacks.W003"),
+        ({**GOOD, "ACCOUNTS": {"b": {"UID": "uid-1", "API_KEY": "k"}}}, "topview_callbacks.W005"),
+        ({**GOOD, "API_KEY": ""}, "topview_callbacks.W006"),
+        ({**GOOD, "NOTICE_TOKENS": ["x" * 20]}, "topview_callbacks.W007"),
+    ],
+)
+def test_each_problem_has_its_check(config: Any, expected: str) -> None:
+    assert expected in ids(TOPVIEW_CALLBACKS=config)
+
+
+def test_http_notice_url_is_fine_while_debugging() -> None:
+    config = {**GOOD, "NOTICE_URL": "http://127.0.0.1:8000/topview/notice/"}
+    assert ids(TOPVIEW_CALLBACKS=config, DEBUG=True) == []
+
+
+def test_a_token_at_the_end_of_notice_url_satisfies_w007() -> None:
+    token = "x" * 20
+    config = {**GOOD, "NOTICE_TOKENS": [token], "NOTICE_URL": f"{GOOD['NOTICE_URL']}{token}/"}
+    assert ids(TOPVIEW_CALLBACKS=config) == []
+
+
+def test_error_messages_say_what_to_set() -> None:
+    with override_settings(TOPVIEW_CALLBACKS={**GOOD, "UID": ""}):
+        (message,) = [m for m in check_settings() if m.id == "topview_callbacks.E002"]
+    assert "TOPVIEW_CALLBACKS['UID']" in message.hint

@@ -1,0 +1,157 @@
+"""Management commands: check_notice_url, topview_send_test_notice, topview_reprocess,
+topview_process_pending."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import responses
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from topview_callbacks import signals
+from topview_callbacks.models import Notice, NoticeState
+from topview_callbacks.testing import deliver_notice, notice_payload
+
+CHECK_URL = "https://api.topview.test/notice/notice_url/check"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: Any) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+@responses.activate
+def test_check_notice_url_posts_notice_url_with_topview_headers() -> None:
+    responses.post(CHECK_URL, json={"code": "200", "message": "Success", "result": True})
+    output = run("check_notice_url")
+    assert "accepted https://example.com/topview/notice/" in output
+    sent = responses.calls[0].request
+    assert json.loads(sent.body) == {"noticeUrl": "https://example.com/topview/notice/"}
+    assert sent.headers["Topview-Uid"] == "test-uid-NsDAaOPF4jLu"
+    assert sent.headers["Authorization"] == "Bearer sk-test-key"
+    assert sent.headers["User-Agent"].startswith("topview-callbacks/")
+
+
+@responses.activate
+def test_check_notice_url_takes_a_url_and_an_account() -> None:
+    responses.post(CHECK_URL, json={"code": "200", "message": "Success", "result": None})
+    run("check_notice_url", "https://other.example.com/n/", "--account", "brand-b")
+    sent = responses.calls[0].request
+    assert json.loads(sent.body) == {"noticeUrl": "https://other.example.com/n/"}
+    assert sent.headers["Topview-Uid"] == "test-uid-brand-b"
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("reply", "words"),
+    [
+        ({"json": {"code": "4000", "message": "noticeUrl is illegal", "result": None}}, ["4000", "illegal"]),
+        ({"json": {"code": "401", "message": "Unauthorized"}, "status": 401}, ["401", "Unauthorized"]),
+        ({"body": "<html>bad gateway</html>", "status": 502}, ["502", "envelope"]),
+        ({"body": requests.ConnectionError("refused")}, ["reach Topview"]),
+        ({"body": requests.ReadTimeout("slow")}, ["did not answer"]),
+    ],
+)
+def test_check_notice_url_refusals_are_one_line_errors(reply: dict[str, Any], words: list[str]) -> None:
+    responses.post(CHECK_URL, **reply)
+    with pytest.raises(CommandError) as caught:
+        run("check_notice_url")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "did not accept" in message
+    for word in words:
+        assert word in message
+
+
+def test_check_notice_url_exits_non_zero_without_a_traceback() -> None:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "example_project.settings",
+        "TOPVIEW_API_BASE_URL": "http://127.0.0.1:9",  # nothing listens on the discard port
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check_notice_url"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert "Could not reach Topview" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_check_notice_url_without_any_url_says_what_to_set() -> None:
+    with override_settings(TOPVIEW_CALLBACKS={"UID": "u", "API_KEY": "k"}):
+        with pytest.raises(CommandError, match="NOTICE_URL"):
+            run("check_notice_url")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_send_test_notice_posts_a_realistic_notice_to_a_live_endpoint(
+    live_server: Any, record_signal: Any
+) -> None:
+    fired = record_signal(signals.voice_text2voice)
+    output = run(
+        "topview_send_test_notice", "--biz-type", "VOICE_TEXT2VOICE",
+        "--url", f"{live_server.url}/topview/notice/", "--task-id", "t-cmd",
+    )
+    assert "Sent VOICE_TEXT2VOICE notice" in output
+    notice = Notice.objects.get(task_id="t-cmd")
+    assert notice.state == NoticeState.PROCESSED
+    assert notice.media()[0][0] == "audio"
+    assert len(fired.calls) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_send_test_notice_reports_a_refusal(live_server: Any) -> None:
+    with pytest.raises(CommandError, match="403"):
+        run("topview_send_test_notice", "--url", f"{live_server.url}/topview/notice/x/")
+
+
+def failing(sender: Any, **kwargs: Any) -> None:
+    raise RuntimeError("still broken")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reprocess_by_uuid_and_failed_really_reruns_receivers(record_signal: Any) -> None:
+    signals.notice_received.connect(failing)
+    try:
+        for uuid in ("r-1", "r-2"):
+            deliver_notice(notice_payload(uuid=uuid))
+        assert set(Notice.objects.values_list("state", flat=True)) == {NoticeState.FAILED}
+        with pytest.raises(CommandError, match="1 notice"):
+            run("topview_reprocess", "r-1")
+    finally:
+        signals.notice_received.disconnect(failing)
+    fired = record_signal(signals.notice_received)
+    output = run("topview_reprocess", "--failed")
+    assert "r-1: processed" in output and "r-2: processed" in output
+    assert len(fired.calls) == 2
+    assert Notice.objects.get(uuid="r-1").attempts == 3
+
+
+@pytest.mark.django_db
+def test_reprocess_needs_uuids_or_failed_and_names_unknown_ones() -> None:
+    with pytest.raises(CommandError, match="--failed"):
+        run("topview_reprocess")
+    with pytest.raises(CommandError, match="no-such"):
+        run("topview_reprocess", "no-such")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_process_pending_command_processes_stored_notices(record_signal: Any) -> None:
+    fired = record_signal(signals.notice_received)
+    with override_settings(TOPVIEW_CALLBACKS={"UID": "u", "PROCESSING": "manual"}):
+        deliver_notice(notice_payload(), uid="u")
+    assert "Processed 1 notice(s)." in run("topview_process_pending")
+    assert len(fired.calls) == 1

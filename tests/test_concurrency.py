@@ -1,0 +1,69 @@
+"""Concurrent deliveries over real HTTP and real PostgreSQL connections."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+
+from topview_callbacks import signals
+from topview_callbacks.models import Notice, NoticeState, SubmittedTask
+from topview_callbacks.testing import notice_payload
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+UID = "test-uid-NsDAaOPF4jLu"
+DELIVERIES = 50
+
+
+def deliver_at_once(url: str, bodies: list[str]) -> list[requests.Response]:
+    """POST every body from its own thread, all released at the same moment."""
+    start = threading.Barrier(len(bodies))
+
+    def post(body: str) -> requests.Response:
+        start.wait()
+        return requests.post(
+            url,
+            data=body,
+            headers={"Topview-Uid": UID, "Content-Type": "application/json"},
+            timeout=60,
+        )
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        return list(pool.map(post, bodies))
+
+
+def test_one_uuid_delivered_50_times_at_once_gives_one_row_and_one_signal(
+    live_server: Any, record_signal: Any
+) -> None:
+    fired = record_signal(signals.notice_received)
+    body = json.dumps(notice_payload(uuid="same-uuid"))
+    responses = deliver_at_once(f"{live_server.url}/topview/notice/", [body] * DELIVERIES)
+
+    assert [r.status_code for r in responses] == [200] * DELIVERIES
+    assert {r.content for r in responses} == {
+        b'{"code":"200","message":"Success","result":'
+        b'{"uuid":"same-uuid","topviewUid":"test-uid-NsDAaOPF4jLu","result":"success"}}'
+    }
+    notice = Notice.objects.get()
+    assert notice.delivery_count == DELIVERIES
+    assert notice.state == NoticeState.PROCESSED
+    assert len(fired.calls) == 1
+
+
+def test_50_different_uuids_for_one_task_at_once_fire_one_outcome(
+    live_server: Any, record_signal: Any
+) -> None:
+    fired = record_signal(signals.notice_received)
+    bodies = [json.dumps(notice_payload(task_id="one-task")) for _ in range(DELIVERIES)]
+    responses = deliver_at_once(f"{live_server.url}/topview/notice/", bodies)
+
+    assert [r.status_code for r in responses] == [200] * DELIVERIES
+    assert Notice.objects.count() == DELIVERIES
+    states = sorted(Notice.objects.values_list("state", flat=True))
+    assert states == [NoticeState.DUPLICATE] * (DELIVERIES - 1) + [NoticeState.PROCESSED]
+    assert SubmittedTask.objects.get().status == "success"
+    assert len(fired.calls) == 1

@@ -1,0 +1,41 @@
+"""Settings are read fresh on every access and accounts resolve by UID."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+
+from topview_callbacks.conf import topview_settings
+from topview_callbacks.exceptions import TopviewConfigurationError
+
+
+def test_defaults_apply_and_override_settings_is_seen_at_once() -> None:
+    with override_settings(TOPVIEW_CALLBACKS={"UID": "u"}):
+        assert topview_settings.api_base_url == "https://api.topview.ai"
+        assert topview_settings.processing == "inline"
+        assert topview_settings.max_body_size == 2 * 1024 * 1024
+        with override_settings(TOPVIEW_CALLBACKS={"UID": "u", "API_BASE_URL": "http://x/"}):
+            assert topview_settings.api_base_url == "http://x"
+        assert topview_settings.api_base_url == "https://api.topview.ai"
+
+
+def test_accounts_resolve_by_uid_and_inherit_the_notice_url() -> None:
+    config = {
+        "UID": "u-default",
+        "API_KEY": "k",
+        "NOTICE_URL": "https://example.com/n/",
+        "ACCOUNTS": {"brand": {"UID": "u-brand", "API_KEY": "kb"}},
+    }
+    with override_settings(TOPVIEW_CALLBACKS=config):
+        assert topview_settings.account_for_uid("u-brand").name == "brand"  # type: ignore[union-attr]
+        assert topview_settings.account_for_uid("u-default").name == "default"  # type: ignore[union-attr]
+        assert topview_settings.account_for_uid("u-other") is None
+        assert topview_settings.account("brand").notice_url == "https://example.com/n/"
+
+
+def test_a_missing_account_raises_an_error_that_says_what_to_set() -> None:
+    with override_settings(TOPVIEW_CALLBACKS={}):
+        with pytest.raises(TopviewConfigurationError, match=r"TOPVIEW_CALLBACKS\['UID'\]"):
+            topview_settings.account()
+        with pytest.raises(TopviewConfigurationError, match="ACCOUNTS"):
+            topview_settings.account("nope")

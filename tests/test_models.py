@@ -1,0 +1,47 @@
+"""Models: the idempotent insert, and migrations in step with the models."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from topview_callbacks.models import Notice, NoticeSource, NoticeState, SubmittedTask
+
+
+@pytest.mark.django_db
+def test_migrations_match_the_models() -> None:
+    out = StringIO()
+    try:
+        call_command("makemigrations", "topview_callbacks", "--check", "--dry-run", stdout=out)
+    except SystemExit as exc:  # raised when a migration would be made
+        pytest.fail(f"models and migrations have drifted:\n{out.getvalue()} ({exc})")
+
+
+@pytest.mark.django_db
+def test_record_delivery_inserts_once_then_counts_deliveries() -> None:
+    first = Notice.objects.record_delivery(
+        uuid="u1", biz_type="SCRAPER", task_id="t1", status="success", result={"a": [1, "é"]}
+    )
+    again = Notice.objects.record_delivery(
+        uuid="u1", biz_type="OTHER", task_id="t2", status="fail", result=None
+    )
+    assert first.created is True
+    assert again.created is False
+    assert again.notice_id == first.notice_id
+    notice = Notice.objects.get()
+    # the first delivery's content is kept; later ones only count
+    assert (notice.biz_type, notice.task_id, notice.result) == ("SCRAPER", "t1", {"a": [1, "é"]})
+    assert notice.delivery_count == 2
+    assert notice.state == NoticeState.PENDING
+    assert notice.source == NoticeSource.CALLBACK
+    assert notice.headers == {}
+
+
+@pytest.mark.django_db
+def test_str_of_models_names_what_they_are() -> None:
+    task = SubmittedTask.objects.create(biz_type="VOICE_CLONE", task_id="t9")
+    assert str(task) == "VOICE_CLONE t9 (submitted)"
+    Notice.objects.record_delivery(uuid="u9", biz_type="VOICE_CLONE", task_id="t9", status="fail")
+    assert str(Notice.objects.get()) == "VOICE_CLONE t9 fail (u9)"

@@ -1,0 +1,298 @@
+"""The callback endpoint against the contract: acknowledgement, errors, storage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import OperationalError, connection
+from django.test import Client, override_settings
+
+from topview_callbacks import processing, signals
+from topview_callbacks.models import Notice, NoticeState
+from topview_callbacks.testing import deliver_notice, notice_payload
+
+FIXTURES = Path(__file__).parent / "fixtures"
+UID = "test-uid-NsDAaOPF4jLu"
+URL = "/topview/notice/"
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def compact(text: str) -> bytes:
+    """The same JSON, keys in the same order, without the example's line breaks."""
+    return json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def post(body: bytes | str, *, uid: str | None = UID, path: str = URL, **extra: Any) -> Any:
+    headers = {"Topview-Uid": uid} if uid is not None else {}
+    headers.update(extra.pop("headers", {}))
+    return Client().post(path, data=body, content_type="application/json", headers=headers, **extra)
+
+
+def assert_error(response: Any, status: int, *words: str) -> dict[str, Any]:
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert list(body) == ["code", "message", "result"]
+    assert body["code"] == str(status)
+    assert body["result"]["result"] == "fail"
+    for word in words:
+        assert word in body["message"]
+    assert Notice.objects.count() == 0
+    return body
+
+
+@override_settings(TOPVIEW_CALLBACKS={"UID": "NsDAaOPF4jLu"})
+def test_contract_example_is_acknowledged_byte_for_byte() -> None:
+    notice = (FIXTURES / "contract_notice.json").read_text()
+    response = post(notice, uid="NsDAaOPF4jLu")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.content == compact((FIXTURES / "contract_ack.json").read_text())
+
+
+@override_settings(TOPVIEW_CALLBACKS={"UID": "NsDAaOPF4jLu"})
+def test_contract_example_is_stored_verbatim_and_parsed() -> None:
+    raw = (FIXTURES / "contract_notice.json").read_text()
+    post(raw, uid="NsDAaOPF4jLu", headers={"X-Forwarded-For": "10.0.0.1"})
+    notice = Notice.objects.get()
+    assert notice.raw_body == raw
+    assert notice.uuid == "d7ab437f2aa24ed2846486a001376c3a"
+    assert notice.biz_type == "M2V_PREVIEW"
+    assert notice.task_id == "1a019a9be0cd4d79838671e53af2c20d"
+    assert notice.status == "success"
+    assert notice.error_message == ""
+    assert notice.result["previewVideos"][0]["videoDuration"] == 36096000
+    assert notice.account == "default"
+    assert notice.remote_addr == "127.0.0.1"
+    assert notice.headers["Topview-Uid"] == "NsDAaOPF4jLu"
+    assert notice.received_at is not None
+    export = "https://aigc.s3.amazonaws.com/analyzed_video/task/export/487a84446461405088b751861d497dfd"
+    assert notice.media() == [("video", f"{export}_topview.ai.mp4"), ("image", f"{export}.jpg")]
+
+
+def test_result_given_as_an_object_is_stored_like_a_string_one() -> None:
+    as_object = notice_payload("VOICE_CLONE", result_as_string=False)
+    assert post(json.dumps(as_object)).status_code == 200
+    stored = Notice.objects.get()
+    assert stored.result == as_object["result"]
+    assert stored.media() == [("audio", as_object["result"]["voice"]["demoAudioUrl"])]
+
+
+def test_null_error_message_and_null_result_are_accepted() -> None:
+    payload = {**notice_payload(status="fail"), "errorMsg": None, "result": None}
+    assert post(json.dumps(payload)).status_code == 200
+    stored = Notice.objects.get()
+    assert (stored.error_message, stored.result, stored.status) == ("", None, "fail")
+
+
+def test_secret_headers_are_not_stored() -> None:
+    post(
+        json.dumps(notice_payload()),
+        headers={"Authorization": "Bearer sk-secret", "Cookie": "sessionid=abc", "X-Trace": "t1"},
+    )
+    headers = Notice.objects.get().headers
+    assert headers["X-Trace"] == "t1"
+    assert "sk-secret" not in json.dumps(headers)
+    assert "sessionid" not in json.dumps(headers)
+
+
+def test_duplicate_uuid_gets_the_same_acknowledgement_and_counts_a_delivery(
+    record_signal: Any,
+) -> None:
+    fired = record_signal(signals.notice_received)
+    payload = json.dumps(notice_payload())
+    first, second = post(payload), post(payload)
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content
+    notice = Notice.objects.get()
+    assert notice.delivery_count == 2
+    assert notice.last_delivery_at >= notice.received_at
+    assert len(fired.calls) == 1
+
+
+def test_every_configured_account_is_recognised() -> None:
+    response = post(json.dumps(notice_payload()), uid="test-uid-brand-b")
+    assert response.json()["result"]["topviewUid"] == "test-uid-brand-b"
+    assert Notice.objects.get().account == "brand-b"
+
+
+@pytest.mark.parametrize("uid", [None, "", "wrong-uid", UID + "x", UID[:-1]])
+def test_missing_or_unknown_uid_is_refused_with_403(uid: str | None, record_signal: Any) -> None:
+    fired = record_signal(signals.notice_received)
+    response = post(json.dumps(notice_payload()), uid=uid)
+    assert_error(response, 403, "Topview-Uid")
+    assert fired.calls == []
+
+
+TOKEN = "t0k3n-abcdefghijklmnop"
+
+
+@override_settings(
+    TOPVIEW_CALLBACKS={"UID": UID, "NOTICE_TOKENS": ["old-token-abcdefghijkl", TOKEN]}
+)
+def test_a_configured_path_token_is_required() -> None:
+    payload = json.dumps(notice_payload())
+    assert_error(post(payload), 403, "token")
+    assert_error(post(payload, path=f"{URL}not-the-token/"), 403, "token")
+    assert post(payload, path=f"{URL}{TOKEN}/").status_code == 200
+    assert Notice.objects.count() == 1
+
+
+def test_a_token_path_is_refused_when_no_tokens_are_configured() -> None:
+    assert_error(post(json.dumps(notice_payload()), path=f"{URL}{TOKEN}/"), 403, "token")
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"", ["empty"]),
+        (b"{not json", ["JSON"]),
+        (b"\xff\xfe{}", ["UTF-8"]),
+        (b"[1, 2]", ["object", "array"]),
+        (b'"uuid"', ["object", "string"]),
+        (b'{"uuid": NaN}', ["JSON"]),
+    ],
+)
+def test_malformed_bodies_get_400_in_the_envelope(body: bytes, words: list[str]) -> None:
+    assert_error(post(body), 400, *words)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"uuid": None}, ["'uuid'", "string"]),
+        ({"uuid": ""}, ["'uuid'", "empty"]),
+        ({"uuid": 12}, ["'uuid'", "string", "number"]),
+        ({"uuid": "x" * 129}, ["'uuid'", "longer than 128"]),
+        ({"bizType": ["M2V_PREVIEW"]}, ["'bizType'", "array"]),
+        ({"taskId": {}}, ["'taskId'", "object"]),
+        ({"status": "done"}, ["'status'", "success", "fail"]),
+        ({"status": True}, ["'status'", "boolean"]),
+        ({"errorMsg": 5}, ["'errorMsg'"]),
+        ({"result": "{broken"}, ["'result'", "not valid JSON"]),
+        ({"result": "[1]"}, ["'result'", "object", "array"]),
+        ({"result": 3}, ["'result'", "number"]),
+        ({"uuid": "a\u0000b"}, ["NUL"]),
+        ({"result": {"k": "\ud800"}}, ["surrogate"]),
+    ],
+)
+def test_mistyped_fields_get_400_naming_the_field(change: dict[str, Any], words: list[str]) -> None:
+    payload = {**notice_payload(), **change}
+    assert_error(post(json.dumps(payload)), 400, *words)
+
+
+@pytest.mark.parametrize("field", ["uuid", "bizType", "taskId", "status"])
+def test_missing_required_fields_get_400(field: str) -> None:
+    payload = notice_payload()
+    del payload[field]
+    assert_error(post(json.dumps(payload)), 400, f"'{field}' is required")
+
+
+def test_failed_is_accepted_as_a_spelling_of_fail() -> None:
+    assert post(json.dumps({**notice_payload(), "status": "failed"})).status_code == 200
+    assert Notice.objects.get().status == "fail"
+
+
+@override_settings(TOPVIEW_CALLBACKS={"UID": UID, "MAX_BODY_SIZE": 300})
+def test_oversized_body_gets_413() -> None:
+    assert_error(post(json.dumps(notice_payload())), 413, "300 bytes")
+
+
+def test_database_unavailable_gets_503_and_nothing_is_stored() -> None:
+    def refuse_inserts(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.startswith("INSERT"):
+            raise OperationalError("connection refused")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(refuse_inserts):
+        response = post(json.dumps(notice_payload(uuid="u-503")))
+    body = assert_error(response, 503, "retry")
+    assert body["result"]["uuid"] == "u-503"
+
+
+def test_the_notice_is_committed_before_the_acknowledgement_even_with_atomic_requests() -> None:
+    seen: list[bool] = []
+
+    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.startswith("INSERT INTO"):
+            seen.append(connection.in_atomic_block)
+        return execute(sql, params, many, context)
+
+    connection.settings_dict["ATOMIC_REQUESTS"] = True
+    try:
+        with connection.execute_wrapper(watch):
+            assert post(json.dumps(notice_payload())).status_code == 200
+    finally:
+        connection.settings_dict["ATOMIC_REQUESTS"] = False
+    assert seen[0] is False  # autocommit: durable as soon as the statement returns
+
+
+def test_one_sql_statement_stores_a_new_notice(django_assert_num_queries: Any) -> None:
+    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "PROCESSING": "manual"}):
+        with django_assert_num_queries(1):
+            assert post(json.dumps(notice_payload())).status_code == 200
+        payload = json.dumps(notice_payload())
+        post(payload)
+        with django_assert_num_queries(1):
+            assert post(payload).status_code == 200
+
+
+def test_csrf_and_host_drf_defaults_do_not_apply() -> None:
+    # tests/settings.py sets hostile REST_FRAMEWORK defaults (admin-only, 1/day throttle,
+    # browsable renderer, form parser, an exception handler that fails the test).
+    client = Client(enforce_csrf_checks=True)
+    for _ in range(3):
+        response = client.post(
+            URL,
+            data=json.dumps(notice_payload()),
+            content_type="application/json",
+            headers={"Topview-Uid": UID, "Accept": "text/html"},
+        )
+        assert response.status_code == 200
+        assert response["Content-Type"] == "application/json"
+    assert Notice.objects.count() == 3
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete", "options"])
+def test_other_methods_get_405_in_the_envelope(method: str) -> None:
+    response = getattr(Client(), method)(URL, headers={"Topview-Uid": UID})
+    assert_error(response, 405, method.upper())
+
+
+def test_get_and_head_probes_are_answered_without_storing() -> None:
+    client = Client()
+    get = client.get(URL)
+    assert get.status_code == 200
+    assert get.json() == {"code": "200", "message": "Success", "result": None}
+    assert client.head(URL).status_code == 200
+    assert Notice.objects.count() == 0
+
+
+def test_unexpected_errors_are_a_json_500_not_an_html_page(monkeypatch: Any) -> None:
+    def explode(**values: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Notice.objects, "record_delivery", explode)
+    body = assert_error(post(json.dumps(notice_payload())), 500, "retry")
+    assert "boom" not in body["message"]
+
+
+def test_a_failure_to_start_processing_still_acknowledges_and_leaves_it_pending(
+    monkeypatch: Any,
+) -> None:
+    def broken(notice_id: int, **kwargs: Any) -> Any:
+        raise OperationalError("lost connection")
+
+    monkeypatch.setattr(processing, "process_notice", broken)
+    assert post(json.dumps(notice_payload())).status_code == 200
+    assert Notice.objects.get().state == NoticeState.PENDING
+
+
+def test_deliver_notice_helper_posts_to_the_named_route() -> None:
+    response = deliver_notice(notice_payload("SCRAPER"))
+    assert response.status_code == 200
+    assert Notice.objects.get().biz_type == "SCRAPER"
