@@ -56,14 +56,22 @@ def test_check_notice_url_takes_a_url_and_an_account() -> None:
 @pytest.mark.parametrize(
     ("reply", "words"),
     [
-        ({"json": {"code": "4000", "message": "noticeUrl is illegal", "result": None}}, ["4000", "illegal"]),
-        ({"json": {"code": "401", "message": "Unauthorized"}, "status": 401}, ["401", "Unauthorized"]),
+        (
+            {"json": {"code": "4000", "message": "noticeUrl is illegal", "result": None}},
+            ["4000", "illegal"],
+        ),
+        (
+            {"json": {"code": "401", "message": "Unauthorized"}, "status": 401},
+            ["401", "Unauthorized"],
+        ),
         ({"body": "<html>bad gateway</html>", "status": 502}, ["502", "envelope"]),
         ({"body": requests.ConnectionError("refused")}, ["reach Topview"]),
         ({"body": requests.ReadTimeout("slow")}, ["did not answer"]),
     ],
 )
-def test_check_notice_url_refusals_are_one_line_errors(reply: dict[str, Any], words: list[str]) -> None:
+def test_check_notice_url_refusals_are_one_line_errors(
+    reply: dict[str, Any], words: list[str]
+) -> None:
     responses.post(CHECK_URL, **reply)
     with pytest.raises(CommandError) as caught:
         run("check_notice_url")
@@ -82,7 +90,11 @@ def test_check_notice_url_exits_non_zero_without_a_traceback() -> None:
     }
     done = subprocess.run(
         [sys.executable, "manage.py", "check_notice_url"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
@@ -102,8 +114,13 @@ def test_send_test_notice_posts_a_realistic_notice_to_a_live_endpoint(
 ) -> None:
     fired = record_signal(signals.voice_text2voice)
     output = run(
-        "topview_send_test_notice", "--biz-type", "VOICE_TEXT2VOICE",
-        "--url", f"{live_server.url}/topview/notice/", "--task-id", "t-cmd",
+        "topview_send_test_notice",
+        "--biz-type",
+        "VOICE_TEXT2VOICE",
+        "--url",
+        f"{live_server.url}/topview/notice/",
+        "--task-id",
+        "t-cmd",
     )
     assert "Sent VOICE_TEXT2VOICE notice" in output
     notice = Notice.objects.get(task_id="t-cmd")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 
 from topview_callbacks import signals
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask
@@ -17,6 +20,31 @@ from topview_callbacks.testing import notice_payload
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 UID = "test-uid-NsDAaOPF4jLu"
 DELIVERIES = 50
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class WideBacklogServer(ThreadedWSGIServer):
+    # socketserver's default backlog (5) resets connections when 50 arrive at once.
+    request_queue_size = 256
+
+
+@pytest.fixture
+def server_url(transactional_db: None) -> Iterator[str]:
+    """The project served by a real threaded HTTP server: a thread and a connection per request."""
+    server = WideBacklogServer(("127.0.0.1", 0), QuietHandler, allow_reuse_address=False)
+    server.set_app(WSGIHandler())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 def deliver_at_once(url: str, bodies: list[str]) -> list[requests.Response]:
@@ -37,11 +65,11 @@ def deliver_at_once(url: str, bodies: list[str]) -> list[requests.Response]:
 
 
 def test_one_uuid_delivered_50_times_at_once_gives_one_row_and_one_signal(
-    live_server: Any, record_signal: Any
+    server_url: str, record_signal: Any
 ) -> None:
     fired = record_signal(signals.notice_received)
     body = json.dumps(notice_payload(uuid="same-uuid"))
-    responses = deliver_at_once(f"{live_server.url}/topview/notice/", [body] * DELIVERIES)
+    responses = deliver_at_once(f"{server_url}/topview/notice/", [body] * DELIVERIES)
 
     assert [r.status_code for r in responses] == [200] * DELIVERIES
     assert {r.content for r in responses} == {
@@ -55,11 +83,11 @@ def test_one_uuid_delivered_50_times_at_once_gives_one_row_and_one_signal(
 
 
 def test_50_different_uuids_for_one_task_at_once_fire_one_outcome(
-    live_server: Any, record_signal: Any
+    server_url: str, record_signal: Any
 ) -> None:
     fired = record_signal(signals.notice_received)
     bodies = [json.dumps(notice_payload(task_id="one-task")) for _ in range(DELIVERIES)]
-    responses = deliver_at_once(f"{live_server.url}/topview/notice/", bodies)
+    responses = deliver_at_once(f"{server_url}/topview/notice/", bodies)
 
     assert [r.status_code for r in responses] == [200] * DELIVERIES
     assert Notice.objects.count() == DELIVERIES

@@ -37,12 +37,17 @@ def broken_notices(draw: Any) -> bytes:
     if how == "remove" and field in REQUIRED:
         del payload[field]
     elif how == "bad-string" and field in ("status", "result"):
-        payload[field] = draw(st.text().filter(lambda s: s.lower() not in ("success", "fail", "failed", "")))
+        payload[field] = draw(
+            st.text().filter(lambda s: s.lower() not in ("success", "fail", "failed", ""))
+        )
         if field == "result":
             payload[field] = "{" + payload[field]  # never valid JSON
     else:
         wrong = st.one_of(
-            st.integers(), st.booleans(), st.lists(json_values, max_size=3), st.floats(allow_nan=False)
+            st.integers(),
+            st.booleans(),
+            st.lists(json_values, max_size=3),
+            st.floats(allow_nan=False),
         )
         if field not in ("errorMsg", "result"):
             wrong = wrong | st.none() | st.dictionaries(st.text(), json_values, max_size=3)

@@ -34,8 +34,12 @@ def test_each_biz_type_fires_the_generic_signal_then_its_own(
     others = [
         record_signal(signal) for name, signal in signals.by_biz_type.items() if name != biz_type
     ]
-    signals.notice_received.connect(lambda **kw: order.append("generic"), weak=False, dispatch_uid="o1")
-    signals.by_biz_type[biz_type].connect(lambda **kw: order.append("own"), weak=False, dispatch_uid="o2")
+    signals.notice_received.connect(
+        lambda **kw: order.append("generic"), weak=False, dispatch_uid="o1"
+    )
+    signals.by_biz_type[biz_type].connect(
+        lambda **kw: order.append("own"), weak=False, dispatch_uid="o2"
+    )
     try:
         notice = receive(notice_payload(biz_type))
     finally:

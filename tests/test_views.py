@@ -70,7 +70,9 @@ def test_contract_example_is_stored_verbatim_and_parsed() -> None:
     assert notice.remote_addr == "127.0.0.1"
     assert notice.headers["Topview-Uid"] == "NsDAaOPF4jLu"
     assert notice.received_at is not None
-    export = "https://aigc.s3.amazonaws.com/analyzed_video/task/export/487a84446461405088b751861d497dfd"
+    export = (
+        "https://aigc.s3.amazonaws.com/analyzed_video/task/export/487a84446461405088b751861d497dfd"
+    )
     assert notice.media() == [("video", f"{export}_topview.ai.mp4"), ("image", f"{export}.jpg")]
 
 

@@ -59,10 +59,13 @@ def _result(value: Any) -> dict[str, Any] | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
+        text = value
         try:
-            value = json.loads(value)
-        except ValueError:
+            value = _strict_loads(text)
+        except (ValueError, RecursionError):
             raise NoticeValidationError("'result' is a string but not valid JSON.") from None
+        if "\\u" in text:  # escapes inside a JSON string escaped the outer check
+            _check_storable(value)
     if not isinstance(value, dict):
         raise NoticeValidationError(
             f"'result' must be a JSON object or a string holding one, not {_type_name(value)}."
@@ -101,13 +104,18 @@ def _check_storable(value: Any) -> None:
             ) from None
 
 
+def _strict_loads(text: str) -> Any:
+    """JSON as databases store it: no NaN or Infinity, which Python's json would accept."""
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 def parse_notice(raw_body: bytes) -> IncomingNotice:
     """Validate a notice body as the contract describes it, or raise NoticeValidationError."""
     if not raw_body.strip():
         raise NoticeValidationError("The request body is empty; expected a JSON notice.")
     try:
         text = raw_body.decode("utf-8")
-        body = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        body = _strict_loads(text)
     except (ValueError, RecursionError):
         raise NoticeValidationError("The request body is not valid UTF-8 JSON.") from None
     if not isinstance(body, dict):

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError, DataError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from rest_framework.exceptions import APIException
@@ -127,7 +127,7 @@ class NoticeView(APIView):
                 headers=headers,
                 remote_addr=django_request.META.get("REMOTE_ADDR") or None,
             )
-        except DataError as exc:
+        except (DataError, IntegrityError) as exc:
             logger.warning("Topview notice %s could not be stored as sent: %s", notice.uuid, exc)
             return error(
                 400, "The notice could not be stored as sent.", uuid=notice.uuid, uid=account.uid
