@@ -155,8 +155,9 @@ def main() -> None:
     tag = str(int(time.time()))
     server = start_gunicorn(args.port, "manual", args.workers)
     try:
-        for name, path in ENDPOINTS.items():  # warm up: connections, imports, caches
-            wrk(f"http://127.0.0.1:{args.port}{path}", "new", f"{tag}-warm", 2, args.connections)
+        for number, path in enumerate(ENDPOINTS.values()):  # warm up connections and caches
+            url = f"http://127.0.0.1:{args.port}{path}"
+            wrk(url, "new", f"{tag}-warm{number}", 2, args.connections)
         for round_number in range(args.rounds):
             for mode in ("new", "dup"):
                 for name, path in ENDPOINTS.items():
@@ -211,7 +212,8 @@ def main() -> None:
             rps = statistics.median(r["rps"] for r in rows)
             p50 = statistics.median(r["p50_ms"] for r in rows)
             p99 = statistics.median(r["p99_ms"] for r in rows)
-            summary[f"{mode}/{name}"] = {"rps": rps, "p50_ms": p50, "p99_ms": p99, "ratio": rps / bare}
+            ratio = rps / bare
+            summary[f"{mode}/{name}"] = {"rps": rps, "p50_ms": p50, "p99_ms": p99, "ratio": ratio}
             print(f"{mode:8} {name:18} {rps:8.0f} {p50:8.2f} {p99:8.2f} {rps / bare:6.2f}")
     inline_rps = statistics.median(r["rps"] for r in inline)
     bare_new = statistics.median(r["rps"] for r in runs[("bare view", "new")])
