@@ -51,7 +51,10 @@ def _check_accounts(raw: dict[str, Any]) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     extra = raw.get("ACCOUNTS", {})
     if not isinstance(extra, dict):
-        return [Error(f"{SETTINGS_NAME}['ACCOUNTS'] must be a dict of dicts.", id=_id("E003"))]
+        messages.append(
+            Error(f"{SETTINGS_NAME}['ACCOUNTS'] must be a dict of dicts.", id=_id("E003"))
+        )
+        extra = {}
     for name, values in extra.items():
         if not isinstance(values, dict) or not values.get("UID"):
             messages.append(

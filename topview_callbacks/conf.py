@@ -102,8 +102,8 @@ class TopviewSettings:
             found[DEFAULT_ACCOUNT] = Account(
                 DEFAULT_ACCOUNT, self.uid, self.api_key, self.notice_url
             )
-        extra = self._get("ACCOUNTS") or {}
-        for name, values in extra.items():
+        extra = self._get("ACCOUNTS")
+        for name, values in (extra if isinstance(extra, dict) else {}).items():
             if not isinstance(values, dict):
                 continue
             found[str(name)] = Account(
