@@ -128,19 +128,23 @@ class NoticeManager(models.Manager["Notice"]):
             f.get_db_prep_save(values[f.name] if f.name in values else f.get_default(), connection)
             for f in fields
         ]
+        columns = {f.name: str(f.column) for f in model._meta.concrete_fields}
+
+        def column(name: str) -> str:
+            return quote(columns[name])
+
         table = quote(model._meta.db_table)
-        count = quote(model._meta.get_field("delivery_count").column)
-        last = quote(model._meta.get_field("last_delivery_at").column)
+        count, last = column("delivery_count"), column("last_delivery_at")
         sql = (
-            f"INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) "
+            f"INSERT INTO {table} ({', '.join(column(f.name) for f in fields)}) "
             f"VALUES ({', '.join(['%s'] * len(fields))}) "
-            f"ON CONFLICT ({quote(model._meta.get_field('uuid').column)}) DO UPDATE SET "
+            f"ON CONFLICT ({column('uuid')}) DO UPDATE SET "
             f"{count} = {table}.{count} + 1, {last} = EXCLUDED.{last} "
-            f"RETURNING {quote(model._meta.pk.column)}, {count}"
+            f"RETURNING {column('id')}, {count}"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            notice_id, delivery_count = cursor.fetchone()
+            notice_id, delivery_count = cursor.fetchone()  # type: ignore[misc]
         return Delivery(notice_id=notice_id, created=delivery_count == 1)
 
 
