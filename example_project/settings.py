@@ -94,7 +94,24 @@ TOPVIEW_CALLBACKS = {
     "NOTICE_URL": os.environ.get("TOPVIEW_NOTICE_URL", "http://127.0.0.1:8000/topview/notice/"),
     "API_BASE_URL": os.environ.get("TOPVIEW_API_BASE_URL", "https://api.topview.ai"),
     "PROCESSING": os.environ.get("TOPVIEW_PROCESSING", "inline"),
+    # Seconds before a task without notice is polled; the fake-server demo sets it low.
+    "POLL_AFTER": {"default": float(os.environ.get("TOPVIEW_POLL_AFTER", 900))},
 }
+
+# Celery with Redis when a broker is configured (run `celery -A example_project worker -B`);
+# inline processing in the web process otherwise.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or ""
+if CELERY_BROKER_URL:
+    TOPVIEW_CALLBACKS["PROCESSING"] = os.environ.get("TOPVIEW_PROCESSING", "celery")
+    CELERY_TASK_IGNORE_RESULT = True
+    # A notice's task is acknowledged late; Redis redelivers an unacknowledged one after
+    # this many seconds (worker died). Keep it above the longest retry countdown.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BEAT_SCHEDULE = {
+        "topview-sweep": {"task": "topview_callbacks.sweep", "schedule": 60.0},
+        "topview-reconcile": {"task": "topview_callbacks.reconcile", "schedule": 300.0},
+        "topview-prune": {"task": "topview_callbacks.prune", "schedule": 24 * 3600.0},
+    }
 
 LOGGING = {
     "version": 1,

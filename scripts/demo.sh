@@ -1,42 +1,64 @@
 #!/usr/bin/env bash
 # Sets up and serves the example project on http://127.0.0.1:8000 (SQLite, no services):
-# virtualenv, install, migrate, a local-only admin login (admin / admin), and one sample
-# notice of each bizType sent to the running server so the admin has data. Ctrl-C stops it.
+# virtualenv, install, migrate, a local-only admin login (admin / admin), one sample notice
+# per product sent to the running server, and the full loop without a Topview account: a
+# fake Topview on 127.0.0.1:8765 runs submitted tasks, drops 30% of its callbacks, and the
+# polling fallback (topview_reconcile every 10 s) finds those outcomes. Ctrl-C stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 py=.venv/bin/python
 port=${PORT:-8000}
+fake_port=${FAKE_TOPVIEW_PORT:-8765}
 export DJANGO_SETTINGS_MODULE=example_project.settings
 export TOPVIEW_NOTICE_URL=${TOPVIEW_NOTICE_URL:-http://127.0.0.1:$port/topview/notice/}
+export TOPVIEW_API_BASE_URL=${TOPVIEW_API_BASE_URL:-http://127.0.0.1:$fake_port}
+export TOPVIEW_POLL_AFTER=${TOPVIEW_POLL_AFTER:-5}
 
 $py manage.py migrate -v0
 # A demo login for this local SQLite database only; never do this on a real site.
 DJANGO_SUPERUSER_PASSWORD=admin $py manage.py createsuperuser --noinput \
   --username admin --email admin@example.com >/dev/null 2>&1 || true
 
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT INT TERM
+$py manage.py topview_fake_server --port "$fake_port" --duration 2-6 --fail-rate 0.2 \
+  --drop 0.3 --duplicate 0.2 --reorder &
+pids+=($!)
 $py manage.py runserver "127.0.0.1:$port" --noreload &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT INT TERM
-for _ in $(seq 1 50); do
+pids+=($!)
+for _ in $(seq 1 100); do
   $py -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/topview/notice/')" \
     2>/dev/null && break
   sleep 0.2
 done
 
-if [ "$($py -c 'import django; django.setup(); from topview_callbacks.models import Notice; print(Notice.objects.count())')" = 0 ]; then
+first_run=$($py -c 'import django; django.setup()
+from topview_callbacks.models import Notice; print(int(not Notice.objects.exists()))')
+if [ "$first_run" = 1 ]; then
   for biz in M2V_PREVIEW M2V_EXPORT VOICE_CLONE VOICE_TEXT2VOICE COMMON_TASK_TEXT2IMAGE \
              COMMON_TASK_IMAGE2VIDEO PRODUCT_AVATAR_IMAGE2VIDEO SCRAPER; do
     $py manage.py topview_send_test_notice --biz-type "$biz" >/dev/null
   done
   $py manage.py topview_send_test_notice --biz-type COMMON_TASK_TEXT2VIDEO --status fail >/dev/null
-  echo "Sent 9 sample notices to http://127.0.0.1:$port/topview/notice/"
+  echo "Sent 9 sample notices to $TOPVIEW_NOTICE_URL"
 fi
+# The full loop: tasks submitted through the client to the fake Topview.
+for n in 1 2 3 4 5 6; do
+  $py manage.py topview_submit VOICE_CLONE "name=Demo voice $n" originVoiceFileId=demo-file
+done
+$py manage.py topview_submit COMMON_TASK_TEXT2IMAGE "prompt=A red bicycle" generatingCount=1
+# Polling fallback for the callbacks the fake Topview dropped (cron would do this).
+(while sleep 10; do $py manage.py topview_reconcile >/dev/null 2>&1 || true; done) &
+pids+=($!)
 cat <<MSG
 
   The example project is running: http://127.0.0.1:$port/admin/  (login: admin / admin)
-  Send another notice:  .venv/bin/python manage.py topview_send_test_notice --biz-type VOICE_CLONE
+  A fake Topview runs at $TOPVIEW_API_BASE_URL; outcomes of the 7 submitted tasks arrive
+  within ~15 s, by callback or, for dropped callbacks, by polling.
+  Send a notice:   .venv/bin/python manage.py topview_send_test_notice --biz-type VOICE_CLONE
+  Submit a task:   TOPVIEW_API_BASE_URL=$TOPVIEW_API_BASE_URL .venv/bin/python manage.py topview_submit VOICE_CLONE name=Ann
   Stop with Ctrl-C.
 
 MSG
-wait $server
+wait "${pids[1]}"

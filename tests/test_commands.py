@@ -103,9 +103,12 @@ def test_check_notice_url_exits_non_zero_without_a_traceback() -> None:
 
 
 def test_check_notice_url_without_any_url_says_what_to_set() -> None:
-    with override_settings(TOPVIEW_CALLBACKS={"UID": "u", "API_KEY": "k"}):
-        with pytest.raises(CommandError, match="NOTICE_URL"):
-            run("check_notice_url")
+    config = {"UID": "u", "API_KEY": "k"}
+    with (
+        override_settings(TOPVIEW_CALLBACKS=config),
+        pytest.raises(CommandError, match="NOTICE_URL"),
+    ):
+        run("check_notice_url")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -172,3 +175,39 @@ def test_process_pending_command_processes_stored_notices(record_signal: Any) ->
         deliver_notice(notice_payload(), uid="u")
     assert "Processed 1 notice(s)." in run("topview_process_pending")
     assert len(fired.calls) == 1
+
+
+@pytest.mark.django_db
+def test_submit_records_a_task_with_notice_url_and_typed_params() -> None:
+    from topview_callbacks.models import SubmittedTask
+    from topview_callbacks.testing import mock_topview
+
+    with mock_topview() as fake:
+        output = run("topview_submit", "VOICE_CLONE", "name=Ann", "voiceSpeed=1.2", "voiceText=hi")
+    task = SubmittedTask.objects.get()
+    assert f"Submitted VOICE_CLONE task {task.task_id}" in output
+    submitted = fake.tasks[("VOICE_CLONE", task.task_id)]
+    assert submitted.params["name"] == "Ann" and submitted.params["voiceSpeed"] == 1.2
+    assert submitted.notice_url == "https://example.com/topview/notice/"
+    assert task.notice_uuid == submitted.notice_uuid != ""
+    assert task.status == "submitted"
+
+
+@pytest.mark.django_db
+def test_submit_without_notice_url_and_bad_params() -> None:
+    from topview_callbacks.models import SubmittedTask
+    from topview_callbacks.testing import mock_topview
+
+    with pytest.raises(CommandError, match="key=value"):
+        run("topview_submit", "VOICE_CLONE", "oops")
+    with mock_topview() as fake:
+        run("topview_submit", "VOICE_CLONE", "name=Ann", "--no-notice-url")
+    task = SubmittedTask.objects.get()
+    assert fake.tasks[("VOICE_CLONE", task.task_id)].notice_url is None
+    assert task.notice_uuid == ""
+
+
+@pytest.mark.django_db
+def test_submit_reports_topview_refusals_in_one_line() -> None:
+    with pytest.raises(CommandError, match="Unknown bizType"):
+        run("topview_submit", "NOT_A_PRODUCT")

@@ -48,6 +48,21 @@ class BizTypeSpec:
     query_path: str
     media: tuple[MediaPath, ...] = field(default_factory=tuple)
     uncertain: bool = False  # the endpoint mapping is our inference, not documented
+    # Fields the client adds to every submit of this type (the caller's values win).
+    submit_defaults: tuple[tuple[str, Any], ...] = ()
+    # Where the task state is in the query result; "[]" means "every item" (see task_status).
+    status_path: str = "status"
+
+
+# Endpoints that belong to no bizType (topview-api.md §5.2, §5.3, §6).
+NOTICE_URL_CHECK_PATH = "/notice/notice_url/check"
+UPLOAD_CREDENTIAL_PATH = "/v1/upload/credential"
+UPLOAD_CHECK_PATH = "/v1/upload/check"
+CREDIT_DETAIL_PATH = "/user/credit/detail"
+
+# Query-result states (topview-api.md §4); "failed" is a spelling some products use.
+FINAL_STATES = {"success": "success", "fail": "fail", "failed": "fail"}
+UNFINISHED_STATES = frozenset({"init", "running"})
 
 
 def _videos(prefix: str) -> tuple[MediaPath, ...]:
@@ -72,16 +87,26 @@ SPECS: dict[str, BizTypeSpec] = {
         uncertain=True,
     ),
     BizType.M2V_PREVIEW: BizTypeSpec(
-        "/v1/m2v/task/submit", "/v1/m2v/task/query", _videos("previewVideos")
+        "/v1/m2v/task/submit",
+        "/v1/m2v/task/query",
+        _videos("previewVideos"),
+        submit_defaults=(("preview", True),),
     ),
+    # The export shares the M2V task id and query endpoint; its own state is per exported
+    # video. Whether the top-level "status" follows the export is not documented.
     BizType.M2V_EXPORT: BizTypeSpec(
-        "/v1/m2v/export", "/v1/m2v/task/query", _videos("exportVideos")
+        "/v1/m2v/export",
+        "/v1/m2v/task/query",
+        _videos("exportVideos"),
+        uncertain=True,
+        status_path="exportVideos[].status",
     ),
     BizType.M2V_SCRIPT: BizTypeSpec("/v1/m2v/task/submit", "/v1/m2v/task/query", uncertain=True),
     BizType.PRODUCT_AVATAR_REPLACE_PRODUCT_IMAGE: BizTypeSpec(
         "/v1/product_avatar/task/image_replace/submit",
         "/v1/product_avatar/task/image_replace/result",
         (MediaPath("image", "productReplaceResult[].url"),),
+        status_path="taskStatus",
     ),
     BizType.PRODUCT_AVATAR_IMAGE2VIDEO: BizTypeSpec(
         "/v2/product_avatar/task/image2Video/submit",
@@ -158,3 +183,27 @@ def media_urls(biz_type: str, result: Any) -> list[tuple[str, str]]:
             if isinstance(url, str) and url.lower().startswith(("https://", "http://")):
                 found.append((media.kind, url))
     return found
+
+
+def task_status(biz_type: str, result: Any) -> str:
+    """The state of a task in a query result: "init", "running", "success" or "fail".
+
+    Per-item states (``status_path`` with ``[]``) count as success when any item succeeded,
+    fail when every item failed, and running otherwise; an unreadable result is "running",
+    so polling tries again rather than deciding on a guess.
+    """
+    spec = spec_for(biz_type)
+    path = spec.status_path if spec is not None else "status"
+    values = [str(v).lower() for v in _walk(result, path.split(".")) if v is not None]
+    if not values:
+        return "running"
+    if "[]" in path:
+        if any(FINAL_STATES.get(v) == "success" for v in values):
+            return "success"
+        if all(FINAL_STATES.get(v) == "fail" for v in values):
+            return "fail"
+        return "running"
+    value = values[0]
+    if value in FINAL_STATES:
+        return FINAL_STATES[value]
+    return value if value in UNFINISHED_STATES else "running"

@@ -206,3 +206,118 @@ def _notice_model() -> Any:
     from topview_callbacks.models import Notice
 
     return Notice
+
+
+# Processing, retry, sweep and prune settings (ids E020+, W020+).
+_POSITIVE_KEYS = (
+    "MAX_ATTEMPTS",
+    "RETRY_BACKOFF_MAX",
+    "SWEEP_AFTER",
+    "PRUNE_AFTER_DAYS",
+    "PRUNE_FAILED_AFTER_DAYS",
+)
+
+
+@register(Tags.compatibility)
+def check_processing_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    raw = getattr(settings, SETTINGS_NAME, None)
+    if not isinstance(raw, dict):
+        return []  # E001 already says so.
+    messages: list[CheckMessage] = []
+    for key in (*_POSITIVE_KEYS, "RETRY_BACKOFF"):
+        value = raw.get(key, DEFAULTS[key])
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or value < 0 or (value == 0 and key != "RETRY_BACKOFF"):
+            messages.append(
+                Error(
+                    f"{SETTINGS_NAME}[{key!r}] must be a "
+                    f"{'non-negative' if key == 'RETRY_BACKOFF' else 'positive'} number.",
+                    id=_id("E020"),
+                )
+            )
+    if messages:
+        return messages
+    if raw.get("PRUNE_FAILED_AFTER_DAYS", DEFAULTS["PRUNE_FAILED_AFTER_DAYS"]) < raw.get(
+        "PRUNE_AFTER_DAYS", DEFAULTS["PRUNE_AFTER_DAYS"]
+    ):
+        messages.append(
+            Warning(
+                f"{SETTINGS_NAME}['PRUNE_FAILED_AFTER_DAYS'] is below 'PRUNE_AFTER_DAYS': "
+                "failed notices are kept as long as the others, not shorter.",
+                hint="Keep failed notices longer, so someone can still replay them.",
+                id=_id("W020"),
+            )
+        )
+    if raw.get("SWEEP_AFTER", DEFAULTS["SWEEP_AFTER"]) < 30:
+        messages.append(
+            Warning(
+                f"{SETTINGS_NAME}['SWEEP_AFTER'] is under 30 seconds: a receiver still running "
+                "after that long is considered dead and may be run a second time.",
+                hint="Set it above the longest time your receivers take (default 300).",
+                id=_id("W021"),
+            )
+        )
+    return messages
+
+
+# Polling fallback (polling.reconcile).
+_MIN_SAFE_TASK_MAX_AGE = 24 * 60 * 60  # off-peak tasks may take a day (topview-api.md §8)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@register(Tags.compatibility)
+def check_polling_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    from topview_callbacks.biz_types import SPECS
+
+    raw = getattr(settings, SETTINGS_NAME, None)
+    if not isinstance(raw, dict):
+        return []  # E001 already says so.
+    messages: list[CheckMessage] = []
+    poll_after = raw.get("POLL_AFTER", DEFAULTS["POLL_AFTER"])
+    delays = poll_after if isinstance(poll_after, dict) else {"default": poll_after}
+    if not all(_is_number(value) and value >= 0 for value in delays.values()):
+        messages.append(
+            Error(
+                f"{SETTINGS_NAME}['POLL_AFTER'] must be seconds (a number >= 0), or a dict of "
+                "bizType -> seconds with an optional 'default'.",
+                hint='For example {"default": 900, "M2V_EXPORT": 3600}.',
+                id=_id("E010"),
+            )
+        )
+    unknown = sorted(set(delays) - set(SPECS) - {"default"}) if isinstance(poll_after, dict) else []
+    if unknown:
+        messages.append(
+            Warning(
+                f"{SETTINGS_NAME}['POLL_AFTER'] names unknown bizTypes: {', '.join(unknown)}.",
+                hint="Use the bizType strings Topview sends, e.g. M2V_PREVIEW, or 'default'.",
+                id=_id("W011"),
+            )
+        )
+    for key in ("POLL_MAX_INTERVAL", "TASK_MAX_AGE", "RECONCILE_BATCH_SIZE"):
+        value = raw.get(key, DEFAULTS[key])
+        if not _is_number(value) or value <= 0:
+            messages.append(
+                Error(f"{SETTINGS_NAME}[{key!r}] must be a positive number.", id=_id("E011"))
+            )
+    backoff = raw.get("POLL_BACKOFF", DEFAULTS["POLL_BACKOFF"])
+    if not _is_number(backoff) or backoff < 1:
+        messages.append(
+            Error(
+                f"{SETTINGS_NAME}['POLL_BACKOFF'] must be a number >= 1 (1: a fixed interval).",
+                id=_id("E012"),
+            )
+        )
+    max_age = raw.get("TASK_MAX_AGE", DEFAULTS["TASK_MAX_AGE"])
+    if _is_number(max_age) and 0 < max_age < _MIN_SAFE_TASK_MAX_AGE:
+        messages.append(
+            Warning(
+                f"{SETTINGS_NAME}['TASK_MAX_AGE'] is under 24 hours: off-peak Topview tasks can "
+                "take that long and would be marked expired before they finish.",
+                hint="Leave the default (48 h) unless you never submit off-peak tasks.",
+                id=_id("W010"),
+            )
+        )
+    return messages

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -37,6 +38,39 @@ DEFAULTS: dict[str, Any] = {
     "PROCESSING": "inline",
     # Seconds before a call to Topview's API gives up.
     "REQUEST_TIMEOUT": 30.0,
+    # Celery: attempts at running a notice's receivers (the first one included) before the
+    # notice stays "failed" (replay it from the admin or `topview_reprocess`).
+    "MAX_ATTEMPTS": 5,
+    # Celery: seconds before the first retry after a receiver raised; doubled on each
+    # further attempt, capped at RETRY_BACKOFF_MAX.
+    "RETRY_BACKOFF": 10.0,
+    "RETRY_BACKOFF_MAX": 600.0,
+    # Celery: wait a random 50-100% of the backoff, so failures don't retry in lockstep.
+    "RETRY_JITTER": True,
+    # Seconds after which a notice still pending (the broker was down) or still processing
+    # (its worker died) counts as stuck: the sweep restarts it. Keep it above the longest
+    # time your receivers may take, or a slow receiver could be run twice.
+    "SWEEP_AFTER": 300.0,
+    # Days after which processed, duplicate and ignored notices are pruned.
+    "PRUNE_AFTER_DAYS": 90,
+    # Days after which failed notices are pruned (kept longer: someone may replay them).
+    "PRUNE_FAILED_AFTER_DAYS": 365,
+    # Polling fallback (polling.reconcile): seconds after submit before a task whose
+    # notice has not come is queried, per bizType; "default" covers the others.
+    "POLL_AFTER": {"default": 15 * 60},
+    # After each poll that finds the task unfinished, the wait grows by this factor
+    # (1 = a fixed interval) ...
+    "POLL_BACKOFF": 2.0,
+    # ... up to this many seconds between two polls of one task.
+    "POLL_MAX_INTERVAL": 60 * 60,
+    # Seconds after submit when a task still without outcome is marked expired (signal
+    # task_expired). Off-peak tasks can take 24 h, so the default leaves a margin.
+    "TASK_MAX_AGE": 48 * 60 * 60,
+    # At most this many tasks are queried by one reconcile pass.
+    "RECONCILE_BATCH_SIZE": 200,
+    # True: before firing the signals for a callback, confirm it with the query endpoint and
+    # keep Topview's answer (callbacks are unsigned). One API call per callback.
+    "VERIFY_WITH_QUERY": False,
 }
 
 
@@ -93,6 +127,62 @@ class TopviewSettings:
     @property
     def request_timeout(self) -> float:
         return float(self._get("REQUEST_TIMEOUT"))
+
+    @property
+    def max_attempts(self) -> int:
+        return int(self._get("MAX_ATTEMPTS"))
+
+    @property
+    def retry_backoff(self) -> float:
+        return float(self._get("RETRY_BACKOFF"))
+
+    @property
+    def retry_backoff_max(self) -> float:
+        return float(self._get("RETRY_BACKOFF_MAX"))
+
+    @property
+    def retry_jitter(self) -> bool:
+        return bool(self._get("RETRY_JITTER"))
+
+    @property
+    def sweep_after(self) -> float:
+        """Seconds; see ``SWEEP_AFTER``."""
+        return float(self._get("SWEEP_AFTER"))
+
+    @property
+    def prune_after_days(self) -> int:
+        return int(self._get("PRUNE_AFTER_DAYS"))
+
+    @property
+    def prune_failed_after_days(self) -> int:
+        return int(self._get("PRUNE_FAILED_AFTER_DAYS"))
+
+    def poll_after(self, biz_type: str) -> timedelta:
+        """How long after submit a ``biz_type`` task waits for its notice before a poll."""
+        value = self._get("POLL_AFTER")
+        if isinstance(value, dict):
+            value = value.get(biz_type, value.get("default", DEFAULTS["POLL_AFTER"]["default"]))
+        return timedelta(seconds=float(value))
+
+    @property
+    def poll_backoff(self) -> float:
+        return float(self._get("POLL_BACKOFF"))
+
+    @property
+    def poll_max_interval(self) -> timedelta:
+        return timedelta(seconds=float(self._get("POLL_MAX_INTERVAL")))
+
+    @property
+    def task_max_age(self) -> timedelta:
+        return timedelta(seconds=float(self._get("TASK_MAX_AGE")))
+
+    @property
+    def reconcile_batch_size(self) -> int:
+        return int(self._get("RECONCILE_BATCH_SIZE"))
+
+    @property
+    def verify_with_query(self) -> bool:
+        return bool(self._get("VERIFY_WITH_QUERY"))
 
     @property
     def accounts(self) -> dict[str, Account]:

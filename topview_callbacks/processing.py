@@ -2,22 +2,34 @@
 
 The view (after commit), the Celery task, the admin actions and the management
 commands all call these plain functions. Nothing here imports Celery or HTTP requests.
+Polling (``polling.py``) and pruning (``pruning.py``) build on it.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
+from django.dispatch import Signal
 from django.utils import timezone
 
-from topview_callbacks import signals
+from topview_callbacks import biz_types, signals
+from topview_callbacks.client import TopviewClient
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
+from topview_callbacks.exceptions import TopviewError
+from topview_callbacks.models import (
+    FINAL_TASK_STATUSES,
+    Notice,
+    NoticeSource,
+    NoticeState,
+    SubmittedTask,
+    TaskStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +51,7 @@ def dispatch(notice_id: int) -> None:
     """
     mode = topview_settings.processing
     try:
+        _send_stored_signal(notice_id)
         if mode == "inline":
             process_notice(notice_id)
         elif mode == "celery":
@@ -52,7 +65,7 @@ def dispatch(notice_id: int) -> None:
         )
 
 
-def _claim(notice_id: int, states: Iterable[str], stale_before: timezone.datetime | None) -> bool:
+def _claim(notice_id: int, states: Iterable[str], stale_before: datetime | None) -> bool:
     """Atomically move the notice to PROCESSING; False if another worker has it or it is done."""
     claimable = Q(state__in=list(states))
     if stale_before is not None:
@@ -89,6 +102,7 @@ def _record_outcome(notice: Notice) -> bool:
             )
             notice.state = NoticeState.DUPLICATE
             return False
+        old_status = task.status
         task.status = TaskStatus(notice.status)
         task.result = notice.result
         task.error_message = notice.error_message
@@ -107,7 +121,16 @@ def _record_outcome(notice: Notice) -> bool:
             ]
         )
         Notice.objects.filter(pk=notice.pk).update(submitted_task=task)
-        return True
+    if old_status != task.status:
+        send_lifecycle_signal(
+            signals.task_status_changed,
+            sender=SubmittedTask,
+            task=task,
+            old_status=str(old_status),
+            new_status=str(task.status),
+            notice=notice,
+        )
+    return True
 
 
 def _send_outcome_signals(notice: Notice) -> None:
@@ -139,6 +162,8 @@ def process_notice(
     if not _claim(notice_id, claim_from, stale_before):
         return None
     notice = Notice.objects.select_related("submitted_task").get(pk=notice_id)
+    if notice.submitted_task_id is None and not _verified(notice):
+        return notice  # VERIFY_WITH_QUERY could not confirm it: pending, retried later
     # A notice already linked recorded its outcome on an earlier attempt (which then
     # failed, or is being replayed): only the receivers run again.
     if notice.submitted_task_id is None and not _record_outcome(notice):
@@ -147,6 +172,7 @@ def process_notice(
             notice.uuid,
             notice.biz_type,
             notice.task_id,
+            extra=log_fields(notice),
         )
         return notice
     try:
@@ -159,6 +185,7 @@ def process_notice(
             notice.biz_type,
             notice.task_id,
             notice.account,
+            extra=log_fields(notice),
         )
         Notice.objects.filter(pk=notice_id).update(state=NoticeState.FAILED, last_error=error)
         notice.state, notice.last_error = NoticeState.FAILED, error
@@ -193,3 +220,144 @@ def process_pending(*, limit: int | None = None, stale_after: timedelta | None =
         if process_notice(notice_id, stale_after=stale_after) is not None:
             done += 1
     return done
+
+
+# --- Lifecycle signals and structured logs -------------------------------------------------
+
+
+def log_fields(notice: Notice) -> dict[str, Any]:
+    """``extra=`` for a log line about ``notice``: the fields log aggregators filter on."""
+    return {
+        "topview_notice_id": notice.pk,
+        "topview_notice_uuid": notice.uuid,
+        "topview_task_id": notice.task_id,
+        "topview_biz_type": notice.biz_type,
+        "topview_account": notice.account,
+    }
+
+
+def send_lifecycle_signal(signal: Signal, sender: type, **kwargs: Any) -> None:
+    """Send a metrics signal: a failing receiver is logged, never breaks the pipeline."""
+    for receiver, response in signal.send_robust(sender=sender, **kwargs):
+        if isinstance(response, Exception):
+            logger.error("Lifecycle signal receiver %r raised", receiver, exc_info=response)
+
+
+def _send_stored_signal(notice_id: int) -> None:
+    # Fetching the row costs a query on the request path: only when someone listens.
+    if not signals.notice_stored.has_listeners(Notice):
+        return
+    notice = Notice.objects.filter(pk=notice_id).first()
+    if notice is not None:
+        send_lifecycle_signal(signals.notice_stored, sender=Notice, notice=notice)
+
+
+# --- Sweep: an acknowledged notice is always processed eventually -------------------------
+
+
+def _sweep_cutoff(older_than: timedelta | None) -> datetime:
+    if older_than is None:
+        older_than = timedelta(seconds=topview_settings.sweep_after)
+    return timezone.now() - older_than
+
+
+def stuck_notices(older_than: timedelta | None = None) -> QuerySet[Notice]:
+    """Notices pending (the broker was down) or processing (the worker died) for too long."""
+    cutoff = _sweep_cutoff(older_than)
+    return Notice.objects.filter(
+        Q(state=NoticeState.PENDING, received_at__lt=cutoff)
+        | Q(state=NoticeState.PROCESSING, processing_started_at__lt=cutoff)
+    )
+
+
+def sweep(
+    *,
+    older_than: timedelta | None = None,
+    limit: int = 1000,
+    restart: Callable[[int], object] | None = None,
+) -> int:
+    """Restart notices stuck for longer than ``older_than`` (``SWEEP_AFTER``); returns how many.
+
+    ``restart`` gets each notice id: the Celery sweep passes ``tasks.enqueue_notice``; by
+    default the notice is processed here. A notice stuck in processing after ``MAX_ATTEMPTS``
+    claims (processing it keeps killing the worker) is marked failed instead of restarted.
+    """
+    older_than = older_than or timedelta(seconds=topview_settings.sweep_after)
+    cutoff = timezone.now() - older_than
+    abandoned = stuck_notices(older_than).filter(
+        state=NoticeState.PROCESSING, attempts__gte=topview_settings.max_attempts
+    )
+    for notice in abandoned[:limit]:
+        error = (
+            f"Abandoned after {notice.attempts} attempts: the worker processing it "
+            "stopped each time (killed, out of memory?)."
+        )
+        # The state guard makes this a no-op if a worker finished it meanwhile.
+        if Notice.objects.filter(
+            pk=notice.pk, state=NoticeState.PROCESSING, processing_started_at__lt=cutoff
+        ).update(state=NoticeState.FAILED, last_error=error):
+            logger.error(
+                "Topview notice %s (%s %s, account %s): %s",
+                notice.uuid,
+                notice.biz_type,
+                notice.task_id,
+                notice.account,
+                error,
+                extra=log_fields(notice),
+            )
+            notice.state, notice.last_error = NoticeState.FAILED, error
+            send_lifecycle_signal(
+                signals.notice_processing_failed, sender=Notice, notice=notice, error=error
+            )
+    restarted = 0
+    for notice in stuck_notices(older_than).order_by("received_at")[:limit]:
+        logger.warning(
+            "Topview notice %s (%s %s, account %s) stuck %s since %s; restarting it",
+            notice.uuid,
+            notice.biz_type,
+            notice.task_id,
+            notice.account,
+            notice.state,
+            notice.processing_started_at or notice.received_at,
+            extra=log_fields(notice),
+        )
+        if restart is not None:
+            restart(notice.pk)
+        else:
+            process_notice(notice.pk, stale_after=older_than)
+        restarted += 1
+    return restarted
+
+
+def _verified(notice: Notice) -> bool:
+    """VERIFY_WITH_QUERY: replace a callback's claim with Topview's answer to a query.
+
+    False when the query fails or the task is not final there: the notice goes back to
+    pending (the sweep retries it) and the task is left open, so a later delivery of the
+    outcome, by callback or by poll, is not blocked.
+    """
+    if (
+        not topview_settings.verify_with_query
+        or notice.source != NoticeSource.CALLBACK
+        or biz_types.spec_for(notice.biz_type) is None
+    ):
+        return True
+    try:
+        result = TopviewClient(notice.account).query(notice.biz_type, notice.task_id)
+        state = biz_types.task_status(notice.biz_type, result)
+        if state not in FINAL_TASK_STATUSES:
+            raise TopviewError(f"the query endpoint reports the task as {state!r}")
+    except Exception as exc:  # whatever went wrong, the notice must stay retryable
+        message = f"Not confirmed by Topview's query endpoint (VERIFY_WITH_QUERY): {exc}"
+        logger.warning("Topview notice %s: %s", notice.uuid, message, extra=log_fields(notice))
+        Notice.objects.filter(pk=notice.pk).update(state=NoticeState.PENDING, last_error=message)
+        notice.state, notice.last_error = NoticeState.PENDING, message
+        return False
+    notice.status = state
+    if isinstance(result, dict):
+        notice.result = result
+        notice.error_message = str(result.get("errorMsg") or "")
+    Notice.objects.filter(pk=notice.pk).update(
+        status=notice.status, result=notice.result, error_message=notice.error_message
+    )
+    return True

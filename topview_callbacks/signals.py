@@ -52,3 +52,19 @@ by_biz_type: dict[str, Signal] = {
 # Lifecycle signals, for metrics and alerting rather than business logic.
 # kwargs: notice (Notice), error (str: the traceback). Sent after a receiver raised.
 notice_processing_failed = Signal()
+
+# A task got no outcome within TASK_MAX_AGE and was marked expired by polling.reconcile
+# (sender=SubmittedTask; send_robust). Not final: a late notice still delivers its outcome.
+# kwargs: task (SubmittedTask, status "expired").
+task_expired = Signal()
+
+# A new notice was committed (not sent for repeated deliveries of a stored uuid), just before
+# its processing starts. Sent with send_robust: a failing receiver is logged, never raised.
+# kwargs: notice (Notice). The row is fetched only when a receiver is connected.
+notice_stored = Signal()
+
+# processing recorded a new status on a task (sent with sender=SubmittedTask, after commit of
+# the change when not inside an outer transaction; send_robust).
+# kwargs: task (SubmittedTask), old_status (str), new_status (str), notice (Notice | None:
+#         the notice that brought the change).
+task_status_changed = Signal()

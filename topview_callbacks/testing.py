@@ -165,3 +165,9 @@ def send_notice(
         },
         timeout=timeout,
     )
+
+
+# The fake Topview (API, callbacks, chaos) lives in its own modules; its public names are here.
+from topview_callbacks.fake_server import FakeTopviewServer  # noqa: E402, F401
+from topview_callbacks.fake_tasks import Delivery, FakeTask  # noqa: E402, F401
+from topview_callbacks.fake_topview import FakeTopview, mock_topview  # noqa: E402, F401

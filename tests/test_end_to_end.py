@@ -1,0 +1,131 @@
+"""The whole loop over real HTTP on 127.0.0.1: client -> fake Topview -> callbacks -> endpoint.
+
+The fake drops 30% of callbacks, duplicates 20% and reorders them; after reconciliation every
+task has reached the receivers exactly once. On SQLite the in-memory test database is shared
+between threads (Django's live server does this), so the fake's clock is held while this
+thread submits and nothing writes concurrently; on PostgreSQL callbacks and polls race.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+from django.test import override_settings
+from django.urls import reverse
+
+from tests.conftest import ON_POSTGRES
+from topview_callbacks import polling, signals
+from topview_callbacks.client import TopviewClient
+from topview_callbacks.models import Notice, NoticeState, SubmittedTask
+from topview_callbacks.testing import FakeTopview, FakeTopviewServer
+
+UID, KEY = "e2e-uid", "e2e-key"
+TASKS = 40
+BIZ_TYPES = [
+    "VOICE_CLONE",
+    "COMMON_TASK_TEXT2IMAGE",
+    "SCRAPER",
+    "M2V_PREVIEW",
+    "PRODUCT_AVATAR_REPLACE_PRODUCT_IMAGE",
+    "COMMON_TASK_IMAGE2VIDEO",
+    "VOICE_TEXT2VOICE",
+    "ZERO_SHOT_AVATAR",
+]
+
+
+class HeldClock:
+    """A monotonic clock that stands still until ``release()``, then runs on from there."""
+
+    def __init__(self, held: bool) -> None:
+        self._start = time.monotonic()
+        self._offset = 0.0
+        self._released = threading.Event()
+        if not held:
+            self.release()
+
+    def release(self) -> None:
+        self._offset = time.monotonic() - self._start
+        self._released.set()
+
+    def __call__(self) -> float:
+        if not self._released.is_set():
+            return self._start
+        return time.monotonic() - self._offset
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_task_reaches_the_receivers_exactly_once(live_server, record_signal):
+    outcomes = record_signal(signals.notice_received)
+    by_type = {biz: record_signal(signals.by_biz_type[biz]) for biz in BIZ_TYPES}
+    clock = HeldClock(held=not ON_POSTGRES)
+    fake = FakeTopview(
+        accounts={UID: KEY},
+        duration=(0.2, 1.0),
+        fail_rate=0.1,
+        drop=0.3,
+        duplicate=0.2,
+        delay=(0.0, 0.5),
+        reorder=True,
+        seed=20240607,
+        clock=clock,
+    )
+    with FakeTopviewServer(fake) as server:
+        settings = {
+            "UID": UID,
+            "API_KEY": KEY,
+            "API_BASE_URL": server.url,
+            "NOTICE_URL": live_server.url + reverse("topview_callbacks:notice"),
+            "PROCESSING": "inline",
+            "POLL_AFTER": {"default": 0},
+            "POLL_BACKOFF": 1,
+        }
+        with override_settings(TOPVIEW_CALLBACKS=settings):
+            client = TopviewClient()
+            started = time.monotonic()
+            submitted = [
+                client.submit(BIZ_TYPES[n % len(BIZ_TYPES)], prompt=f"task {n}")
+                for n in range(TASKS)
+            ]
+            clock.release()
+            if ON_POSTGRES:
+                # Polls race the callbacks: poll-then-callback and callback-then-poll both happen.
+                while not fake.idle():
+                    polling.reconcile()
+                    time.sleep(0.05)
+            assert server.wait_idle(timeout=30)
+            final = polling.reconcile()
+            elapsed = time.monotonic() - started
+            assert polling.reconcile().polled == 0
+
+    expected = {(task.biz_type, task.task_id) for task in submitted}
+    assert len(expected) == TASKS
+    fired = Counter((call["notice"].biz_type, call["notice"].task_id) for call in outcomes.calls)
+    assert fired == Counter({key: 1 for key in expected})  # every task, exactly once
+    for biz, recorder in by_type.items():
+        assert len(recorder.calls) == sum(1 for b, _ in expected if b == biz)
+
+    for task in SubmittedTask.objects.all():
+        assert task.status == fake.task(task.task_id, task.biz_type).outcome
+    stats = fake.stats
+    assert stats["callbacks"] == TASKS
+    assert stats["dropped"] >= 1 and stats["duplicated"] >= 1
+    assert stats["sent"] == stats["acked"] == TASKS - stats["dropped"] + stats["duplicated"]
+    polled = Notice.objects.filter(source="poll").count()
+    # A task whose callback was dropped can only be found by polling.
+    assert polled >= stats["dropped"]
+    if not ON_POSTGRES:
+        # Nothing raced: exactly the tasks whose callback was dropped were found by polling.
+        assert polled == stats["dropped"] == final.delivered
+    assert not Notice.objects.filter(state__in=[NoticeState.PENDING, NoticeState.FAILED]).exists()
+    # Callbacks left in another order than their tasks finished in.
+    finish_order = [
+        fake.task(d.payload["taskId"], d.payload["bizType"]).finish_at for d, *_ in fake.sent
+    ]
+    assert finish_order != sorted(finish_order)
+    print(
+        f"\n{TASKS} tasks, {stats['dropped']} callbacks dropped, {stats['duplicated']} duplicated, "
+        f"{polled} outcomes by polling, {elapsed:.2f} s"
+    )

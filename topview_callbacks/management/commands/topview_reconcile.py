@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from topview_callbacks.polling import reconcile
+
+
+class Command(BaseCommand):
+    help = (
+        "One pass of the polling fallback: query Topview about submitted tasks whose notice "
+        "is overdue, deliver the outcomes found, and expire tasks older than TASK_MAX_AGE. "
+        "Run it from cron every few minutes if you do not use the Celery beat schedule."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--limit",
+            type=int,
+            help="Query at most this many tasks (default: RECONCILE_BATCH_SIZE).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        limit = options["limit"]
+        if limit is not None and limit < 1:
+            raise CommandError("--limit must be at least 1.")
+        report = reconcile(limit=limit)
+        message = (
+            f"Polled {report.polled} task(s): {report.delivered} outcome(s) delivered, "
+            f"{report.unfinished} still running, {report.errors} error(s); "
+            f"{report.expired} task(s) expired."
+        )
+        style = self.style.WARNING if report.errors else self.style.SUCCESS
+        self.stdout.write(style(message))

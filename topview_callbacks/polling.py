@@ -1,0 +1,193 @@
+"""Polling fallback: every submitted task gets its outcome, by callback or by query.
+
+Topview's callbacks may never come. ``reconcile`` queries tasks whose notice is overdue and
+turns a final answer into a ``source="poll"`` notice that goes through
+``processing.process_notice`` like a callback, so each outcome still fires once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from topview_callbacks import biz_types, signals
+from topview_callbacks.client import TopviewClient
+from topview_callbacks.conf import topview_settings
+from topview_callbacks.exceptions import TopviewError
+from topview_callbacks.models import (
+    FINAL_TASK_STATUSES,
+    Notice,
+    NoticeSource,
+    SubmittedTask,
+    TaskStatus,
+)
+from topview_callbacks.processing import process_notice, send_lifecycle_signal
+
+logger = logging.getLogger(__name__)
+
+# Tasks reconcile still asks about; "expired" ones only change on a late notice or "poll now".
+OPEN_TASK_STATUSES = (TaskStatus.SUBMITTED, TaskStatus.RUNNING)
+POLLABLE_TASK_STATUSES = (*OPEN_TASK_STATUSES, TaskStatus.EXPIRED)
+# The exponent of POLL_BACKOFF stops growing here, long after POLL_MAX_INTERVAL is reached.
+_MAX_BACKOFF_STEPS = 32
+
+
+@dataclass
+class ReconcileReport:
+    """What one ``reconcile`` pass did."""
+
+    polled: int = 0  # tasks queried
+    delivered: int = 0  # final outcomes found by polling and processed
+    unfinished: int = 0  # tasks Topview still reports as init/running
+    errors: int = 0  # queries that failed (logged; the task is tried again later)
+    expired: int = 0  # tasks marked expired
+
+
+def _notices_of_task() -> Exists:
+    return Exists(Notice.objects.filter(biz_type=OuterRef("biz_type"), task_id=OuterRef("task_id")))
+
+
+def due_tasks(now: datetime | None = None) -> QuerySet[SubmittedTask]:
+    """Unfinished tasks whose poll time has come and for which no notice was stored.
+
+    A task with a notice (even one not processed yet) is left alone: its outcome came.
+    """
+    now = now or timezone.now()
+    return (
+        SubmittedTask.objects.filter(status__in=OPEN_TASK_STATUSES)
+        .filter(Q(next_poll_at__lte=now) | Q(next_poll_at__isnull=True))
+        .exclude(_notices_of_task())
+        .order_by(F("next_poll_at").asc(nulls_first=True), "pk")
+    )
+
+
+def _poll_interval(task: SubmittedTask) -> timedelta:
+    base = topview_settings.poll_after(task.biz_type).total_seconds()
+    steps = min(task.poll_count + 1, _MAX_BACKOFF_STEPS)
+    seconds = base * topview_settings.poll_backoff**steps
+    return min(timedelta(seconds=seconds), topview_settings.poll_max_interval)
+
+
+def _poll_uuid(task: SubmittedTask) -> str:
+    # The callback's own uuid when Topview told us, so a later callback is the same row.
+    if task.notice_uuid:
+        return task.notice_uuid
+    uuid = f"poll:{task.biz_type}:{task.task_id}"
+    if len(uuid) > 128:  # the column's length
+        uuid = "poll:" + hashlib.sha256(uuid.encode()).hexdigest()
+    return uuid
+
+
+def poll_task(
+    task: SubmittedTask,
+    *,
+    client: TopviewClient | None = None,
+    now: datetime | None = None,
+) -> Notice | None:
+    """Query one task now. A final answer becomes a ``source="poll"`` notice, processed once.
+
+    Returns that notice, or None when the task is unfinished, already polled by someone
+    else meanwhile, or already has its outcome. Raises ``TopviewError`` if the query fails.
+    """
+    now = now or timezone.now()
+    # Optimistic claim on poll_count: two reconcile passes never query one task twice.
+    claimed = SubmittedTask.objects.filter(
+        pk=task.pk, poll_count=task.poll_count, status__in=POLLABLE_TASK_STATUSES
+    ).update(
+        last_polled_at=now, poll_count=F("poll_count") + 1, next_poll_at=now + _poll_interval(task)
+    )
+    if not claimed:
+        return None
+    client = client or TopviewClient(task.account)
+    result = client.query(task.biz_type, task.task_id)
+    state = biz_types.task_status(task.biz_type, result)
+    if state not in FINAL_TASK_STATUSES:
+        if task.status == TaskStatus.SUBMITTED:
+            SubmittedTask.objects.filter(pk=task.pk, status=TaskStatus.SUBMITTED).update(
+                status=TaskStatus.RUNNING
+            )
+        return None
+    error_message = result.get("errorMsg") if isinstance(result, dict) else None
+    delivery = Notice.objects.record_delivery(
+        uuid=_poll_uuid(task),
+        account=task.account,
+        biz_type=task.biz_type,
+        task_id=task.task_id,
+        status=state,
+        error_message=str(error_message or ""),
+        result=result if isinstance(result, dict) else None,
+        raw_body=json.dumps(result, ensure_ascii=False, separators=(",", ":")),
+        headers={},
+        source=NoticeSource.POLL,
+    )
+    if not delivery.created:
+        # The callback with this uuid was stored meanwhile: its processing delivers it.
+        return None
+    return process_notice(delivery.notice_id)
+
+
+def expire_tasks(now: datetime | None = None) -> int:
+    """Mark tasks older than TASK_MAX_AGE with no outcome expired; sends ``task_expired``."""
+    now = now or timezone.now()
+    cutoff = now - topview_settings.task_max_age
+    candidates = (
+        SubmittedTask.objects.filter(status__in=OPEN_TASK_STATUSES, submitted_at__lt=cutoff)
+        .exclude(_notices_of_task())
+        .values_list("pk", flat=True)
+    )
+    expired = 0
+    for pk in list(candidates):
+        # Conditional: a notice processed meanwhile made the task final; leave it so.
+        if not SubmittedTask.objects.filter(pk=pk, status__in=OPEN_TASK_STATUSES).update(
+            status=TaskStatus.EXPIRED,
+            next_poll_at=None,
+            error_message=f"No outcome within TASK_MAX_AGE ({topview_settings.task_max_age}).",
+        ):
+            continue
+        expired += 1
+        task = SubmittedTask.objects.get(pk=pk)
+        logger.warning("Topview task %s %s expired without an outcome", task.biz_type, task.task_id)
+        send_lifecycle_signal(signals.task_expired, sender=SubmittedTask, task=task)
+    return expired
+
+
+def reconcile(*, limit: int | None = None, now: datetime | None = None) -> ReconcileReport:
+    """One pass of the polling fallback: query overdue tasks, then expire the hopeless ones.
+
+    Safe to run from several places at once (cron, Celery beat, the admin): each task is
+    claimed before it is queried, and an outcome is delivered once whichever way it came.
+    """
+    now = now or timezone.now()
+    report = ReconcileReport()
+    clients: dict[str, TopviewClient] = {}
+    batch = limit if limit is not None else topview_settings.reconcile_batch_size
+    for task in list(due_tasks(now)[:batch]):
+        report.polled += 1
+        try:
+            client = clients.get(task.account) or clients.setdefault(
+                task.account, TopviewClient(task.account)
+            )
+            notice = poll_task(task, client=client, now=now)
+        except TopviewError as exc:
+            report.errors += 1
+            logger.warning(
+                "Could not poll Topview task %s %s (account %s): %s",
+                task.biz_type,
+                task.task_id,
+                task.account,
+                exc,
+            )
+            continue
+        if notice is None:
+            report.unfinished += 1
+        else:
+            report.delivered += 1
+    report.expired = expire_tasks(now)
+    logger.info("Topview reconcile: %s", report)
+    return report
