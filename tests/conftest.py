@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,10 +14,28 @@ from django.dispatch import Signal
 from topview_callbacks import signals
 
 ON_POSTGRES = settings.DATABASE_VENDOR == "postgres"
-SERVICES_REQUIRED = os.environ.get("CI") == "true" or os.environ.get("TOPVIEW_REQUIRE_SERVICES") == "1"
+SERVICES_REQUIRED = (
+    os.environ.get("CI") == "true" or os.environ.get("TOPVIEW_REQUIRE_SERVICES") == "1"
+)
+
+
+def _redis_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Redis (real Celery workers): skipped without it, except in CI where it must be up.
+    redis_items = [item for item in items if "redis" in item.keywords]
+    if redis_items and not _redis_reachable():
+        if SERVICES_REQUIRED:
+            raise pytest.UsageError("Redis is required here but nothing answers at 127.0.0.1:6379.")
+        skip_redis = pytest.mark.skip(reason="needs Redis: nothing answers at 127.0.0.1:6379")
+        for item in redis_items:
+            item.add_marker(skip_redis)
     if ON_POSTGRES:
         return
     skip = pytest.mark.skip(

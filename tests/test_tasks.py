@@ -1,0 +1,404 @@
+"""tasks.py in-process: the retry policy, enqueueing on commit, the sweep, the periodic tasks.
+
+The same tasks against a real worker and Redis: tests/test_celery_worker.py.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.checks import run_checks
+from django.core.management import call_command
+from django.test import override_settings
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from topview_callbacks import processing, signals, tasks
+from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
+from topview_callbacks.testing import deliver_notice, notice_payload
+
+pytestmark = pytest.mark.django_db
+
+BASE = {
+    "UID": "test-uid-NsDAaOPF4jLu",
+    "API_KEY": "sk-test-key",
+    "NOTICE_URL": "https://example.com/topview/notice/",
+}
+
+
+def topview(**values: Any) -> Any:
+    return override_settings(TOPVIEW_CALLBACKS={**BASE, **values})
+
+
+def store(**payload: Any) -> Notice:
+    """A stored, pending notice (PROCESSING='manual' only stores)."""
+    body = notice_payload(**payload)
+    with topview(PROCESSING="manual"):
+        assert deliver_notice(body).status_code == 200
+    return Notice.objects.get(uuid=body["uuid"])
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, dict[str, Any]]]:
+    """Messages the code would send to the broker (args, options), instead of sending them."""
+    sent: list[tuple[Any, dict[str, Any]]] = []
+
+    def apply_async(args: Any = None, kwargs: Any = None, **options: Any) -> None:
+        sent.append((args, {"kwargs": kwargs, **options}))
+
+    monkeypatch.setattr(tasks.process_notice_task, "apply_async", apply_async)
+    return sent
+
+
+class Flaky:
+    """A receiver that raises its first ``failures`` calls."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def __call__(self, sender: Any, **kwargs: Any) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RuntimeError(f"receiver failure {self.calls}")
+
+
+@pytest.fixture
+def flaky() -> Any:
+    receivers: list[Flaky] = []
+
+    def connect(failures: int) -> Flaky:
+        receiver = Flaky(failures)
+        signals.notice_received.connect(receiver, weak=False)
+        receivers.append(receiver)
+        return receiver
+
+    yield connect
+    for receiver in receivers:
+        signals.notice_received.disconnect(receiver)
+
+
+# --- retry policy ---------------------------------------------------------------------------
+
+
+def test_retry_delay_doubles_up_to_the_cap_without_jitter() -> None:
+    with topview(RETRY_BACKOFF=2, RETRY_BACKOFF_MAX=20, RETRY_JITTER=False):
+        assert [tasks.retry_delay(n) for n in range(1, 7)] == [2, 4, 8, 16, 20, 20]
+
+
+def test_retry_delay_jitter_stays_between_half_and_the_full_backoff() -> None:
+    with topview(RETRY_BACKOFF=8, RETRY_BACKOFF_MAX=600, RETRY_JITTER=True):
+        delays = [tasks.retry_delay(3) for _ in range(200)]
+    assert all(16 <= delay <= 32 for delay in delays)
+    assert len(set(delays)) > 100  # actually random, so failures don't retry in lockstep
+
+
+# --- enqueueing -----------------------------------------------------------------------------
+
+
+def test_celery_mode_acknowledges_then_queues_only_the_id_on_commit(
+    published: list[Any], django_capture_on_commit_callbacks: Any, record_signal: Any
+) -> None:
+    received = record_signal()
+    body = notice_payload("VOICE_CLONE")
+    with topview(PROCESSING="celery"), django_capture_on_commit_callbacks(execute=True):
+        response = deliver_notice(body)
+    assert response.status_code == 200
+    notice = Notice.objects.get(uuid=body["uuid"])
+    assert [args for args, _ in published] == [(notice.pk,)]
+    assert published[0][1]["kwargs"] is None
+    assert notice.state == NoticeState.PENDING
+    assert received.calls == []  # nothing runs in the web process
+
+
+def test_a_duplicate_delivery_queues_nothing(
+    published: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    body = notice_payload()
+    with topview(PROCESSING="celery"), django_capture_on_commit_callbacks(execute=True):
+        deliver_notice(body)
+        deliver_notice(body)
+    assert len(published) == 1
+
+
+def test_enqueue_waits_for_the_commit(
+    published: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    notice = store()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        tasks.enqueue_notice(notice.pk)
+    assert published == []
+    callbacks[0]()
+    assert [args for args, _ in published] == [(notice.pk,)]
+
+
+def test_broker_down_leaves_the_notice_pending_for_the_sweep(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6399. Connection refused.")
+
+    monkeypatch.setattr(tasks.process_notice_task, "apply_async", down)
+    notice = store()
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.enqueue_notice(notice.pk)  # must not raise
+    notice.refresh_from_db()
+    assert notice.state == NoticeState.PENDING
+    assert "stays pending until the sweep" in caplog.text
+
+
+# --- the task -------------------------------------------------------------------------------
+
+
+def test_task_processes_once_and_logs_structured_fields(
+    record_signal: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    received = record_signal(signals.voice_clone)
+    notice = store(biz_type="VOICE_CLONE")
+    caplog.set_level(logging.INFO, logger="topview_callbacks")
+    result = tasks.process_notice_task.apply((notice.pk,), task_id="celery-task-1")
+    assert result.get() == NoticeState.PROCESSED
+    assert tasks.process_notice_task.apply((notice.pk,)).get() is None  # redelivered: no-op
+    assert len(received.calls) == 1
+    record = next(r for r in caplog.records if r.name == "topview_callbacks.tasks")
+    assert record.topview_notice_uuid == notice.uuid  # type: ignore[attr-defined]
+    assert record.topview_biz_type == "VOICE_CLONE"  # type: ignore[attr-defined]
+    assert record.topview_task_id == notice.task_id  # type: ignore[attr-defined]
+    assert record.topview_account == "default"  # type: ignore[attr-defined]
+    assert record.celery_task_id == "celery-task-1"  # type: ignore[attr-defined]
+    assert notice.uuid in record.getMessage() and "celery-task-1" in record.getMessage()
+
+
+def test_a_raising_receiver_is_retried_then_succeeds(flaky: Any) -> None:
+    receiver = flaky(failures=2)
+    notice = store()
+    with topview(MAX_ATTEMPTS=5, RETRY_BACKOFF=0.01):
+        # apply() runs the retries eagerly, one after another.
+        result = tasks.process_notice_task.apply((notice.pk,))
+    assert result.get() == NoticeState.PROCESSED
+    notice.refresh_from_db()
+    assert (notice.state, notice.attempts, receiver.calls) == (NoticeState.PROCESSED, 3, 3)
+
+
+def test_after_max_attempts_the_notice_stays_failed_and_replay_runs_it_again(
+    flaky: Any, caplog: pytest.LogCaptureFixture, record_signal: Any
+) -> None:
+    receiver = flaky(failures=3)
+    failed = record_signal(signals.notice_processing_failed)
+    notice = store()
+    with topview(MAX_ATTEMPTS=3, RETRY_BACKOFF=0.01):
+        assert tasks.process_notice_task.apply((notice.pk,)).get() == NoticeState.FAILED
+    notice.refresh_from_db()
+    assert (notice.state, notice.attempts, receiver.calls) == (NoticeState.FAILED, 3, 3)
+    assert "receiver failure 3" in notice.last_error
+    assert len(failed.calls) == 3
+    assert "failed 3 times; giving up" in caplog.text
+    # A stray (redelivered) first message does not run a failed notice again...
+    assert tasks.process_notice_task.apply((notice.pk,)).get() is None
+    assert receiver.calls == 3
+    # ...an operator's replay does.
+    replayed = processing.replay_notice(notice.pk)
+    assert replayed is not None and replayed.state == NoticeState.PROCESSED
+    assert receiver.calls == 4
+
+
+def test_a_notice_stuck_processing_is_taken_over_after_sweep_after(record_signal: Any) -> None:
+    received = record_signal()
+    notice = store()
+    long_ago = timezone.now() - timedelta(seconds=120)
+    Notice.objects.filter(pk=notice.pk).update(
+        state=NoticeState.PROCESSING, processing_started_at=long_ago, attempts=1
+    )
+    with topview(SWEEP_AFTER=300):
+        assert tasks.process_notice_task.apply((notice.pk,)).get() is None
+    with topview(SWEEP_AFTER=60):
+        assert tasks.process_notice_task.apply((notice.pk,)).get() == NoticeState.PROCESSED
+    assert len(received.calls) == 1
+
+
+# --- sweep ----------------------------------------------------------------------------------
+
+
+def _age(notice: Notice, seconds: float, **values: Any) -> None:
+    when = timezone.now() - timedelta(seconds=seconds)
+    Notice.objects.filter(pk=notice.pk).update(received_at=when, **values)
+
+
+def test_sweep_restarts_old_pending_and_stale_processing_notices_only() -> None:
+    old_pending, new_pending, stale, busy, done = (store() for _ in range(5))
+    _age(old_pending, 600)
+    _age(new_pending, 10)
+    _age(stale, 900, state=NoticeState.PROCESSING, attempts=1)
+    Notice.objects.filter(pk=stale.pk).update(
+        processing_started_at=timezone.now() - timedelta(seconds=800)
+    )
+    _age(busy, 900, state=NoticeState.PROCESSING, attempts=1)
+    Notice.objects.filter(pk=busy.pk).update(processing_started_at=timezone.now())
+    _age(done, 900, state=NoticeState.PROCESSED)
+    restarted: list[int] = []
+    with topview(SWEEP_AFTER=300):
+        assert processing.sweep(restart=restarted.append) == 2
+    assert sorted(restarted) == sorted([old_pending.pk, stale.pk])
+
+
+def test_sweep_by_default_processes_here(record_signal: Any) -> None:
+    received = record_signal()
+    notice = store()
+    _age(notice, 600)
+    with topview(SWEEP_AFTER=300):
+        assert processing.sweep() == 1
+    notice.refresh_from_db()
+    assert notice.state == NoticeState.PROCESSED
+    assert len(received.calls) == 1
+
+
+def test_sweep_gives_up_on_a_notice_that_keeps_killing_its_worker(record_signal: Any) -> None:
+    failed = record_signal(signals.notice_processing_failed)
+    notice = store()
+    _age(notice, 900, state=NoticeState.PROCESSING, attempts=3)
+    Notice.objects.filter(pk=notice.pk).update(
+        processing_started_at=timezone.now() - timedelta(seconds=800)
+    )
+    restarted: list[int] = []
+    with topview(SWEEP_AFTER=300, MAX_ATTEMPTS=3):
+        assert processing.sweep(restart=restarted.append) == 0
+    notice.refresh_from_db()
+    assert notice.state == NoticeState.FAILED
+    assert "Abandoned after 3 attempts" in notice.last_error
+    assert restarted == []
+    assert len(failed.calls) == 1
+
+
+def test_sweep_task_queues_stuck_notices(
+    published: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    notice = store()
+    _age(notice, 600)
+    with topview(SWEEP_AFTER=300), django_capture_on_commit_callbacks(execute=True):
+        assert tasks.sweep_task.apply().get() == 1
+    assert [args for args, _ in published] == [(notice.pk,)]
+
+
+def test_sweep_command(published: list[Any], django_capture_on_commit_callbacks: Any) -> None:
+    notice = store()
+    _age(notice, 100)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("topview_sweep", "--older-than", "50", "--enqueue", stdout=io.StringIO())
+    assert [args for args, _ in published] == [(notice.pk,)]
+    call_command("topview_sweep", "--older-than", "50", stdout=io.StringIO())
+    notice.refresh_from_db()
+    assert notice.state == NoticeState.PROCESSED
+
+
+# --- periodic wrappers ----------------------------------------------------------------------
+
+
+def test_reconcile_task_runs_the_real_reconcile_and_returns_plain_data() -> None:
+    report = tasks.reconcile_task.apply().get()
+    assert report == {"polled": 0, "delivered": 0, "unfinished": 0, "errors": 0, "expired": 0}
+
+
+def test_prune_task_reports_counts() -> None:
+    notice = store()
+    _age(notice, 100 * 86400, state=NoticeState.PROCESSED)
+    assert tasks.prune_task.apply().get() == {"notices": 1, "failed_notices": 0, "tasks": 0}
+
+
+# --- lifecycle signals ----------------------------------------------------------------------
+
+
+def test_notice_stored_and_task_status_changed_signals(
+    record_signal: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    stored = record_signal(signals.notice_stored)
+    changed = record_signal(signals.task_status_changed)
+    body = notice_payload("M2V_EXPORT", status="fail")
+    with topview(PROCESSING="inline"), django_capture_on_commit_callbacks(execute=True):
+        deliver_notice(body)
+    assert [call["notice"].uuid for call in stored.calls] == [body["uuid"]]
+    assert len(changed.calls) == 1
+    call = changed.calls[0]
+    assert call["sender"] is SubmittedTask
+    assert (call["old_status"], call["new_status"]) == (TaskStatus.RUNNING, TaskStatus.FAIL)
+    assert call["task"].task_id == body["taskId"] and call["notice"].uuid == body["uuid"]
+
+
+def test_a_failing_lifecycle_receiver_is_logged_and_changes_nothing(
+    caplog: pytest.LogCaptureFixture, record_signal: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    def broken(sender: Any, **kwargs: Any) -> None:
+        raise ValueError("metrics backend down")
+
+    signals.notice_stored.connect(broken)
+    received = record_signal()
+    try:
+        body = notice_payload()
+        with topview(PROCESSING="inline"), django_capture_on_commit_callbacks(execute=True):
+            assert deliver_notice(body).status_code == 200
+    finally:
+        signals.notice_stored.disconnect(broken)
+    assert Notice.objects.get(uuid=body["uuid"]).state == NoticeState.PROCESSED
+    assert len(received.calls) == 1
+    assert "metrics backend down" in caplog.text
+
+
+# --- checks and packaging -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"MAX_ATTEMPTS": 0}, "topview_callbacks.E020"),
+        ({"RETRY_BACKOFF": -1}, "topview_callbacks.E020"),
+        ({"SWEEP_AFTER": "5m"}, "topview_callbacks.E020"),
+        ({"PRUNE_AFTER_DAYS": 30, "PRUNE_FAILED_AFTER_DAYS": 7}, "topview_callbacks.W020"),
+        ({"SWEEP_AFTER": 5}, "topview_callbacks.W021"),
+    ],
+)
+def test_processing_checks(values: dict[str, Any], expected: str) -> None:
+    with topview(**values):
+        ids = {message.id for message in run_checks()}
+    assert expected in ids
+
+
+def test_default_processing_settings_pass_the_checks() -> None:
+    with topview():
+        ids = {message.id for message in run_checks()}
+    assert not {"topview_callbacks.E020", "topview_callbacks.W020", "topview_callbacks.W021"} & ids
+
+
+def test_the_package_works_without_celery_installed() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        class NoCelery:
+            def find_spec(self, name, path=None, target=None):
+                if name == "celery" or name.startswith("celery."):
+                    raise ModuleNotFoundError("No module named 'celery'", name="celery")
+        sys.meta_path.insert(0, NoCelery())
+        import django
+        django.setup()
+        import topview_callbacks.admin, topview_callbacks.processing, topview_callbacks.views
+        from django.core.management import call_command
+        call_command("check")
+        assert "celery" not in sys.modules
+        print("ok")
+        """
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    env.pop("TOPVIEW_TEST_DATABASE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("ok")

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from topview_callbacks.conf import topview_settings
+from topview_callbacks.processing import sweep
+
+
+class Command(BaseCommand):
+    help = (
+        "Restart Topview notices stuck pending (the broker was down) or processing (a worker "
+        "died) for longer than SWEEP_AFTER: for cron users; Celery users schedule "
+        "topview_callbacks.sweep instead."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--older-than",
+            type=float,
+            metavar="SECONDS",
+            help=f"Stuck for longer than this (default: SWEEP_AFTER, now "
+            f"{topview_settings.sweep_after:g}).",
+        )
+        parser.add_argument(
+            "--limit", type=int, default=1000, help="At most this many notices (default 1000)."
+        )
+        parser.add_argument(
+            "--enqueue",
+            action="store_true",
+            help="Queue them as Celery tasks instead of processing them in this command.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        seconds = options["older_than"]
+        if seconds is not None and seconds <= 0:
+            raise CommandError("--older-than must be a positive number of seconds.")
+        restart = None
+        if options["enqueue"]:
+            try:
+                from topview_callbacks.tasks import enqueue_notice
+            except ImportError as exc:
+                raise CommandError(f"--enqueue needs Celery: {exc}") from exc
+            restart = enqueue_notice
+        done = sweep(
+            older_than=timedelta(seconds=seconds) if seconds is not None else None,
+            limit=options["limit"],
+            restart=restart,
+        )
+        verb = "Queued" if restart else "Restarted"
+        self.stdout.write(self.style.SUCCESS(f"{verb} {done} stuck notice(s)."))

@@ -1,0 +1,89 @@
+"""Pruning: delete old finished notices and tasks in short batches.
+
+Called by ``manage.py topview_prune`` and the Celery periodic task ``topview_callbacks.prune``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from topview_callbacks.conf import topview_settings
+from topview_callbacks.models import FINAL_TASK_STATUSES, Notice, NoticeState, SubmittedTask
+
+logger = logging.getLogger(__name__)
+
+# Notices whose story is over; failed ones are kept longer, pending/processing never pruned.
+PRUNABLE_STATES = (NoticeState.PROCESSED, NoticeState.DUPLICATE, NoticeState.IGNORED)
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """How many rows ``prune`` deleted."""
+
+    notices: int
+    failed_notices: int
+    tasks: int
+
+
+def _delete_in_batches(queryset: QuerySet[Any], batch_size: int) -> int:
+    # Short statements, one per batch (each its own transaction in autocommit), so pruning a
+    # big table never holds locks for long nor builds one huge transaction.
+    deleted = 0
+    model = queryset.model
+    while True:
+        ids = list(queryset.order_by().values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        _, per_model = model._default_manager.filter(pk__in=ids).delete()
+        deleted += per_model.get(model._meta.label, 0)
+
+
+def prune(
+    *,
+    older_than: timedelta | None = None,
+    failed_older_than: timedelta | None = None,
+    batch_size: int = 1000,
+) -> PruneResult:
+    """Delete old finished notices, old failed ones, then final tasks left without notices.
+
+    Defaults: ``PRUNE_AFTER_DAYS`` and ``PRUNE_FAILED_AFTER_DAYS``; failed notices are never
+    pruned sooner than the others. Pending and processing notices are never pruned.
+    """
+    if older_than is None:
+        older_than = timedelta(days=topview_settings.prune_after_days)
+    if failed_older_than is None:
+        failed_older_than = timedelta(days=topview_settings.prune_failed_after_days)
+    failed_older_than = max(failed_older_than, older_than)
+    now = timezone.now()
+    notices = _delete_in_batches(
+        Notice.objects.filter(state__in=PRUNABLE_STATES, received_at__lt=now - older_than),
+        batch_size,
+    )
+    failed = _delete_in_batches(
+        Notice.objects.filter(state=NoticeState.FAILED, received_at__lt=now - failed_older_than),
+        batch_size,
+    )
+    # A final task keeps a late duplicate callback from firing again; once its notices are
+    # gone (and it is as old as they were), it goes too.
+    tasks = _delete_in_batches(
+        SubmittedTask.objects.filter(
+            status__in=FINAL_TASK_STATUSES,
+            completed_at__lt=now - older_than,
+            notices__isnull=True,
+        ),
+        batch_size,
+    )
+    result = PruneResult(notices=notices, failed_notices=failed, tasks=tasks)
+    logger.info(
+        "Pruned %s notice(s), %s failed notice(s) and %s task(s)",
+        result.notices,
+        result.failed_notices,
+        result.tasks,
+    )
+    return result

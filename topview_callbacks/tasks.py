@@ -1,0 +1,169 @@
+"""Celery tasks: thin wrappers over ``processing.py`` and their retry policy.
+
+This is the only module of the package that imports Celery; nothing imports it unless
+``PROCESSING`` is ``"celery"`` (``processing.dispatch`` imports it lazily) or the host's
+Celery app discovers it. Messages carry only the notice id: the database is the truth,
+so a lost, repeated or late message can never fire receivers twice (the claim in
+``process_notice`` is atomic) and a lost one is picked up by the sweep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+from datetime import timedelta
+from typing import Any
+
+from celery import Task, shared_task  # type: ignore[import-untyped]
+from django.db import InterfaceError, OperationalError, transaction
+
+from topview_callbacks import polling, processing, pruning
+from topview_callbacks.conf import topview_settings
+from topview_callbacks.models import Notice, NoticeState
+
+logger = logging.getLogger(__name__)
+
+# Publishing gives up quickly when the broker is down: the web request waits for it, and the
+# notice is stored and acknowledged anyway (it stays pending; the sweep queues it later).
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds to wait after ``attempts`` failed attempts: exponential, capped, jittered."""
+    delay = min(
+        topview_settings.retry_backoff * 2 ** max(attempts - 1, 0),
+        topview_settings.retry_backoff_max,
+    )
+    if topview_settings.retry_jitter:
+        # "Equal jitter": at least half the backoff, so retries never come back at once.
+        return delay / 2 + random.uniform(0, delay / 2)
+    return delay
+
+
+def _fields(notice_id: int, task_id: str | None, notice: Notice | None = None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"topview_notice_id": notice_id, "celery_task_id": task_id}
+    if notice is not None:
+        fields.update(processing.log_fields(notice))
+    return fields
+
+
+@shared_task(
+    bind=True,
+    name="topview_callbacks.process_notice",
+    # Acknowledged only when done: a worker that dies mid-task leaves the message to be
+    # delivered again (Redis: after its visibility timeout), and the claim's stale_after
+    # lets that delivery take the notice over.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # Attempts are counted on the notice (``attempts``), which survives lost messages.
+    max_retries=None,
+    ignore_result=True,
+)
+def process_notice_task(self: Task, notice_id: int) -> str | None:
+    """Process one notice; retry with backoff while its receivers raise, up to MAX_ATTEMPTS."""
+    task_id = self.request.id
+    retrying = bool(self.request.retries)
+    claim_from = (NoticeState.PENDING, NoticeState.FAILED) if retrying else (NoticeState.PENDING,)
+    try:
+        notice = processing.process_notice(
+            notice_id,
+            claim_from=claim_from,
+            stale_after=timedelta(seconds=topview_settings.sweep_after),
+        )
+    except (OperationalError, InterfaceError) as exc:
+        # The database is unreachable: nothing was claimed, or the claim goes stale and the
+        # sweep restarts it. Try again later rather than wait for the sweep.
+        if self.request.retries + 1 >= topview_settings.max_attempts:
+            raise
+        delay = retry_delay(self.request.retries + 1)
+        logger.warning(
+            "Database error processing Topview notice id=%s [celery task %s]: %s; retry in %.1fs",
+            notice_id,
+            task_id,
+            exc,
+            delay,
+            extra=_fields(notice_id, task_id),
+        )
+        raise self.retry(countdown=delay, exc=exc) from exc
+    if notice is None:
+        logger.info(
+            "Topview notice id=%s not claimed: already done, or another worker has it "
+            "[celery task %s]",
+            notice_id,
+            task_id,
+            extra=_fields(notice_id, task_id),
+        )
+        return None
+    fields = _fields(notice_id, task_id, notice)
+    described = (
+        f"Topview notice {notice.uuid} ({notice.biz_type} {notice.task_id}, "
+        f"account {notice.account}) [celery task {task_id}]"
+    )
+    if notice.state != NoticeState.FAILED:
+        logger.info("%s: %s", described, notice.state, extra=fields)
+        return str(notice.state)
+    if notice.attempts < topview_settings.max_attempts:
+        delay = retry_delay(notice.attempts)
+        logger.warning(
+            "%s: attempt %s of %s failed; retry in %.1fs",
+            described,
+            notice.attempts,
+            topview_settings.max_attempts,
+            delay,
+            extra=fields,
+        )
+        raise self.retry(countdown=delay)
+    logger.error(
+        "%s: failed %s times; giving up. Replay it from the admin or `topview_reprocess`.",
+        described,
+        notice.attempts,
+        extra=fields,
+    )
+    return str(notice.state)
+
+
+def _publish(notice_id: int) -> None:
+    try:
+        process_notice_task.apply_async((notice_id,), retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+    except Exception:
+        logger.exception(
+            "Could not queue Topview notice id=%s (is the broker down?); it stays pending "
+            "until the sweep queues it",
+            notice_id,
+            extra={"topview_notice_id": notice_id},
+        )
+
+
+def enqueue_notice(notice_id: int) -> None:
+    """Queue processing of a stored notice once the current transaction commits. Never raises.
+
+    If the broker is unreachable the error is logged and the notice stays pending, where
+    ``sweep`` finds it after ``SWEEP_AFTER`` seconds.
+    """
+    transaction.on_commit(lambda: _publish(notice_id))
+
+
+@shared_task(name="topview_callbacks.sweep", ignore_result=True)
+def sweep_task() -> int:
+    """Periodic: queue notices stuck pending or processing past ``SWEEP_AFTER``."""
+    return processing.sweep(restart=enqueue_notice)
+
+
+@shared_task(name="topview_callbacks.reconcile", ignore_result=True)
+def reconcile_task() -> Any:
+    """Periodic: poll Topview for tasks whose notice is overdue (``polling.reconcile``)."""
+    report = polling.reconcile()
+    logger.info("Reconcile: %s", report)
+    return dataclasses.asdict(report)  # plain data, in case results are stored as JSON
+
+
+@shared_task(name="topview_callbacks.prune", ignore_result=True)
+def prune_task() -> dict[str, int]:
+    """Periodic: delete old notices and tasks (``PRUNE_AFTER_DAYS``, ``PRUNE_FAILED_...``)."""
+    return dataclasses.asdict(pruning.prune())
