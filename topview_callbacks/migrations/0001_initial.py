@@ -6,71 +6,247 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='SubmittedTask',
+            name="SubmittedTask",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('account', models.CharField(default='default', max_length=64, verbose_name='account')),
-                ('biz_type', models.CharField(max_length=64, verbose_name='bizType')),
-                ('task_id', models.CharField(max_length=128, verbose_name='task id')),
-                ('notice_uuid', models.CharField(blank=True, help_text='The noticeUuid Topview returned on submit; the uuid of its callback.', max_length=128, verbose_name='notice uuid')),
-                ('status', models.CharField(choices=[('submitted', 'Submitted'), ('running', 'Running'), ('success', 'Success'), ('fail', 'Fail'), ('expired', 'Expired (no outcome in time)')], default='submitted', max_length=16, verbose_name='status')),
-                ('request_payload', models.JSONField(blank=True, default=dict, help_text='What was submitted, no secrets.', verbose_name='request payload')),
-                ('result', models.JSONField(blank=True, null=True, verbose_name='result')),
-                ('error_message', models.TextField(blank=True, verbose_name='error message')),
-                ('submitted_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='submitted at')),
-                ('completed_at', models.DateTimeField(blank=True, null=True, verbose_name='completed at')),
-                ('last_polled_at', models.DateTimeField(blank=True, null=True, verbose_name='last polled at')),
-                ('next_poll_at', models.DateTimeField(blank=True, help_text='When polling should query this task if no notice has come by then.', null=True, verbose_name='next poll at')),
-                ('poll_count', models.PositiveIntegerField(default=0, verbose_name='polls')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "account",
+                    models.CharField(default="default", max_length=64, verbose_name="account"),
+                ),
+                ("biz_type", models.CharField(max_length=64, verbose_name="bizType")),
+                ("task_id", models.CharField(max_length=128, verbose_name="task id")),
+                (
+                    "notice_uuid",
+                    models.CharField(
+                        blank=True,
+                        help_text="The noticeUuid Topview returned on submit; the uuid of its callback.",
+                        max_length=128,
+                        verbose_name="notice uuid",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("submitted", "Submitted"),
+                            ("running", "Running"),
+                            ("success", "Success"),
+                            ("fail", "Fail"),
+                            ("expired", "Expired (no outcome in time)"),
+                        ],
+                        default="submitted",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "request_payload",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="What was submitted, no secrets.",
+                        verbose_name="request payload",
+                    ),
+                ),
+                ("result", models.JSONField(blank=True, null=True, verbose_name="result")),
+                ("error_message", models.TextField(blank=True, verbose_name="error message")),
+                (
+                    "submitted_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="submitted at"
+                    ),
+                ),
+                (
+                    "completed_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="completed at"),
+                ),
+                (
+                    "last_polled_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last polled at"),
+                ),
+                (
+                    "next_poll_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="When polling should query this task if no notice has come by then.",
+                        null=True,
+                        verbose_name="next poll at",
+                    ),
+                ),
+                ("poll_count", models.PositiveIntegerField(default=0, verbose_name="polls")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
             ],
             options={
-                'verbose_name': 'submitted task',
-                'verbose_name_plural': 'submitted tasks',
-                'ordering': ('-submitted_at', '-id'),
-                'indexes': [models.Index(fields=['status', 'next_poll_at'], name='topview_task_poll_due'), models.Index(fields=['task_id'], name='topview_task_task_id'), models.Index(fields=['submitted_at'], name='topview_task_submitted')],
-                'constraints': [models.UniqueConstraint(fields=('biz_type', 'task_id'), name='topview_task_unique_biz_type_task_id')],
+                "verbose_name": "submitted task",
+                "verbose_name_plural": "submitted tasks",
+                "ordering": ("-submitted_at", "-id"),
+                "indexes": [
+                    models.Index(fields=["status", "next_poll_at"], name="topview_task_poll_due"),
+                    models.Index(fields=["task_id"], name="topview_task_task_id"),
+                    models.Index(fields=["submitted_at"], name="topview_task_submitted"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("biz_type", "task_id"), name="topview_task_unique_biz_type_task_id"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Notice',
+            name="Notice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uuid', models.CharField(max_length=128, unique=True, verbose_name='uuid')),
-                ('account', models.CharField(default='default', max_length=64, verbose_name='account')),
-                ('biz_type', models.CharField(max_length=64, verbose_name='bizType')),
-                ('task_id', models.CharField(max_length=128, verbose_name='task id')),
-                ('status', models.CharField(help_text='success or fail', max_length=16, verbose_name='status')),
-                ('error_message', models.TextField(blank=True, verbose_name='error message')),
-                ('result', models.JSONField(blank=True, help_text='The query-task result, parsed.', null=True, verbose_name='result')),
-                ('raw_body', models.TextField(blank=True, help_text='Exactly as received.', verbose_name='raw body')),
-                ('headers', models.JSONField(blank=True, default=dict, help_text='Request headers, secrets removed.', verbose_name='headers')),
-                ('remote_addr', models.GenericIPAddressField(blank=True, null=True, verbose_name='remote address')),
-                ('source', models.CharField(choices=[('callback', 'Callback'), ('poll', 'Poll')], default='callback', max_length=16, verbose_name='source')),
-                ('received_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='received at')),
-                ('last_delivery_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='last delivery at')),
-                ('delivery_count', models.PositiveIntegerField(default=1, verbose_name='deliveries')),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('processing', 'Processing'), ('processed', 'Processed'), ('failed', 'Failed'), ('duplicate', 'Duplicate outcome (not fired)'), ('ignored', 'Ignored')], default='pending', max_length=16, verbose_name='processing state')),
-                ('attempts', models.PositiveIntegerField(default=0, verbose_name='processing attempts')),
-                ('last_error', models.TextField(blank=True, help_text='Traceback of the last failed attempt.', verbose_name='last error')),
-                ('processing_started_at', models.DateTimeField(blank=True, null=True, verbose_name='processing started at')),
-                ('processed_at', models.DateTimeField(blank=True, null=True, verbose_name='processed at')),
-                ('submitted_task', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='notices', to='topview_callbacks.submittedtask', verbose_name='submitted task')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("uuid", models.CharField(max_length=128, unique=True, verbose_name="uuid")),
+                (
+                    "account",
+                    models.CharField(default="default", max_length=64, verbose_name="account"),
+                ),
+                ("biz_type", models.CharField(max_length=64, verbose_name="bizType")),
+                ("task_id", models.CharField(max_length=128, verbose_name="task id")),
+                (
+                    "status",
+                    models.CharField(
+                        help_text="success or fail", max_length=16, verbose_name="status"
+                    ),
+                ),
+                ("error_message", models.TextField(blank=True, verbose_name="error message")),
+                (
+                    "result",
+                    models.JSONField(
+                        blank=True,
+                        help_text="The query-task result, parsed.",
+                        null=True,
+                        verbose_name="result",
+                    ),
+                ),
+                (
+                    "raw_body",
+                    models.TextField(
+                        blank=True, help_text="Exactly as received.", verbose_name="raw body"
+                    ),
+                ),
+                (
+                    "headers",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="Request headers, secrets removed.",
+                        verbose_name="headers",
+                    ),
+                ),
+                (
+                    "remote_addr",
+                    models.GenericIPAddressField(
+                        blank=True, null=True, verbose_name="remote address"
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("callback", "Callback"), ("poll", "Poll")],
+                        default="callback",
+                        max_length=16,
+                        verbose_name="source",
+                    ),
+                ),
+                (
+                    "received_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="received at"
+                    ),
+                ),
+                (
+                    "last_delivery_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="last delivery at"
+                    ),
+                ),
+                (
+                    "delivery_count",
+                    models.PositiveIntegerField(default=1, verbose_name="deliveries"),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("processing", "Processing"),
+                            ("processed", "Processed"),
+                            ("failed", "Failed"),
+                            ("duplicate", "Duplicate outcome (not fired)"),
+                            ("ignored", "Ignored"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                        verbose_name="processing state",
+                    ),
+                ),
+                (
+                    "attempts",
+                    models.PositiveIntegerField(default=0, verbose_name="processing attempts"),
+                ),
+                (
+                    "last_error",
+                    models.TextField(
+                        blank=True,
+                        help_text="Traceback of the last failed attempt.",
+                        verbose_name="last error",
+                    ),
+                ),
+                (
+                    "processing_started_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="processing started at"
+                    ),
+                ),
+                (
+                    "processed_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="processed at"),
+                ),
+                (
+                    "submitted_task",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="notices",
+                        to="topview_callbacks.submittedtask",
+                        verbose_name="submitted task",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'notice',
-                'verbose_name_plural': 'notices',
-                'ordering': ('-received_at', '-id'),
-                'permissions': [('replay_notice', 'Can reprocess notices, poll Topview and mark notices ignored')],
-                'indexes': [models.Index(fields=['state', 'received_at'], name='topview_notice_state'), models.Index(fields=['received_at'], name='topview_notice_received'), models.Index(fields=['biz_type', 'task_id'], name='topview_notice_task'), models.Index(fields=['task_id'], name='topview_notice_task_id')],
+                "verbose_name": "notice",
+                "verbose_name_plural": "notices",
+                "ordering": ("-received_at", "-id"),
+                "permissions": [
+                    (
+                        "replay_notice",
+                        "Can reprocess notices, poll Topview and mark notices ignored",
+                    )
+                ],
+                "indexes": [
+                    models.Index(fields=["state", "received_at"], name="topview_notice_state"),
+                    models.Index(fields=["received_at"], name="topview_notice_received"),
+                    models.Index(fields=["biz_type", "task_id"], name="topview_notice_task"),
+                    models.Index(fields=["task_id"], name="topview_notice_task_id"),
+                ],
             },
         ),
     ]
