@@ -78,59 +78,55 @@ def _claim(notice_id: int, states: Iterable[str], stale_before: datetime | None)
     return updated == 1
 
 
-def _record_outcome(notice: Notice) -> bool:
-    """Link the notice to its task and record the outcome; False if it was already recorded.
+def _record_outcome(notice: Notice) -> str | None:
+    """Link the notice to its task and record the outcome on it, in the caller's transaction.
 
-    The task row is locked, so of two notices for one task processed at once, one records
-    the outcome and the other sees a final task. Final statuses never change.
+    Returns the task's status before this outcome, or None when the task already had a
+    final outcome (the notice is then marked duplicate). The task row is locked, so of two
+    notices for one task processed at once, one records the outcome and the other sees a
+    final task. Final statuses never change.
     """
-    with transaction.atomic():
-        task, _ = SubmittedTask.objects.select_for_update().get_or_create(
+    outcome = {
+        "status": TaskStatus(notice.status),
+        "result": notice.result,
+        "error_message": notice.error_message,
+        "completed_at": timezone.now(),
+        "next_poll_at": None,
+    }
+    callback_uuid = notice.uuid if notice.source == NoticeSource.CALLBACK else ""
+    with transaction.atomic(savepoint=False):
+        # Locked lookup; a task first seen in its notice is created with the outcome
+        # (get_or_create settles a race with a concurrent creator).
+        task, created = SubmittedTask.objects.select_for_update().get_or_create(
             biz_type=notice.biz_type,
             task_id=notice.task_id,
             defaults={
+                **outcome,
                 "account": notice.account,
-                "notice_uuid": notice.uuid if notice.source == "callback" else "",
-                "status": TaskStatus.RUNNING,
+                "notice_uuid": callback_uuid,
                 "submitted_at": notice.received_at,
             },
         )
-        notice.submitted_task = task
-        if task.is_final:
-            Notice.objects.filter(pk=notice.pk).update(
-                submitted_task=task, state=NoticeState.DUPLICATE, processed_at=timezone.now()
-            )
-            notice.state = NoticeState.DUPLICATE
-            return False
-        old_status = task.status
-        task.status = TaskStatus(notice.status)
-        task.result = notice.result
-        task.error_message = notice.error_message
-        task.completed_at = timezone.now()
-        task.next_poll_at = None
-        task.notice_uuid = task.notice_uuid or (notice.uuid if notice.source == "callback" else "")
-        task.save(
-            update_fields=[
-                "status",
-                "result",
-                "error_message",
-                "completed_at",
-                "next_poll_at",
-                "notice_uuid",
-                "updated_at",
-            ]
-        )
+        old_status: str = TaskStatus.RUNNING  # a task first seen in its notice was running
+        if not created:
+            if task.is_final:
+                _mark_duplicate(notice, task)
+                return None
+            old_status = task.status
+            for field, value in outcome.items():
+                setattr(task, field, value)
+            task.notice_uuid = task.notice_uuid or callback_uuid
+            task.save(update_fields=[*outcome, "notice_uuid", "updated_at"])
         Notice.objects.filter(pk=notice.pk).update(submitted_task=task)
-    if old_status != task.status:
-        send_lifecycle_signal(
-            signals.task_status_changed,
-            sender=SubmittedTask,
-            task=task,
-            old_status=str(old_status),
-            new_status=str(task.status),
-            notice=notice,
-        )
-    return True
+        notice.submitted_task = task
+    return str(old_status)
+
+
+def _mark_duplicate(notice: Notice, task: SubmittedTask) -> None:
+    Notice.objects.filter(pk=notice.pk).update(
+        submitted_task=task, state=NoticeState.DUPLICATE, processed_at=timezone.now()
+    )
+    notice.submitted_task, notice.state = task, NoticeState.DUPLICATE
 
 
 def _send_outcome_signals(notice: Notice) -> None:
@@ -159,14 +155,24 @@ def process_notice(
     notice stuck in ``processing`` longer than that (a worker died) is claimed too.
     """
     stale_before = timezone.now() - stale_after if stale_after is not None else None
-    if not _claim(notice_id, claim_from, stale_before):
-        return None
-    notice = Notice.objects.select_related("submitted_task").get(pk=notice_id)
-    if notice.submitted_task_id is None and not _verified(notice):
-        return notice  # VERIFY_WITH_QUERY could not confirm it: pending, retried later
-    # A notice already linked recorded its outcome on an earlier attempt (which then
-    # failed, or is being replayed): only the receivers run again.
-    if notice.submitted_task_id is None and not _record_outcome(notice):
+    # Claiming, reading and recording the outcome share one transaction (one commit), except
+    # when VERIFY_WITH_QUERY must ask Topview first: no row lock is held across that call.
+    with transaction.atomic():
+        if not _claim(notice_id, claim_from, stale_before):
+            return None
+        notice = Notice.objects.select_related("submitted_task").get(pk=notice_id)
+        # A notice already linked recorded its outcome on an earlier attempt (which then
+        # failed, or is being replayed): only the receivers run again.
+        to_record = notice.submitted_task_id is None
+        old_status = None
+        if to_record and not _needs_verification(notice):
+            old_status, to_record = _record_outcome(notice), False
+    if to_record:
+        if not _verified(notice):
+            return notice  # VERIFY_WITH_QUERY could not confirm it: pending, retried later
+        with transaction.atomic():
+            old_status = _record_outcome(notice)
+    if notice.state == NoticeState.DUPLICATE:
         logger.info(
             "Topview notice %s: the outcome of %s %s was already delivered; not fired again",
             notice.uuid,
@@ -175,6 +181,15 @@ def process_notice(
             extra=log_fields(notice),
         )
         return notice
+    if old_status is not None and old_status != notice.status:
+        send_lifecycle_signal(
+            signals.task_status_changed,
+            sender=SubmittedTask,
+            task=notice.submitted_task,
+            old_status=old_status,
+            new_status=notice.status,
+            notice=notice,
+        )
     try:
         _send_outcome_signals(notice)
     except Exception:
@@ -329,6 +344,14 @@ def sweep(
     return restarted
 
 
+def _needs_verification(notice: Notice) -> bool:
+    return (
+        topview_settings.verify_with_query
+        and notice.source == NoticeSource.CALLBACK
+        and biz_types.spec_for(notice.biz_type) is not None
+    )
+
+
 def _verified(notice: Notice) -> bool:
     """VERIFY_WITH_QUERY: replace a callback's claim with Topview's answer to a query.
 
@@ -336,11 +359,7 @@ def _verified(notice: Notice) -> bool:
     pending (the sweep retries it) and the task is left open, so a later delivery of the
     outcome, by callback or by poll, is not blocked.
     """
-    if (
-        not topview_settings.verify_with_query
-        or notice.source != NoticeSource.CALLBACK
-        or biz_types.spec_for(notice.biz_type) is None
-    ):
+    if not _needs_verification(notice):
         return True
     try:
         result = TopviewClient(notice.account).query(notice.biz_type, notice.task_id)
