@@ -79,3 +79,22 @@ def record_signal() -> Iterator[Any]:
     yield start
     for recorder in recorders:
         recorder.disconnect()
+
+
+@pytest.fixture
+def failing_receiver() -> Iterator[Any]:
+    """A ``notice_received`` receiver that raises until ``fixed`` is set; counts its calls."""
+
+    class Receiver:
+        fixed = False
+        calls = 0
+
+        def __call__(self, sender: Any, **kwargs: Any) -> None:
+            Receiver.calls += 1
+            if not Receiver.fixed:
+                raise RuntimeError("the receiver is broken")
+
+    receiver = Receiver()
+    signals.notice_received.connect(receiver, weak=False)
+    yield Receiver
+    signals.notice_received.disconnect(receiver)

@@ -229,25 +229,6 @@ def test_notices_cannot_be_added_or_edited(operator: Client, admin_client: Clien
         assert notice.task_id != "changed"
 
 
-@pytest.fixture
-def failing_receiver() -> Any:
-    """A receiver that fails until ``fixed`` is set; counts its calls."""
-
-    class Receiver:
-        fixed = False
-        calls = 0
-
-        def __call__(self, sender: Any, **kwargs: Any) -> None:
-            Receiver.calls += 1
-            if not Receiver.fixed:
-                raise RuntimeError("the receiver is broken")
-
-    receiver = Receiver()
-    signals.notice_received.connect(receiver, weak=False)
-    yield Receiver
-    signals.notice_received.disconnect(receiver)
-
-
 def test_reprocess_asks_for_confirmation_then_reruns_the_receivers(
     operator: Client, failing_receiver: Any
 ) -> None:

@@ -24,7 +24,7 @@ from django.contrib.auth.models import User
 from django.urls import include, path, re_path
 from django.views.static import serve
 
-from topview_callbacks import processing, signals
+from topview_callbacks import processing
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
 from topview_callbacks.testing import notice_payload
 
@@ -225,26 +225,7 @@ def test_log_in_filter_search_and_preview_media(page: Any) -> None:
     shoot(page, "tasks")
 
 
-@pytest.fixture
-def receiver() -> Iterator[Any]:
-    """A receiver that fails until ``fixed`` is set; counts its calls."""
-
-    class Receiver:
-        fixed = False
-        calls = 0
-
-        def __call__(self, sender: Any, **kwargs: Any) -> None:
-            Receiver.calls += 1
-            if not Receiver.fixed:
-                raise RuntimeError("the CRM was down")
-
-    instance = Receiver()
-    signals.notice_received.connect(instance, weak=False)
-    yield Receiver
-    signals.notice_received.disconnect(instance)
-
-
-def test_reprocess_a_failed_notice(page: Any, receiver: Any) -> None:
+def test_reprocess_a_failed_notice(page: Any, failing_receiver: Any) -> None:
     notice = store("VOICE_CLONE", task_id="voice-failed-1", state=NoticeState.PENDING)
     processing.process_notice(notice.pk)
     notice.refresh_from_db()
@@ -260,14 +241,14 @@ def test_reprocess_a_failed_notice(page: Any, receiver: Any) -> None:
     assert page.locator(".topview-reprocess-list li").count() == 1
     shoot(page, "reprocess_confirm")
 
-    receiver.fixed = True
-    calls = receiver.calls
+    failing_receiver.fixed = True
+    calls = failing_receiver.calls
     page.click("input[value='Yes, reprocess']")
     message = page.locator("ul.messagelist li.success")
     message.wait_for()
     assert "voice-failed-1" in message.inner_text()
     assert "reprocessed, the receivers ran" in message.inner_text()
-    assert receiver.calls == calls + 1
+    assert failing_receiver.calls == calls + 1
     shoot(page, "reprocess_done")
     notice.refresh_from_db()
     assert notice.state == NoticeState.PROCESSED
