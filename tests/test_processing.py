@@ -196,3 +196,13 @@ def test_processing_records_the_parsed_result_on_the_task() -> None:
     assert notice.submitted_task is not None
     assert notice.submitted_task.result == json.loads(payload["result"])
     assert notice.submitted_task.media() == notice.media() != []
+
+
+def test_a_duplicate_notice_cannot_be_replayed_into_a_second_outcome(record_signal: Any) -> None:
+    receive(notice_payload(task_id="t-dup", status="fail"))
+    late = receive(notice_payload(task_id="t-dup", status="success"))
+    fired = record_signal(signals.notice_received)
+    assert processing.replay_notice(late.pk) is None
+    assert fired.calls == []
+    assert Notice.objects.get(pk=late.pk).state == NoticeState.DUPLICATE
+    assert SubmittedTask.objects.get(task_id="t-dup").status == TaskStatus.FAIL

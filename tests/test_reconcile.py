@@ -432,3 +432,21 @@ def test_a_plain_number_poll_after_applies_to_every_biz_type():
         assert topview_settings.poll_after("M2V_EXPORT") == timedelta(seconds=30)
     assert topview_settings.poll_after("M2V_EXPORT") == timedelta(seconds=600)
     assert topview_settings.poll_after("VOICE_CLONE") == timedelta(seconds=60)
+
+
+def test_an_ignored_notice_does_not_keep_its_task_from_expiring(api, record_signal):
+    expired = record_signal(signals.task_expired)
+    task = make_task("ignored", age=timedelta(days=2), due=False)
+    callback("ignored")  # stays pending here (on_commit does not run) ...
+    Notice.objects.update(state=NoticeState.IGNORED)  # ... and an operator ignores it
+    assert polling.reconcile().expired == 1
+    task.refresh_from_db()
+    assert task.status == TaskStatus.EXPIRED
+    assert [call["task"].pk for call in expired.calls] == [task.pk]
+
+
+def test_an_ignored_notice_does_not_keep_its_task_from_being_polled(api):
+    make_task("polled-again")
+    callback("polled-again", uuid="another-uuid")
+    Notice.objects.update(state=NoticeState.IGNORED)
+    assert [t.task_id for t in polling.due_tasks()] == ["polled-again"]

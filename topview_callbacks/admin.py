@@ -134,6 +134,10 @@ def last_line(traceback_text: str) -> str:
 def replay_one(notice: Notice) -> tuple[int, str]:
     """Replay one notice through ``processing.replay_notice``; (message level, text)."""
     label = f"{notice.biz_type} {notice.task_id} ({notice.uuid})"
+    if notice.state == NoticeState.DUPLICATE:
+        return messages.WARNING, _(
+            "%s: its task already had an outcome; receivers not fired (duplicate)."
+        ) % label
     try:
         done = processing.replay_notice(notice.pk)
     except Exception as exc:  # an error in processing itself, not in a receiver

@@ -24,6 +24,7 @@ from topview_callbacks.models import (
     FINAL_TASK_STATUSES,
     Notice,
     NoticeSource,
+    NoticeState,
     SubmittedTask,
     TaskStatus,
 )
@@ -49,20 +50,29 @@ class ReconcileReport:
     expired: int = 0  # tasks marked expired
 
 
-def _notices_of_task() -> Exists:
-    return Exists(Notice.objects.filter(biz_type=OuterRef("biz_type"), task_id=OuterRef("task_id")))
+def _notices_in_flight() -> Exists:
+    # A notice that is pending or processing will record its task's outcome (the sweep sees
+    # to that). One that recorded it made the task final, which excludes it anyway; ignored
+    # or abandoned ones must not keep the task from being polled and expired.
+    return Exists(
+        Notice.objects.filter(
+            biz_type=OuterRef("biz_type"),
+            task_id=OuterRef("task_id"),
+            state__in=(NoticeState.PENDING, NoticeState.PROCESSING),
+        )
+    )
 
 
 def due_tasks(now: datetime | None = None) -> QuerySet[SubmittedTask]:
-    """Unfinished tasks whose poll time has come and for which no notice was stored.
+    """Unfinished tasks whose poll time has come and that have no notice in flight.
 
-    A task with a notice (even one not processed yet) is left alone: its outcome came.
+    A task with a notice still pending or processing is left alone: its outcome came.
     """
     now = now or timezone.now()
     return (
         SubmittedTask.objects.filter(status__in=OPEN_TASK_STATUSES)
         .filter(Q(next_poll_at__lte=now) | Q(next_poll_at__isnull=True))
-        .exclude(_notices_of_task())
+        .exclude(_notices_in_flight())
         .order_by(F("next_poll_at").asc(nulls_first=True), "pk")
     )
 
@@ -138,7 +148,7 @@ def expire_tasks(now: datetime | None = None) -> int:
     cutoff = now - topview_settings.task_max_age
     candidates = (
         SubmittedTask.objects.filter(status__in=OPEN_TASK_STATUSES, submitted_at__lt=cutoff)
-        .exclude(_notices_of_task())
+        .exclude(_notices_in_flight())
         .values_list("pk", flat=True)
     )
     expired = 0

@@ -33,12 +33,13 @@ from topview_callbacks.models import (
 
 logger = logging.getLogger(__name__)
 
-# States an operator may replay from: everything but a notice being processed right now.
+# States an operator may replay from. Not "processing" (running right now) and not
+# "duplicate": its task's outcome was delivered by another notice, and firing this one
+# would send a second, possibly contradicting, outcome.
 REPLAYABLE_STATES = (
     NoticeState.PENDING,
     NoticeState.PROCESSED,
     NoticeState.FAILED,
-    NoticeState.DUPLICATE,
     NoticeState.IGNORED,
 )
 
