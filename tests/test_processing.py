@@ -177,16 +177,16 @@ def test_a_notice_being_processed_cannot_be_claimed_unless_stale() -> None:
     assert done is not None and done.state == NoticeState.PROCESSED
 
 
-def test_manual_mode_only_stores_and_process_pending_catches_up(record_signal: Any) -> None:
+def test_manual_mode_only_stores_and_the_sweep_catches_up(record_signal: Any) -> None:
     fired = record_signal(signals.notice_received)
     with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "PROCESSING": "manual"}):
         for _ in range(3):
             receive(notice_payload())
     assert fired.calls == []
     assert set(Notice.objects.values_list("state", flat=True)) == {NoticeState.PENDING}
-    assert processing.process_pending(limit=2) == 2
-    assert processing.process_pending() == 1
-    assert processing.process_pending() == 0
+    assert processing.sweep(pending_after=timedelta(0), limit=2) == 2
+    assert processing.sweep(pending_after=timedelta(0)) == 1
+    assert processing.sweep(pending_after=timedelta(0)) == 0
     assert len(fired.calls) == 3
 
 

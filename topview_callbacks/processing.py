@@ -48,7 +48,7 @@ def dispatch(notice_id: int) -> None:
     """Start processing a newly stored notice as ``PROCESSING`` says. Never raises.
 
     Called on commit by the view. An error here leaves the notice pending, where
-    ``process_pending`` (the sweep) finds it: the notice is stored, so nothing is lost.
+    ``sweep`` finds it: the notice is stored, so nothing is lost.
     """
     mode = topview_settings.processing
     try:
@@ -220,24 +220,6 @@ def replay_notice(notice_id: int) -> Notice | None:
     return process_notice(notice_id, claim_from=REPLAYABLE_STATES)
 
 
-def process_pending(*, limit: int | None = None, stale_after: timedelta | None = None) -> int:
-    """Process notices left pending (and, with ``stale_after``, stuck ones); returns how many."""
-    due = Q(state=NoticeState.PENDING)
-    if stale_after is not None:
-        due |= Q(
-            state=NoticeState.PROCESSING,
-            processing_started_at__lt=timezone.now() - stale_after,
-        )
-    ids = Notice.objects.filter(due).order_by("received_at").values_list("pk", flat=True)
-    if limit is not None:
-        ids = ids[:limit]
-    done = 0
-    for notice_id in list(ids):
-        if process_notice(notice_id, stale_after=stale_after) is not None:
-            done += 1
-    return done
-
-
 # --- Lifecycle signals and structured logs -------------------------------------------------
 
 
@@ -277,11 +259,15 @@ def _sweep_cutoff(older_than: timedelta | None) -> datetime:
     return timezone.now() - older_than
 
 
-def stuck_notices(older_than: timedelta | None = None) -> QuerySet[Notice]:
-    """Notices pending (the broker was down) or processing (the worker died) for too long."""
+def stuck_notices(
+    older_than: timedelta | None = None, *, pending_after: timedelta | None = None
+) -> QuerySet[Notice]:
+    """Notices processing (the worker died) for longer than ``older_than`` (``SWEEP_AFTER``),
+    or pending (the broker was down) for longer than ``pending_after`` (default: the same)."""
     cutoff = _sweep_cutoff(older_than)
+    pending_cutoff = cutoff if pending_after is None else timezone.now() - pending_after
     return Notice.objects.filter(
-        Q(state=NoticeState.PENDING, received_at__lt=cutoff)
+        Q(state=NoticeState.PENDING, received_at__lte=pending_cutoff)
         | Q(state=NoticeState.PROCESSING, processing_started_at__lt=cutoff)
     )
 
@@ -289,14 +275,17 @@ def stuck_notices(older_than: timedelta | None = None) -> QuerySet[Notice]:
 def sweep(
     *,
     older_than: timedelta | None = None,
+    pending_after: timedelta | None = None,
     limit: int = 1000,
     restart: Callable[[int], object] | None = None,
 ) -> int:
     """Restart notices stuck for longer than ``older_than`` (``SWEEP_AFTER``); returns how many.
 
-    ``restart`` gets each notice id: the Celery sweep passes ``tasks.enqueue_notice``; by
-    default the notice is processed here. A notice stuck in processing after ``MAX_ATTEMPTS``
-    claims (processing it keeps killing the worker) is marked failed instead of restarted.
+    ``pending_after=timedelta(0)`` takes every pending notice at once (``PROCESSING="manual"``:
+    ``manage.py topview_process_pending``). ``restart`` gets each notice id: the Celery sweep
+    passes ``tasks.enqueue_notice``; by default the notice is processed here. A notice stuck
+    in processing after ``MAX_ATTEMPTS`` claims (processing it keeps killing the worker) is
+    marked failed instead of restarted.
     """
     older_than = older_than or timedelta(seconds=topview_settings.sweep_after)
     cutoff = timezone.now() - older_than
@@ -326,7 +315,9 @@ def sweep(
                 signals.notice_processing_failed, sender=Notice, notice=notice, error=error
             )
     restarted = 0
-    for notice in stuck_notices(older_than).order_by("received_at")[:limit]:
+    for notice in stuck_notices(older_than, pending_after=pending_after).order_by("received_at")[
+        :limit
+    ]:
         logger.warning(
             "Topview notice %s (%s %s, account %s) stuck %s since %s; restarting it",
             notice.uuid,

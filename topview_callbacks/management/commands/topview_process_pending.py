@@ -5,28 +5,32 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from topview_callbacks.processing import process_pending
+from topview_callbacks.processing import sweep
 
 
 class Command(BaseCommand):
     help = (
-        "Process stored notices that are still pending (PROCESSING='manual', or the broker "
-        "was down), and optionally ones stuck in processing."
+        "Process every stored notice that is still pending (PROCESSING='manual', or the "
+        "broker was down), and restart ones stuck in processing longer than SWEEP_AFTER."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--limit", type=int, help="At most this many notices.")
+        parser.add_argument(
+            "--limit", type=int, default=1000, help="At most this many notices (default 1000)."
+        )
         parser.add_argument(
             "--stale-after",
             type=int,
             metavar="SECONDS",
-            help="Also re-run notices stuck in 'processing' for longer than this.",
+            help="Restart notices stuck in 'processing' for longer than this "
+            "(default: SWEEP_AFTER).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         stale = options["stale_after"]
-        done = process_pending(
+        done = sweep(
+            pending_after=timedelta(0),
+            older_than=timedelta(seconds=stale) if stale is not None else None,
             limit=options["limit"],
-            stale_after=timedelta(seconds=stale) if stale is not None else None,
         )
         self.stdout.write(self.style.SUCCESS(f"Processed {done} notice(s)."))
