@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from topview_callbacks.models import Notice, NoticeSource, NoticeState, SubmittedTask
 
@@ -37,6 +39,29 @@ def test_record_delivery_inserts_once_then_counts_deliveries() -> None:
     assert notice.state == NoticeState.PENDING
     assert notice.source == NoticeSource.CALLBACK
     assert notice.headers == {}
+
+
+@pytest.mark.django_db
+def test_claim_takes_a_notice_once_and_returns_it_as_stored() -> None:
+    stored = Notice.objects.record_delivery(
+        uuid="u1", biz_type="SCRAPER", task_id="t1", status="success", result={"a": [1, "é"]}
+    )
+    before = timezone.now()
+    claimed = Notice.objects.claim(stored.notice_id, [NoticeState.PENDING])
+    assert claimed is not None
+    assert (claimed.uuid, claimed.result, claimed.state) == ("u1", {"a": [1, "é"]}, "processing")
+    assert claimed.attempts == 1
+    assert claimed.processing_started_at is not None
+    assert before <= claimed.processing_started_at <= timezone.now()
+    assert Notice.objects.get().processing_started_at == claimed.processing_started_at
+    # Taken: neither a second claim nor one that only accepts older work gets it.
+    assert Notice.objects.claim(stored.notice_id, [NoticeState.PENDING]) is None
+    assert Notice.objects.claim(stored.notice_id, [], stale_before=before) is None
+    # Once it has been processing for longer than the caller allows, it can be taken over.
+    taken_over = Notice.objects.claim(
+        stored.notice_id, [], stale_before=timezone.now() + timedelta(seconds=1)
+    )
+    assert taken_over is not None and taken_over.attempts == 2
 
 
 @pytest.mark.django_db

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import connections, models, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -117,9 +120,8 @@ class NoticeManager(models.Manager["Notice"]):
         durable when this returns. Supported on PostgreSQL and SQLite (3.35+).
         """
         model = self.model
-        db = router.db_for_write(model)
-        connection = connections[db]
-        quote = connection.ops.quote_name
+        connection = connections[router.db_for_write(model)]
+        column = self._column_sql(connection)
         now = timezone.now()
         values.setdefault("received_at", now)
         values.setdefault("last_delivery_at", values["received_at"])
@@ -128,12 +130,7 @@ class NoticeManager(models.Manager["Notice"]):
             f.get_db_prep_save(values[f.name] if f.name in values else f.get_default(), connection)
             for f in fields
         ]
-        columns = {f.name: str(f.column) for f in model._meta.concrete_fields}
-
-        def column(name: str) -> str:
-            return quote(columns[name])
-
-        table = quote(model._meta.db_table)
+        table = connection.ops.quote_name(model._meta.db_table)
         count, last = column("delivery_count"), column("last_delivery_at")
         sql = (
             f"INSERT INTO {table} ({', '.join(column(f.name) for f in fields)}) "
@@ -146,6 +143,45 @@ class NoticeManager(models.Manager["Notice"]):
             cursor.execute(sql, params)
             notice_id, delivery_count = cursor.fetchone()  # type: ignore[misc]
         return Delivery(notice_id=notice_id, created=delivery_count == 1)
+
+    def claim(
+        self, notice_id: int, states: Iterable[str], stale_before: datetime | None = None
+    ) -> Notice | None:
+        """Move a notice in one of ``states`` to processing, count the attempt, and return it.
+
+        With ``stale_before``, a notice left processing since before then (its worker died)
+        is claimed too. None when the notice is in none of those states: another worker has
+        it, or it is done. One ``UPDATE ... RETURNING``, so the claim and the read are one
+        round trip; of two workers claiming at once, exactly one gets the row.
+        """
+        connection = connections[router.db_for_write(self.model)]
+        column = self._column_sql(connection)
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        state, attempts = column("state"), column("attempts")
+        started = column("processing_started_at")
+        moment = connection.ops.adapt_datetimefield_value
+        states = list(states)
+        claimable: list[str] = []
+        claimable_params: list[Any] = []
+        if states:
+            claimable.append(f"{state} IN ({', '.join(['%s'] * len(states))})")
+            claimable_params += states
+        if stale_before is not None:
+            claimable.append(f"({state} = %s AND {started} < %s)")
+            claimable_params += [NoticeState.PROCESSING, moment(stale_before)]
+        if not claimable:
+            return None
+        sql = (
+            f"UPDATE {table} SET {state} = %s, {attempts} = {attempts} + 1, {started} = %s "
+            f"WHERE {column('id')} = %s AND ({' OR '.join(claimable)}) RETURNING *"
+        )
+        params = [NoticeState.PROCESSING, moment(timezone.now()), notice_id, *claimable_params]
+        return next(iter(self.raw(sql, params).using(connection.alias)), None)
+
+    def _column_sql(self, connection: BaseDatabaseWrapper) -> Callable[[str], str]:
+        """A function giving the quoted column of a field, for the raw statements above."""
+        columns = {f.name: str(f.column) for f in self.model._meta.concrete_fields}
+        return lambda name: connection.ops.quote_name(columns[name])
 
 
 class Notice(models.Model):

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -64,19 +64,6 @@ def dispatch(notice_id: int) -> None:
         logger.exception(
             "Could not start processing Topview notice id=%s; it stays pending", notice_id
         )
-
-
-def _claim(notice_id: int, states: Iterable[str], stale_before: datetime | None) -> bool:
-    """Atomically move the notice to PROCESSING; False if another worker has it or it is done."""
-    claimable = Q(state__in=list(states))
-    if stale_before is not None:
-        claimable |= Q(state=NoticeState.PROCESSING, processing_started_at__lt=stale_before)
-    updated = Notice.objects.filter(claimable, pk=notice_id).update(
-        state=NoticeState.PROCESSING,
-        attempts=F("attempts") + 1,
-        processing_started_at=timezone.now(),
-    )
-    return updated == 1
 
 
 def _record_outcome(notice: Notice) -> str | None:
@@ -159,9 +146,9 @@ def process_notice(
     # Claiming, reading and recording the outcome share one transaction (one commit), except
     # when VERIFY_WITH_QUERY must ask Topview first: no row lock is held across that call.
     with transaction.atomic():
-        if not _claim(notice_id, claim_from, stale_before):
+        notice = Notice.objects.claim(notice_id, claim_from, stale_before)
+        if notice is None:
             return None
-        notice = Notice.objects.select_related("submitted_task").get(pk=notice_id)
         # A notice already linked recorded its outcome on an earlier attempt (which then
         # failed, or is being replayed): only the receivers run again.
         to_record = notice.submitted_task_id is None
