@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -65,3 +66,59 @@ def test_error_messages_say_what_to_set() -> None:
     with override_settings(TOPVIEW_CALLBACKS={**GOOD, "UID": ""}):
         (message,) = [m for m in check_settings() if m.id == "topview_callbacks.E002"]
     assert "TOPVIEW_CALLBACKS['UID']" in message.hint
+
+
+# --- checks that depend on the database and on Celery ------------------------------------
+
+
+@pytest.fixture
+def on_postgresql(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The default database as the checks see it: PostgreSQL with persistent connections."""
+    from django.db import connection
+
+    monkeypatch.setattr(connection, "vendor", "postgresql")
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
+    return connection
+
+
+@pytest.fixture
+def celery_app() -> Iterator[Any]:
+    """A Celery app of the project's, configured as Celery's defaults leave it."""
+    from celery import Celery, _state
+
+    previous = _state.get_current_app()
+    app = Celery("checks-test", set_as_current=True)
+    yield app
+    previous.set_current()
+
+
+def test_e007_celery_processing_without_celery_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "celery" else find_spec(name)
+    )
+    assert "topview_callbacks.E007" in ids(TOPVIEW_CALLBACKS={**GOOD, "PROCESSING": "celery"})
+
+
+def test_e008_a_database_without_insert_on_conflict_returning(on_postgresql: Any) -> None:
+    on_postgresql.vendor = "mysql"
+    assert "topview_callbacks.E008" in ids(TOPVIEW_CALLBACKS=GOOD)
+
+
+def test_w004_a_new_postgresql_connection_per_notice(on_postgresql: Any) -> None:
+    assert ids(TOPVIEW_CALLBACKS=GOOD) == []
+    on_postgresql.settings_dict["CONN_MAX_AGE"] = 0
+    assert ids(TOPVIEW_CALLBACKS=GOOD) == ["topview_callbacks.W004"]
+    assert ids(TOPVIEW_CALLBACKS=GOOD, DEBUG=True) == []
+
+
+def test_w022_celery_closing_the_connection_after_every_task(
+    on_postgresql: Any, celery_app: Any
+) -> None:
+    celery = {**GOOD, "PROCESSING": "celery"}
+    assert ids(TOPVIEW_CALLBACKS=celery) == ["topview_callbacks.W022"]
+    assert ids(TOPVIEW_CALLBACKS=GOOD) == []  # inline: no worker
+    celery_app.conf.update(CELERY_DB_REUSE_MAX=1000)
+    assert ids(TOPVIEW_CALLBACKS=celery) == []

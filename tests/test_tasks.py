@@ -402,3 +402,31 @@ def test_the_package_works_without_celery_installed() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("ok")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_in_a_worker_the_task_keeps_its_connection_for_conn_max_age() -> None:
+    """Outside a request, nothing else applies CONN_MAX_AGE: the task does, as a request would.
+
+    (Celery itself closes the connection after every task unless CELERY_DB_REUSE_MAX is set.)
+    """
+    import time
+
+    from django.db import OperationalError as DatabaseError
+    from django.db import connection
+
+    first, second, third = store(), store(), store()
+    connection.ensure_connection()
+    kept = connection.connection
+    assert tasks.process_notice_task.run(first.pk) == "processed"  # run as a worker runs it
+    assert connection.connection is kept  # reused, not reopened
+    connection.close_at = time.monotonic() - 1  # CONN_MAX_AGE has run out
+    assert tasks.process_notice_task.run(second.pk) == "processed"
+    assert connection.connection is not None and connection.connection is not kept
+    # A connection that failed and no longer works is dropped, not reused by the next task.
+    broken = connection.connection
+    with pytest.raises(DatabaseError), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # as in a restart
+    assert tasks.process_notice_task.run(third.pk) == "processed"
+    assert connection.connection is not broken

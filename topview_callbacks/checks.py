@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -152,7 +153,27 @@ def _check_values(raw: dict[str, Any]) -> list[CheckMessage]:
                     id=_id("W004"),
                 )
             )
+        if raw.get("PROCESSING") == "celery" and _celery_closes_connections():
+            messages.append(
+                Warning(
+                    "Celery closes the database connection after every task, so each Topview "
+                    "notice opens a new one in the worker: processing is about 2.5 times slower.",
+                    hint="Set CELERY_DB_REUSE_MAX = 1000 where your Celery app reads its "
+                    "settings (CELERY_ prefix), and keep CONN_MAX_AGE above 0.",
+                    id=_id("W022"),
+                )
+            )
     return messages
+
+
+def _celery_closes_connections() -> bool:
+    """Whether the project's Celery app (if this process loaded it) closes database
+    connections after every task, as its Django fix-up does unless CELERY_DB_REUSE_MAX is set.
+    """
+    celery = sys.modules.get("celery")
+    if celery is None:
+        return False  # no Celery app in this process: nothing to judge
+    return not celery.current_app.conf.get("CELERY_DB_REUSE_MAX")
 
 
 def _check_notice_url(raw: dict[str, Any]) -> list[CheckMessage]:

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task  # type: ignore[import-untyped]
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 
 from topview_callbacks import polling, processing, pruning
 from topview_callbacks.conf import topview_settings
@@ -67,6 +67,19 @@ def _fields(notice_id: int, task_id: str | None, notice: Notice | None = None) -
 )
 def process_notice_task(self: Task, notice_id: int) -> str | None:
     """Process one notice; retry with backoff while its receivers raise, up to MAX_ATTEMPTS."""
+    if self.request.is_eager:  # in the caller's process, maybe in its transaction
+        return _process(self, notice_id)
+    # Connections live as in a web request: CONN_MAX_AGE applies, and one left broken (the
+    # database restarted) is dropped rather than failing every later task in this process.
+    # That matters once CELERY_DB_REUSE_MAX stops Celery closing them after every task.
+    close_old_connections()
+    try:
+        return _process(self, notice_id)
+    finally:
+        close_old_connections()
+
+
+def _process(self: Task, notice_id: int) -> str | None:
     task_id = self.request.id
     retrying = bool(self.request.retries)
     claim_from = (NoticeState.PENDING, NoticeState.FAILED) if retrying else (NoticeState.PENDING,)
