@@ -9,8 +9,12 @@ recorded -> signal -> processed. Reported side by side:
   processed (the receiver counts in Redis, so "processed" means the signal fired);
 - drain rate: the same once wrk has stopped (the worker's own rate).
 
+Two workloads, one after the other: notices for tasks submitted through the client (their
+``SubmittedTask`` rows exist, as in normal use), and notices for tasks never seen before
+(the row is created from the notice, which costs a few more statements).
+
 Needs PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379 (database 14) and wrk.
-Usage: .venv/bin/python bench/celery_rate.py [--duration 10] [--connections 16]
+Usage: .venv/bin/python bench/celery_rate.py [--duration 10] [--tasks known unknown]
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -31,7 +37,9 @@ from tests.test_celery_worker import (  # noqa: E402  (needs ROOT on sys.path)
     cleanup_redis,
     fired,
     gunicorn,
+    key,
     process_env,
+    records,
 )
 
 DATABASE = "topview_bench_celery"
@@ -49,36 +57,62 @@ def ensure_database() -> None:
         env=process_env(DATABASE),
         check=True,
     )
-    sql("TRUNCATE topview_callbacks_notice, topview_callbacks_submittedtask")
+
+
+_connection: Any = None
 
 
 def sql(query: str) -> list[tuple[object, ...]]:
+    """Run a statement on the benchmark database, on one connection kept open (the harness
+    polls while the worker drains: a new connection each time would take CPU from it)."""
+    global _connection
     import psycopg
 
-    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={DATABASE}") as conn:
-        cursor = conn.execute(query)
-        return cursor.fetchall() if cursor.description else []
+    if _connection is None:
+        _connection = psycopg.connect(
+            f"host=127.0.0.1 user=postgres dbname={DATABASE}", autocommit=True
+        )
+    cursor = _connection.execute(query)
+    return cursor.fetchall() if cursor.description else []
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds of wrk (default 10)")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--web-workers", type=int, default=2)
-    parser.add_argument("--celery-concurrency", type=int, default=2)
-    parser.add_argument("--timeout", type=float, default=300, help="max seconds to drain")
-    args = parser.parse_args()
+def processed() -> int:
+    """Notices whose signal fired (HLEN, not the whole hash: cheap enough to poll)."""
+    return int(records().hlen(key("fired")))
 
-    ensure_database()
+
+def submit_tasks(prefix: str, per_thread: int) -> None:
+    """Rows for the task ids wrk will send (post_notice.lua: ``<prefix>-<thread>-<n>``)."""
+    sql(
+        "INSERT INTO topview_callbacks_submittedtask (account, biz_type, task_id, notice_uuid, "
+        "status, request_payload, error_message, submitted_at, poll_count, updated_at) "
+        f"SELECT 'default', 'M2V_PREVIEW', '{prefix}-' || t || '-' || n, '', 'running', '{{}}', "
+        "'', now(), 0, now() "
+        f"FROM generate_series(1, 2) t, generate_series(1, {per_thread}) n"
+    )
+
+
+def run(args: argparse.Namespace, known_tasks: bool) -> dict[str, float]:
+    """One workload: wrk against gunicorn while the worker processes; the figures."""
+    sql("TRUNCATE topview_callbacks_notice, topview_callbacks_submittedtask")
     cleanup_redis()
+    prefix = f"celery-{time.time_ns()}"
+    if known_tasks:
+        submit_tasks(prefix, per_thread=1500 * args.duration)  # more than wrk can send
     overrides = {"UID": "bench-uid", "PROCESSING": "celery"}
     services = []
     try:
-        worker = celery_worker(DATABASE, concurrency=args.celery_concurrency, loglevel="warning")
+        worker = celery_worker(
+            DATABASE,
+            concurrency=args.celery_concurrency,
+            loglevel="warning",
+            pool_name=args.pool,
+            TOPVIEW_TEST_DB_REUSE_MAX=str(args.db_reuse_max),
+        )
         services.append(worker)
         web, port = gunicorn(DATABASE, workers=args.web_workers, overrides=overrides)
         services.append(web)
-        env = {**os.environ, "BENCH_MODE": "new", "BENCH_PREFIX": f"celery-{time.time_ns()}"}
+        env = {**os.environ, "BENCH_MODE": "new", "BENCH_PREFIX": prefix}
         started = time.monotonic()
         out = subprocess.run(
             [
@@ -98,38 +132,95 @@ def main() -> None:
         received_at = time.monotonic()
         requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        stored = int(sql("SELECT count(*) FROM topview_callbacks_notice")[0][0])  # type: ignore[arg-type]
-        processed_at_receive_end = len(fired())
+        processed_at_receive_end = processed()
         deadline = received_at + args.timeout
-        done = processed_at_receive_end
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
+        while True:
             # Requests in flight when wrk stopped are stored a little later: count again.
             stored = int(sql("SELECT count(*) FROM topview_callbacks_notice")[0][0])  # type: ignore[arg-type]
-            done = len(fired())
-            if done >= stored:
+            done = processed()
+            if done >= stored or time.monotonic() > deadline:
                 break
+            time.sleep(0.2)
         finished = time.monotonic()
+        twice = sum(1 for count in fired().values() if count > 1)
+        created = int(sql("SELECT count(*) FROM topview_callbacks_submittedtask")[0][0])  # type: ignore[arg-type]
     finally:
         for service in reversed(services):
             service.stop()
             service.log.unlink(missing_ok=True)
         cleanup_redis()
-    twice = sum(1 for count in fired().values() if count > 1)
-    receive_rate = requests / (received_at - started)
-    e2e_rate = done / (finished - started)
-    drain_rate = (done - processed_at_receive_end) / max(finished - received_at, 1e-9)
+    return {
+        "requests": requests,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "stored": stored,
+        "done": done,
+        "twice": twice,
+        "tasks": created,
+        "receive_rate": requests / (received_at - started),
+        "e2e_rate": done / (finished - started),
+        "drain_rate": (done - processed_at_receive_end) / max(finished - received_at, 1e-9),
+        "processed_while_receiving": processed_at_receive_end,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds of wrk (default 10)")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--celery-concurrency", type=int, default=2)
+    parser.add_argument("--pool", default="prefork", help="Celery pool (prefork, threads)")
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=("known", "unknown"),
+        default=["known", "unknown"],
+        help="workloads: notices for submitted tasks, for tasks never seen (default: both)",
+    )
+    parser.add_argument(
+        "--db-reuse-max",
+        type=int,
+        default=1000,
+        help="the worker's CELERY_DB_REUSE_MAX (default 1000; 0: Celery's default, which "
+        "closes the database connection after every task)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3; medians)")
+    parser.add_argument("--timeout", type=float, default=300, help="max seconds to drain")
+    args = parser.parse_args()
+
+    ensure_database()
     print(
         f"wrk -t2 -c{args.connections} -d{args.duration}s, gunicorn sync -w{args.web_workers}, "
-        f"celery prefork -c{args.celery_concurrency}"
+        f"celery {args.pool} -c{args.celery_concurrency} (CELERY_DB_REUSE_MAX="
+        f"{args.db_reuse_max}); workloads interleaved, "
+        f"{args.rounds} round(s)"
     )
-    print(f"  deliveries acknowledged : {requests} ({errors.group(1) if errors else 0} non-2xx)")
-    print(f"  notices stored          : {stored}; processed (signal fired): {done}; twice: {twice}")
-    print(f"  receive rate            : {receive_rate:8.0f} /s")
-    share = e2e_rate / receive_rate
-    print(f"  end-to-end rate         : {e2e_rate:8.0f} /s  ({share:.0%} of the receive rate)")
-    print(f"  drain rate after wrk    : {drain_rate:8.0f} /s")
-    print(f"  processed while receiving: {processed_at_receive_end} of {stored}")
+    results: dict[str, list[dict[str, float]]] = {workload: [] for workload in args.tasks}
+    for number in range(1, args.rounds + 1):
+        for workload, runs in results.items():
+            r = run(args, known_tasks=workload == "known")
+            runs.append(r)
+            print(
+                f"  round {number}, {workload} tasks: {r['requests']:.0f} acknowledged "
+                f"({r['non_2xx']:.0f} non-2xx), {r['stored']:.0f} stored, {r['done']:.0f} "
+                f"processed, {r['twice']:.0f} twice; receive {r['receive_rate']:.0f}/s, "
+                f"end to end {r['e2e_rate']:.0f}/s ({r['e2e_rate'] / r['receive_rate']:.0%}), "
+                f"drain {r['drain_rate']:.0f}/s",
+                flush=True,
+            )
+    print("medians:")
+    for workload, runs in results.items():
+        receive = statistics.median(r["receive_rate"] for r in runs)
+        e2e = statistics.median(r["e2e_rate"] for r in runs)
+        share = statistics.median(r["e2e_rate"] / r["receive_rate"] for r in runs)
+        drain = statistics.median(r["drain_rate"] for r in runs)
+        print(
+            f"  {workload:>7} tasks: receive {receive:5.0f}/s, end to end {e2e:5.0f}/s "
+            f"= {share:.0%} of receive; drain alone {drain:.0f}/s"
+        )
+    lost = sum(r["stored"] - r["done"] for runs in results.values() for r in runs)
+    twice = sum(r["twice"] for runs in results.values() for r in runs)
+    print(f"  lost: {lost:.0f}, fired twice: {twice:.0f}")
 
 
 if __name__ == "__main__":
