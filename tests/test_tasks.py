@@ -416,17 +416,31 @@ def test_in_a_worker_the_task_keeps_its_connection_for_conn_max_age() -> None:
     from django.db import OperationalError as DatabaseError
     from django.db import connection
 
-    first, second, third = store(), store(), store()
+    task = tasks.process_notice_task
+
+    def run_as_a_worker_does(notice: Notice) -> Any:
+        task.push_request(id="t", called_directly=False)
+        try:
+            return task.run(notice.pk)
+        finally:
+            task.pop_request()
+
+    first, second, third, fourth = store(), store(), store(), store()
     connection.ensure_connection()
     kept = connection.connection
-    assert tasks.process_notice_task.run(first.pk) == "processed"  # run as a worker runs it
+    assert run_as_a_worker_does(first) == "processed"
     assert connection.connection is kept  # reused, not reopened
     connection.close_at = time.monotonic() - 1  # CONN_MAX_AGE has run out
-    assert tasks.process_notice_task.run(second.pk) == "processed"
+    assert run_as_a_worker_does(second) == "processed"
     assert connection.connection is not None and connection.connection is not kept
     # A connection that failed and no longer works is dropped, not reused by the next task.
     broken = connection.connection
     with pytest.raises(DatabaseError), connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # as in a restart
-    assert tasks.process_notice_task.run(third.pk) == "processed"
+    assert run_as_a_worker_does(third) == "processed"
     assert connection.connection is not broken
+    # Called directly (not by a worker), it leaves the caller's connection alone.
+    connection.close_at = time.monotonic() - 1
+    current = connection.connection
+    assert task.run(fourth.pk) == "processed"
+    assert connection.connection is current

@@ -67,8 +67,8 @@ def _fields(notice_id: int, task_id: str | None, notice: Notice | None = None) -
 )
 def process_notice_task(self: Task, notice_id: int) -> str | None:
     """Process one notice; retry with backoff while its receivers raise, up to MAX_ATTEMPTS."""
-    if self.request.is_eager:  # in the caller's process, maybe in its transaction
-        return _process(self, notice_id)
+    if self.request.is_eager or self.request.called_directly:
+        return _process(self, notice_id)  # not in a worker: maybe inside a transaction
     # Connections live as in a web request: CONN_MAX_AGE applies, and one left broken (the
     # database restarted) is dropped rather than failing every later task in this process.
     # That matters once CELERY_DB_REUSE_MAX stops Celery closing them after every task.
