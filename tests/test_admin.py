@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from topview_callbacks import admin as topview_admin
-from topview_callbacks import admin_lists, processing, signals
+from topview_callbacks import admin_actions, admin_lists, processing, signals
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
 from topview_callbacks.testing import notice_payload
 
@@ -274,7 +274,7 @@ def test_reprocess_reports_a_receiver_that_fails_again_per_row(
 def test_reprocess_refuses_too_many_rows(
     operator: Client, failing_receiver: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(topview_admin, "MAX_ACTION_ROWS", 2)
+    monkeypatch.setattr(admin_actions, "MAX_ACTION_ROWS", 2)
     rows = [make_notice() for _ in range(3)]
     response = action(operator, NOTICES, "reprocess", rows, confirmed="yes")
     assert failing_receiver.calls == 0
