@@ -114,6 +114,22 @@ def test_final_tasks_go_once_their_notices_are_gone() -> None:
     assert not SubmittedTask.objects.filter(pk=orphan.pk).exists()
 
 
+def test_tasks_that_expired_long_ago_go_too() -> None:
+    def expired(task_id: str, days: int) -> SubmittedTask:
+        return SubmittedTask.objects.create(
+            biz_type="M2V_PREVIEW",
+            task_id=task_id,
+            status=TaskStatus.EXPIRED,
+            submitted_at=timezone.now() - timedelta(days=days),
+        )
+
+    old, recent, with_notice = expired("old", 100), expired("recent", 30), expired("kept", 100)
+    notice(100, NoticeState.FAILED, submitted_task=with_notice)
+    assert prune(older_than=timedelta(days=90)).tasks == 1
+    assert not SubmittedTask.objects.filter(pk=old.pk).exists()
+    assert SubmittedTask.objects.filter(pk__in=[recent.pk, with_notice.pk]).count() == 2
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -10,11 +10,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.models import FINAL_TASK_STATUSES, Notice, NoticeState, SubmittedTask
+from topview_callbacks.models import (
+    FINAL_TASK_STATUSES,
+    Notice,
+    NoticeState,
+    SubmittedTask,
+    TaskStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +56,8 @@ def prune(
     failed_older_than: timedelta | None = None,
     batch_size: int = 1000,
 ) -> PruneResult:
-    """Delete old finished notices, old failed ones, then final tasks left without notices.
+    """Delete old finished notices, old failed ones, then final or expired tasks left without
+    notices.
 
     Defaults: ``PRUNE_AFTER_DAYS`` and ``PRUNE_FAILED_AFTER_DAYS``; failed notices are never
     pruned sooner than the others. Pending and processing notices are never pruned.
@@ -70,11 +77,12 @@ def prune(
         batch_size,
     )
     # A final task keeps a late duplicate callback from firing again; once its notices are
-    # gone (and it is as old as they were), it goes too.
+    # gone (and it is as old as they were), it goes too. So does a task that expired without
+    # an outcome, once it was submitted that long ago: no outcome comes after months.
     tasks = _delete_in_batches(
         SubmittedTask.objects.filter(
-            status__in=FINAL_TASK_STATUSES,
-            completed_at__lt=now - older_than,
+            Q(status__in=FINAL_TASK_STATUSES, completed_at__lt=now - older_than)
+            | Q(status=TaskStatus.EXPIRED, submitted_at__lt=now - older_than),
             notices__isnull=True,
         ),
         batch_size,
