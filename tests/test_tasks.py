@@ -425,7 +425,7 @@ def test_in_a_worker_the_task_keeps_its_connection_for_conn_max_age() -> None:
         finally:
             task.pop_request()
 
-    first, second, third, fourth = store(), store(), store(), store()
+    first, second, third, fourth, fifth = store(), store(), store(), store(), store()
     connection.ensure_connection()
     kept = connection.connection
     assert run_as_a_worker_does(first) == "processed"
@@ -439,7 +439,18 @@ def test_in_a_worker_the_task_keeps_its_connection_for_conn_max_age() -> None:
         cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # as in a restart
     assert run_as_a_worker_does(third) == "processed"
     assert connection.connection is not broken
+    # CONN_MAX_AGE running out while the task runs: closed when it ends, not kept idle.
+    def age_out(**kwargs: Any) -> None:
+        connection.close_at = time.monotonic() - 1
+
+    signals.notice_received.connect(age_out, dispatch_uid="age-out")
+    try:
+        assert run_as_a_worker_does(fifth) == "processed"
+    finally:
+        signals.notice_received.disconnect(dispatch_uid="age-out")
+    assert connection.connection is None
     # Called directly (not by a worker), it leaves the caller's connection alone.
+    connection.ensure_connection()
     connection.close_at = time.monotonic() - 1
     current = connection.connection
     assert task.run(fourth.pk) == "processed"
