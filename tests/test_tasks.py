@@ -439,6 +439,7 @@ def test_in_a_worker_the_task_keeps_its_connection_for_conn_max_age() -> None:
         cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # as in a restart
     assert run_as_a_worker_does(third) == "processed"
     assert connection.connection is not broken
+
     # CONN_MAX_AGE running out while the task runs: closed when it ends, not kept idle.
     def age_out(**kwargs: Any) -> None:
         connection.close_at = time.monotonic() - 1

@@ -151,9 +151,10 @@ def process_notice(
             return None
         # A notice already linked recorded its outcome on an earlier attempt (which then
         # failed, or is being replayed): only the receivers run again, with that task.
-        to_record = notice.submitted_task_id is None
-        if not to_record:
-            notice.submitted_task = SubmittedTask.objects.get(pk=notice.submitted_task_id)
+        linked_task_id = notice.submitted_task_id
+        to_record = linked_task_id is None
+        if linked_task_id is not None:
+            notice.submitted_task = SubmittedTask.objects.get(pk=linked_task_id)
         old_status = None
         if to_record and not _needs_verification(notice):
             old_status, to_record = _record_outcome(notice), False
