@@ -203,8 +203,9 @@ def test_after_max_attempts_the_notice_stays_failed_and_replay_runs_it_again(
     assert "receiver failure 3" in notice.last_error
     assert len(failed.calls) == 3
     assert "failed 3 times; giving up" in caplog.text
-    # A stray (redelivered) first message does not run a failed notice again...
-    assert tasks.process_notice_task.apply((notice.pk,)).get() is None
+    # A stray (redelivered) first message does not run a notice out of attempts again...
+    with topview(MAX_ATTEMPTS=3):
+        assert tasks.process_notice_task.apply((notice.pk,)).get() is None
     assert receiver.calls == 3
     # ...an operator's replay does.
     replayed = processing.replay_notice(notice.pk)
@@ -249,6 +250,47 @@ def test_sweep_restarts_old_pending_and_stale_processing_notices_only() -> None:
     with topview(SWEEP_AFTER=300):
         assert processing.sweep(restart=restarted.append) == 2
     assert sorted(restarted) == sorted([old_pending.pk, stale.pk])
+
+
+def _failed(attempts: int, last_attempt_seconds_ago: float) -> Notice:
+    notice = store()
+    _age(notice, last_attempt_seconds_ago + 5, state=NoticeState.FAILED, attempts=attempts)
+    Notice.objects.filter(pk=notice.pk).update(
+        processing_started_at=timezone.now() - timedelta(seconds=last_attempt_seconds_ago)
+    )
+    return notice
+
+
+def test_sweep_retries_a_failed_notice_whose_retry_never_came(record_signal: Any) -> None:
+    """Its Celery retry message was lost, or no Celery: after SWEEP_AFTER + RETRY_BACKOFF_MAX
+    without an attempt, a failed notice with attempts left is run again; one out of
+    attempts stays failed for an operator."""
+    received = record_signal()
+    settings = {"SWEEP_AFTER": 300, "RETRY_BACKOFF_MAX": 600, "MAX_ATTEMPTS": 3}
+    waiting = _failed(attempts=1, last_attempt_seconds_ago=800)  # its retry may still come
+    forgotten = _failed(attempts=2, last_attempt_seconds_ago=1000)
+    exhausted = _failed(attempts=3, last_attempt_seconds_ago=5000)
+    restarted: list[int] = []
+    with topview(**settings):
+        assert processing.sweep(restart=restarted.append) == 1
+        assert restarted == [forgotten.pk]
+        assert processing.sweep() == 1  # without Celery: processed here
+    assert [call["notice"].uuid for call in received.calls] == [forgotten.uuid]
+    states = dict(Notice.objects.values_list("pk", "state"))
+    assert states[forgotten.pk] == NoticeState.PROCESSED
+    assert states[waiting.pk] == states[exhausted.pk] == NoticeState.FAILED
+
+
+def test_the_task_takes_a_failed_notice_only_while_it_has_attempts_left(
+    record_signal: Any,
+) -> None:
+    received = record_signal()
+    left, exhausted = _failed(attempts=2, last_attempt_seconds_ago=60), _failed(3, 60)
+    with topview(MAX_ATTEMPTS=3):
+        # A fresh message (the sweep's restart), not a retry: it still takes the notice.
+        assert tasks.process_notice_task.apply((left.pk,)).get() == NoticeState.PROCESSED
+        assert tasks.process_notice_task.apply((exhausted.pk,)).get() is None
+    assert [call["notice"].uuid for call in received.calls] == [left.uuid]
 
 
 def test_sweep_by_default_processes_here(record_signal: Any) -> None:

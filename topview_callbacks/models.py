@@ -145,14 +145,20 @@ class NoticeManager(models.Manager["Notice"]):
         return Delivery(notice_id=notice_id, created=delivery_count == 1)
 
     def claim(
-        self, notice_id: int, states: Iterable[str], stale_before: datetime | None = None
+        self,
+        notice_id: int,
+        states: Iterable[str],
+        stale_before: datetime | None = None,
+        *,
+        retry_failed_below: int | None = None,
     ) -> Notice | None:
         """Move a notice in one of ``states`` to processing, count the attempt, and return it.
 
         With ``stale_before``, a notice left processing since before then (its worker died)
-        is claimed too. None when the notice is in none of those states: another worker has
-        it, or it is done. One ``UPDATE ... RETURNING``, so the claim and the read are one
-        round trip; of two workers claiming at once, exactly one gets the row.
+        is claimed too; with ``retry_failed_below``, a failed notice with fewer attempts than
+        that. None when the notice is in none of those states: another worker has it, or it
+        is done. One ``UPDATE ... RETURNING``, so the claim and the read are one round trip;
+        of two workers claiming at once, exactly one gets the row.
         """
         connection = connections[router.db_for_write(self.model)]
         column = self._column_sql(connection)
@@ -169,6 +175,9 @@ class NoticeManager(models.Manager["Notice"]):
         if stale_before is not None:
             claimable.append(f"({state} = %s AND {started} < %s)")
             claimable_params += [NoticeState.PROCESSING, moment(stale_before)]
+        if retry_failed_below is not None:
+            claimable.append(f"({state} = %s AND {attempts} < %s)")
+            claimable_params += [NoticeState.FAILED, retry_failed_below]
         if not claimable:
             return None
         sql = (

@@ -135,18 +135,22 @@ def process_notice(
     *,
     claim_from: Iterable[str] = (NoticeState.PENDING,),
     stale_after: timedelta | None = None,
+    retry_failed_below: int | None = None,
 ) -> Notice | None:
     """Record a notice's outcome on its task and fire the signals, once.
 
     Returns the notice in its new state, or None when it could not be claimed (another
     worker has it, or it is no longer in one of ``claim_from``). With ``stale_after``, a
-    notice stuck in ``processing`` longer than that (a worker died) is claimed too.
+    notice stuck in ``processing`` longer than that (a worker died) is claimed too; with
+    ``retry_failed_below``, a ``failed`` one with fewer attempts than that (a retry).
     """
     stale_before = timezone.now() - stale_after if stale_after is not None else None
     # Claiming, reading and recording the outcome share one transaction (one commit), except
     # when VERIFY_WITH_QUERY must ask Topview first: no row lock is held across that call.
     with transaction.atomic():
-        notice = Notice.objects.claim(notice_id, claim_from, stale_before)
+        notice = Notice.objects.claim(
+            notice_id, claim_from, stale_before, retry_failed_below=retry_failed_below
+        )
         if notice is None:
             return None
         # A notice already linked recorded its outcome on an earlier attempt (which then
@@ -253,12 +257,20 @@ def stuck_notices(
     older_than: timedelta | None = None, *, pending_after: timedelta | None = None
 ) -> QuerySet[Notice]:
     """Notices processing (the worker died) for longer than ``older_than`` (``SWEEP_AFTER``),
-    or pending (the broker was down) for longer than ``pending_after`` (default: the same)."""
+    pending (the broker was down) for longer than ``pending_after`` (default: the same), or
+    failed with attempts left and no attempt for ``RETRY_BACKOFF_MAX`` more than that (no
+    retry is coming: its Celery message was lost, or nothing retries in this mode)."""
     cutoff = _sweep_cutoff(older_than)
     pending_cutoff = cutoff if pending_after is None else timezone.now() - pending_after
+    retry_cutoff = cutoff - timedelta(seconds=topview_settings.retry_backoff_max)
     return Notice.objects.filter(
         Q(state=NoticeState.PENDING, received_at__lte=pending_cutoff)
         | Q(state=NoticeState.PROCESSING, processing_started_at__lt=cutoff)
+        | Q(
+            state=NoticeState.FAILED,
+            attempts__lt=topview_settings.max_attempts,
+            processing_started_at__lt=retry_cutoff,
+        )
     )
 
 
@@ -269,7 +281,8 @@ def sweep(
     limit: int = 1000,
     restart: Callable[[int], object] | None = None,
 ) -> int:
-    """Restart notices stuck for longer than ``older_than`` (``SWEEP_AFTER``); returns how many.
+    """Restart ``stuck_notices`` (pending, processing, or failed with attempts left whose retry
+    never came); returns how many.
 
     ``pending_after=timedelta(0)`` takes every pending notice at once (``PROCESSING="manual"``:
     ``manage.py topview_process_pending``). ``restart`` gets each notice id: the Celery sweep
@@ -321,7 +334,11 @@ def sweep(
         if restart is not None:
             restart(notice.pk)
         else:
-            process_notice(notice.pk, stale_after=older_than)
+            process_notice(
+                notice.pk,
+                stale_after=older_than,
+                retry_failed_below=topview_settings.max_attempts,
+            )
         restarted += 1
     return restarted
 

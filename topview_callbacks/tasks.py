@@ -81,13 +81,13 @@ def process_notice_task(self: Task, notice_id: int) -> str | None:
 
 def _process(self: Task, notice_id: int) -> str | None:
     task_id = self.request.id
-    retrying = bool(self.request.retries)
-    claim_from = (NoticeState.PENDING, NoticeState.FAILED) if retrying else (NoticeState.PENDING,)
     try:
+        # A failed notice with attempts left is taken too: by this task's own retry, or
+        # when the sweep restarts it because that retry's message was lost.
         notice = processing.process_notice(
             notice_id,
-            claim_from=claim_from,
             stale_after=timedelta(seconds=topview_settings.sweep_after),
+            retry_failed_below=topview_settings.max_attempts,
         )
     except (OperationalError, InterfaceError) as exc:
         # The database is unreachable: nothing was claimed, or the claim goes stale and the
