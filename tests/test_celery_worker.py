@@ -496,7 +496,7 @@ def test_a_raising_receiver_is_retried_with_backoff_then_failed_and_replay_runs_
 def test_a_worker_killed_mid_processing_is_taken_over_once(
     db_name: str, running: list[Service], settings: Any
 ) -> None:
-    from topview_callbacks import processing, tasks
+    from topview_callbacks import sweeping, tasks
     from topview_callbacks.models import Notice
     from topview_callbacks.testing import deliver_notice, notice_payload
 
@@ -520,7 +520,7 @@ def test_a_worker_killed_mid_processing_is_taken_over_once(
     running.append(second)
     time.sleep(3.5)
     settings.TOPVIEW_CALLBACKS = {**settings.TOPVIEW_CALLBACKS, "SWEEP_AFTER": 3}
-    assert processing.sweep(restart=tasks.enqueue_notice) == 1
+    assert sweeping.sweep(restart=tasks.enqueue_notice) == 1
     wait_for(lambda: fired().get(payload["uuid"]), 30, "the notice to be processed")
     notice = Notice.objects.get(uuid=payload["uuid"])
 

@@ -10,7 +10,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from topview_callbacks import processing, signals
+from topview_callbacks import processing, signals, sweeping
 from topview_callbacks.biz_types import BizType
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
 from topview_callbacks.testing import deliver_notice, notice_payload
@@ -184,9 +184,9 @@ def test_manual_mode_only_stores_and_the_sweep_catches_up(record_signal: Any) ->
             receive(notice_payload())
     assert fired.calls == []
     assert set(Notice.objects.values_list("state", flat=True)) == {NoticeState.PENDING}
-    assert processing.sweep(pending_after=timedelta(0), limit=2) == 2
-    assert processing.sweep(pending_after=timedelta(0)) == 1
-    assert processing.sweep(pending_after=timedelta(0)) == 0
+    assert sweeping.sweep(pending_after=timedelta(0), limit=2) == 2
+    assert sweeping.sweep(pending_after=timedelta(0)) == 1
+    assert sweeping.sweep(pending_after=timedelta(0)) == 0
     assert len(fired.calls) == 3
 
 

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from topview_callbacks import polling, processing, signals
+from topview_callbacks import polling, signals, sweeping
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
 from topview_callbacks.testing import deliver_notice, notice_payload
 
@@ -241,7 +241,7 @@ def test_a_callback_racing_the_poll_is_delivered_once(api, outcomes):
     api.get(QUERY, json=answer("success", voice=VOICE))
     callback()
     polling.poll_task(task)
-    processing.sweep(pending_after=timedelta(0))
+    sweeping.sweep(pending_after=timedelta(0))
     assert Notice.objects.count() == 1
     assert len(outcomes.calls) == 1
 
@@ -347,7 +347,7 @@ def test_an_unconfirmed_callback_stays_pending_and_blocks_nothing(
     assert len(outcomes.calls) == 1
     # The first notice, retried by the sweep, confirms too but finds the outcome delivered.
     api.get(QUERY, json=answer("success", voice=VOICE))
-    processing.sweep(pending_after=timedelta(0))
+    sweeping.sweep(pending_after=timedelta(0))
     assert Notice.objects.get(uuid="forged-or-early").state == NoticeState.DUPLICATE
     assert len(outcomes.calls) == 1
 
@@ -361,7 +361,7 @@ def test_a_failing_verification_query_leaves_the_notice_retryable(
         callback()
     assert Notice.objects.get().state == NoticeState.PENDING
     api.get(QUERY, json=answer("success", voice=VOICE))
-    assert processing.sweep(pending_after=timedelta(0)) == 1
+    assert sweeping.sweep(pending_after=timedelta(0)) == 1
     assert Notice.objects.get().state == NoticeState.PROCESSED
     assert len(outcomes.calls) == 1
 

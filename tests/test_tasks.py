@@ -21,7 +21,7 @@ from django.test import override_settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from topview_callbacks import processing, signals, tasks
+from topview_callbacks import processing, signals, sweeping, tasks
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
 from topview_callbacks.testing import deliver_notice, notice_payload
 
@@ -248,7 +248,7 @@ def test_sweep_restarts_old_pending_and_stale_processing_notices_only() -> None:
     _age(done, 900, state=NoticeState.PROCESSED)
     restarted: list[int] = []
     with topview(SWEEP_AFTER=300):
-        assert processing.sweep(restart=restarted.append) == 2
+        assert sweeping.sweep(restart=restarted.append) == 2
     assert sorted(restarted) == sorted([old_pending.pk, stale.pk])
 
 
@@ -272,9 +272,9 @@ def test_sweep_retries_a_failed_notice_whose_retry_never_came(record_signal: Any
     exhausted = _failed(attempts=3, last_attempt_seconds_ago=5000)
     restarted: list[int] = []
     with topview(**settings):
-        assert processing.sweep(restart=restarted.append) == 1
+        assert sweeping.sweep(restart=restarted.append) == 1
         assert restarted == [forgotten.pk]
-        assert processing.sweep() == 1  # without Celery: processed here
+        assert sweeping.sweep() == 1  # without Celery: processed here
     assert [call["notice"].uuid for call in received.calls] == [forgotten.uuid]
     states = dict(Notice.objects.values_list("pk", "state"))
     assert states[forgotten.pk] == NoticeState.PROCESSED
@@ -298,7 +298,7 @@ def test_sweep_by_default_processes_here(record_signal: Any) -> None:
     notice = store()
     _age(notice, 600)
     with topview(SWEEP_AFTER=300):
-        assert processing.sweep() == 1
+        assert sweeping.sweep() == 1
     notice.refresh_from_db()
     assert notice.state == NoticeState.PROCESSED
     assert len(received.calls) == 1
@@ -313,7 +313,7 @@ def test_sweep_gives_up_on_a_notice_that_keeps_killing_its_worker(record_signal:
     )
     restarted: list[int] = []
     with topview(SWEEP_AFTER=300, MAX_ATTEMPTS=3):
-        assert processing.sweep(restart=restarted.append) == 0
+        assert sweeping.sweep(restart=restarted.append) == 0
     notice.refresh_from_db()
     assert notice.state == NoticeState.FAILED
     assert "Abandoned after 3 attempts" in notice.last_error

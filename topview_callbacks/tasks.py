@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers over ``processing.py`` and their retry policy.
+"""Celery tasks: thin wrappers over ``processing``, ``sweeping``, ``polling`` and ``pruning``.
 
 This is the only module of the package that imports Celery; nothing imports it unless
 ``PROCESSING`` is ``"celery"`` (``processing.dispatch`` imports it lazily) or the host's
@@ -18,7 +18,7 @@ from typing import Any
 from celery import Task, shared_task  # type: ignore[import-untyped]
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 
-from topview_callbacks import polling, processing, pruning
+from topview_callbacks import polling, processing, pruning, sweeping
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import Notice, NoticeState
 
@@ -165,7 +165,7 @@ def enqueue_notice(notice_id: int) -> None:
 @shared_task(name="topview_callbacks.sweep", ignore_result=True)
 def sweep_task() -> int:
     """Periodic: queue notices stuck pending or processing past ``SWEEP_AFTER``."""
-    return processing.sweep(restart=enqueue_notice)
+    return sweeping.sweep(restart=enqueue_notice)
 
 
 @shared_task(name="topview_callbacks.reconcile", ignore_result=True)

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from topview_callbacks.processing import sweep
+from topview_callbacks.sweeping import sweep
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.processing import sweep
+from topview_callbacks.sweeping import sweep
 
 
 class Command(BaseCommand):
