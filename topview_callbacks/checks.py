@@ -131,7 +131,7 @@ def _check_values(raw: dict[str, Any]) -> list[CheckMessage]:
             messages.append(
                 Error(f"{SETTINGS_NAME}[{key!r}] must be a positive number.", id=_id("E006"))
             )
-    vendor = connections[router.db_for_write(_notice_model())].vendor
+    vendor = _notice_connection().vendor
     if vendor not in SUPPORTED_VENDORS:
         messages.append(
             Error(
@@ -142,7 +142,7 @@ def _check_values(raw: dict[str, Any]) -> list[CheckMessage]:
             )
         )
     elif vendor == "postgresql" and not settings.DEBUG:
-        db_settings = connections[router.db_for_write(_notice_model())].settings_dict
+        db_settings = _notice_connection().settings_dict
         if not db_settings.get("CONN_MAX_AGE") and not db_settings.get("OPTIONS", {}).get("pool"):
             messages.append(
                 Warning(
@@ -202,10 +202,11 @@ def _check_notice_url(raw: dict[str, Any]) -> list[CheckMessage]:
     return messages
 
 
-def _notice_model() -> Any:
+def _notice_connection() -> Any:
+    """The database connection notices are written to."""
     from topview_callbacks.models import Notice
 
-    return Notice
+    return connections[router.db_for_write(Notice)]
 
 
 # Processing, retry, sweep and prune settings (ids E020+, W020+).
@@ -252,7 +253,7 @@ def check_processing_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
         raw.get("PROCESSING") == "celery"
         and not settings.DEBUG
         and not getattr(settings, "CELERY_DB_REUSE_MAX", None)
-        and connections[router.db_for_write(_notice_model())].vendor == "postgresql"
+        and _notice_connection().vendor == "postgresql"
     ):
         # Read from Django settings, where app.config_from_object(..., namespace="CELERY")
         # finds it; looking at a Celery app here could create Celery's fallback app.

@@ -79,8 +79,8 @@ def process_notice_task(self: Task, notice_id: int) -> str | None:
         close_old_connections()
 
 
-def _process(self: Task, notice_id: int) -> str | None:
-    task_id = self.request.id
+def _process(task: Task, notice_id: int) -> str | None:
+    task_id = task.request.id
     try:
         # A failed notice with attempts left is taken too: by this task's own retry, or
         # when the sweep restarts it because that retry's message was lost.
@@ -92,9 +92,9 @@ def _process(self: Task, notice_id: int) -> str | None:
     except (OperationalError, InterfaceError) as exc:
         # The database is unreachable: nothing was claimed, or the claim goes stale and the
         # sweep restarts it. Try again later rather than wait for the sweep.
-        if self.request.retries + 1 >= topview_settings.max_attempts:
+        if task.request.retries + 1 >= topview_settings.max_attempts:
             raise
-        delay = retry_delay(self.request.retries + 1)
+        delay = retry_delay(task.request.retries + 1)
         logger.warning(
             "Database error processing Topview notice id=%s [celery task %s]: %s; retry in %.1fs",
             notice_id,
@@ -103,7 +103,7 @@ def _process(self: Task, notice_id: int) -> str | None:
             delay,
             extra=_fields(notice_id, task_id),
         )
-        raise self.retry(countdown=delay, exc=exc) from exc
+        raise task.retry(countdown=delay, exc=exc) from exc
     if notice is None:
         logger.info(
             "Topview notice id=%s not claimed: already done, or another worker has it "
@@ -131,7 +131,7 @@ def _process(self: Task, notice_id: int) -> str | None:
             delay,
             extra=fields,
         )
-        raise self.retry(countdown=delay)
+        raise task.retry(countdown=delay)
     logger.error(
         "%s: failed %s times; giving up. Replay it from the admin or `topview_reprocess`.",
         described,
