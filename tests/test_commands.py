@@ -211,3 +211,22 @@ def test_submit_without_notice_url_and_bad_params() -> None:
 def test_submit_reports_topview_refusals_in_one_line() -> None:
     with pytest.raises(CommandError, match="Unknown bizType"):
         run("topview_submit", "NOT_A_PRODUCT")
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["check_notice_url", "--account", "removed"],
+        ["topview_submit", "VOICE_CLONE", "name=Ann", "--account", "removed"],
+    ],
+)
+def test_an_unknown_account_is_reported_as_a_settings_mistake(command: list[str]) -> None:
+    """Not as "Topview refused": nothing was sent to Topview at all."""
+    with pytest.raises(CommandError) as caught:
+        run(*command)
+    message = str(caught.value)
+    assert message.startswith("Check your settings:")
+    assert "'removed'" in message and "ACCOUNTS" in message
+    assert "refused" not in message and "did not accept" not in message
+    assert len(responses.calls) == 0

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.exceptions import TopviewConfigurationError
+from topview_callbacks.exceptions import TopviewConfigurationError, TopviewError
 
 
 def test_defaults_apply_and_override_settings_is_seen_at_once() -> None:
@@ -19,7 +20,7 @@ def test_defaults_apply_and_override_settings_is_seen_at_once() -> None:
         assert topview_settings.api_base_url == "https://api.topview.ai"
 
 
-def test_accounts_resolve_by_uid_and_inherit_the_notice_url() -> None:
+def test_accounts_inherit_the_notice_url() -> None:
     config = {
         "UID": "u-default",
         "API_KEY": "k",
@@ -27,10 +28,8 @@ def test_accounts_resolve_by_uid_and_inherit_the_notice_url() -> None:
         "ACCOUNTS": {"brand": {"UID": "u-brand", "API_KEY": "kb"}},
     }
     with override_settings(TOPVIEW_CALLBACKS=config):
-        assert topview_settings.account_for_uid("u-brand").name == "brand"  # type: ignore[union-attr]
-        assert topview_settings.account_for_uid("u-default").name == "default"  # type: ignore[union-attr]
-        assert topview_settings.account_for_uid("u-other") is None
         assert topview_settings.account("brand").notice_url == "https://example.com/n/"
+        assert topview_settings.account("brand").uid == "u-brand"
 
 
 def test_a_missing_account_raises_an_error_that_says_what_to_set() -> None:
@@ -39,3 +38,9 @@ def test_a_missing_account_raises_an_error_that_says_what_to_set() -> None:
             topview_settings.account()
         with pytest.raises(TopviewConfigurationError, match="ACCOUNTS"):
             topview_settings.account("nope")
+
+
+def test_a_configuration_error_is_not_a_topview_api_error() -> None:
+    """``except TopviewError`` (Topview failed, retry later) must never hide a settings mistake."""
+    assert issubclass(TopviewConfigurationError, ImproperlyConfigured)
+    assert not issubclass(TopviewConfigurationError, TopviewError)

@@ -394,37 +394,6 @@ def test_the_command_refuses_a_bad_limit():
         call_command("topview_reconcile", limit=0)
 
 
-# System checks of the polling settings ------------------------------------------------------
-
-
-def polling_check_ids(**overrides: object) -> list[str]:
-    from topview_callbacks.checks import check_polling_settings
-
-    with override_settings(TOPVIEW_CALLBACKS={**SETTINGS, **overrides}):
-        return [message.id for message in check_polling_settings()]
-
-
-def test_the_polling_settings_of_the_tests_pass_the_checks():
-    assert polling_check_ids() == []
-
-
-@pytest.mark.parametrize(
-    ("overrides", "expected"),
-    [
-        ({"POLL_AFTER": -1}, "topview_callbacks.E010"),
-        ({"POLL_AFTER": {"default": "soon"}}, "topview_callbacks.E010"),
-        ({"POLL_AFTER": {"M2V_PREVEIW": 60}}, "topview_callbacks.W011"),
-        ({"POLL_MAX_INTERVAL": 0}, "topview_callbacks.E011"),
-        ({"TASK_MAX_AGE": "2d"}, "topview_callbacks.E011"),
-        ({"RECONCILE_BATCH_SIZE": True}, "topview_callbacks.E011"),
-        ({"POLL_BACKOFF": 0.5}, "topview_callbacks.E012"),
-        ({"TASK_MAX_AGE": 3600}, "topview_callbacks.W010"),
-    ],
-)
-def test_bad_polling_settings_are_reported(overrides, expected):
-    assert polling_check_ids(**overrides) == [expected]
-
-
 def test_a_plain_number_poll_after_applies_to_every_biz_type():
     from topview_callbacks.conf import topview_settings
 
@@ -450,3 +419,27 @@ def test_an_ignored_notice_does_not_keep_its_task_from_being_polled(api):
     callback("polled-again", uuid="another-uuid")
     Notice.objects.update(state=NoticeState.IGNORED)
     assert [t.task_id for t in polling.due_tasks()] == ["polled-again"]
+
+
+def test_a_task_of_a_removed_account_is_a_settings_error_not_a_topview_error(
+    api, caplog, outcomes
+) -> None:
+    """The account was removed from ACCOUNTS: nothing is queried, the task is left as it
+    was (not counted as polled or errored), and the log names the account and the fix."""
+    gone = make_task("t-gone", account="old-brand")
+    ours = make_task("t-ours")
+    api.get(QUERY, json=answer("running", "t-ours"))
+    with caplog.at_level("ERROR", logger="topview_callbacks.polling"):
+        report = polling.reconcile()
+    assert (report.polled, report.errors, report.misconfigured) == (1, 0, 1)
+    assert len(api.calls) == 1 and "t-ours" in api.calls[0].request.url
+    gone.refresh_from_db()
+    assert (gone.poll_count, gone.status) == (0, TaskStatus.SUBMITTED)
+    ours.refresh_from_db()
+    assert ours.poll_count == 1
+    [record] = [r for r in caplog.records if "old-brand" in r.getMessage()]
+    assert "ACCOUNTS" in record.getMessage()
+    out = StringIO()  # t-ours is not due again yet; t-gone still is
+    call_command("topview_reconcile", stdout=out)
+    assert "1 task(s) skipped: their account is not in TOPVIEW_CALLBACKS" in out.getvalue()
+    assert outcomes.calls == []

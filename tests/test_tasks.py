@@ -347,7 +347,14 @@ def test_sweep_command(published: list[Any], django_capture_on_commit_callbacks:
 
 def test_reconcile_task_runs_the_real_reconcile_and_returns_plain_data() -> None:
     report = tasks.reconcile_task.apply().get()
-    assert report == {"polled": 0, "delivered": 0, "unfinished": 0, "errors": 0, "expired": 0}
+    assert report == {
+        "polled": 0,
+        "delivered": 0,
+        "unfinished": 0,
+        "errors": 0,
+        "expired": 0,
+        "misconfigured": 0,
+    }
 
 
 def test_prune_task_reports_counts() -> None:

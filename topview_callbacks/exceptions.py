@@ -1,4 +1,9 @@
-"""Errors raised by topview_callbacks. Imports nothing else of the package."""
+"""Errors raised by topview_callbacks. Imports nothing else of the package.
+
+Two trees, on purpose: ``TopviewError`` is what Topview's API (or a notice) did, worth
+catching and often retrying; ``TopviewConfigurationError`` is a settings mistake, an
+``ImproperlyConfigured`` that ``except TopviewError`` never swallows.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,15 @@ from django.core.exceptions import ImproperlyConfigured
 
 
 class TopviewError(Exception):
-    """Base class of every error this package raises."""
+    """Base class of the errors about Topview's API and the notices it sends."""
 
 
-class TopviewConfigurationError(TopviewError, ImproperlyConfigured):
-    """A setting is missing or malformed; the message says what to set."""
+class TopviewConfigurationError(ImproperlyConfigured):
+    """A setting is missing or malformed; the message says what to set.
+
+    Not a ``TopviewError``: retrying cannot fix it, and code that handles Topview's
+    transient failures must not hide it.
+    """
 
 
 class NoticeValidationError(TopviewError):
@@ -19,26 +28,8 @@ class NoticeValidationError(TopviewError):
     status_code = 400
 
 
-# Topview business codes (topview-api.md §3) that are worth trying again later.
+# Topview business codes worth trying again later (its API documentation lists them).
 RETRYABLE_CODES = frozenset({"4007", "5000", "5001", "5003", "5004", "5005"})
-CODE_MEANINGS = {
-    "401": "unauthorized: check UID and API_KEY",
-    "4000": "request parameter error",
-    "4001": "request data format does not match",
-    "4002": "request digital signature does not match",
-    "4003": "required parameter cannot be null",
-    "4004": "resource not found",
-    "4005": "name duplicated",
-    "4006": "request refused",
-    "4007": "an unfinished task exists, wait and retry",
-    "4100": "credit not enough",
-    "5000": "Topview internal server error",
-    "5001": "Topview feign invoke error",
-    "5003": "Topview server busy, try later",
-    "5004": "Topview I/O error",
-    "5005": "Topview unknown error",
-    "6001": "security problem detected (content filter)",
-}
 
 
 class TopviewAPIError(TopviewError):

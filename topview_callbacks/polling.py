@@ -19,7 +19,7 @@ from django.utils import timezone
 from topview_callbacks import biz_types, signals
 from topview_callbacks.client import TopviewClient
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.exceptions import TopviewError
+from topview_callbacks.exceptions import TopviewConfigurationError, TopviewError
 from topview_callbacks.models import (
     FINAL_TASK_STATUSES,
     Notice,
@@ -28,7 +28,7 @@ from topview_callbacks.models import (
     SubmittedTask,
     TaskStatus,
 )
-from topview_callbacks.processing import process_notice, send_lifecycle_signal
+from topview_callbacks.processing import process_notice
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class ReconcileReport:
     unfinished: int = 0  # tasks Topview still reports as init/running
     errors: int = 0  # queries that failed (logged; the task is tried again later)
     expired: int = 0  # tasks marked expired
+    misconfigured: int = 0  # tasks skipped: their account is not (or no longer) in the settings
 
 
 def _notices_in_flight() -> Exists:
@@ -163,7 +164,7 @@ def expire_tasks(now: datetime | None = None) -> int:
         expired += 1
         task = SubmittedTask.objects.get(pk=pk)
         logger.warning("Topview task %s %s expired without an outcome", task.biz_type, task.task_id)
-        send_lifecycle_signal(signals.task_expired, sender=SubmittedTask, task=task)
+        signals.send_lifecycle(signals.task_expired, sender=SubmittedTask, task=task)
     return expired
 
 
@@ -177,12 +178,24 @@ def reconcile(*, limit: int | None = None, now: datetime | None = None) -> Recon
     report = ReconcileReport()
     clients: dict[str, TopviewClient] = {}
     batch = limit if limit is not None else topview_settings.reconcile_batch_size
+    misconfigured: set[str] = set()
     for task in list(due_tasks(now)[:batch]):
-        report.polled += 1
+        if task.account in misconfigured:
+            report.misconfigured += 1
+            continue
         try:
             client = clients.get(task.account) or clients.setdefault(
                 task.account, TopviewClient(task.account)
             )
+        except TopviewConfigurationError as exc:
+            # Not Topview's fault and not transient: say so loudly, once per account and
+            # pass, and leave its tasks as they are until the settings are fixed.
+            misconfigured.add(task.account)
+            report.misconfigured += 1
+            logger.error("Cannot poll the tasks of Topview account %r: %s", task.account, exc)
+            continue
+        report.polled += 1
+        try:
             notice = poll_task(task, client=client, now=now)
         except TopviewError as exc:
             report.errors += 1

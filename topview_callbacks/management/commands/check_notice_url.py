@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from topview_callbacks.client import TopviewClient
-from topview_callbacks.exceptions import TopviewError
+from topview_callbacks.exceptions import TopviewConfigurationError, TopviewError
 
 
 def check_notice_url(url: str | None = None, account: str | None = None) -> str:
@@ -28,7 +28,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             url = check_notice_url(options["url"], options["account"])
-        except TopviewError as exc:
+        except TopviewConfigurationError as exc:
             # CommandError prints one line, no traceback, and exits non-zero.
+            raise CommandError(f"Check your settings: {exc}") from exc
+        except TopviewError as exc:
             raise CommandError(f"Topview did not accept the notice URL: {exc}") from exc
         self.stdout.write(self.style.SUCCESS(f"Topview accepted {url} as a notice URL."))

@@ -31,5 +31,12 @@ class Command(BaseCommand):
             f"{report.unfinished} still running, {report.errors} error(s); "
             f"{report.expired} task(s) expired."
         )
+        if report.misconfigured:
+            message += (
+                f" {report.misconfigured} task(s) skipped: their account is not in "
+                "TOPVIEW_CALLBACKS (see the log)."
+            )
         style = self.style.WARNING if report.errors else self.style.SUCCESS
+        if report.misconfigured:
+            style = self.style.ERROR
         self.stdout.write(style(message))

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from topview_callbacks.client import TopviewClient
-from topview_callbacks.exceptions import TopviewError
+from topview_callbacks.exceptions import TopviewConfigurationError, TopviewError
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -43,6 +43,8 @@ class Command(BaseCommand):
             params["notice_url"] = None
         try:
             task = TopviewClient(options["account"]).submit(options["biz_type"], **params)
+        except TopviewConfigurationError as exc:
+            raise CommandError(f"Check your settings: {exc}") from exc
         except TopviewError as exc:
             raise CommandError(f"Topview refused the task: {exc}") from exc
         self.stdout.write(
