@@ -6,7 +6,6 @@ without any cache to reset. Nothing else in the package reads the dict directly.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -220,27 +219,6 @@ class TopviewSettings:
                     f"Add {name!r} to {SETTINGS_NAME}['ACCOUNTS'] with its 'UID' and 'API_KEY'."
                 )
             raise TopviewConfigurationError(message) from None
-
-    def account_for_uid(self, uid: str) -> Account | None:
-        """The account whose UID equals ``uid``, compared in constant time."""
-        match = None
-        for account in self.accounts.values():
-            # No early exit, so the time taken does not tell which account matched.
-            if account.uid and hmac.compare_digest(account.uid.encode(), uid.encode()):
-                match = match or account
-        return match
-
-    def token_is_valid(self, token: str | None) -> bool:
-        """Whether ``token`` is one of NOTICE_TOKENS (always true when none are configured)."""
-        tokens = self.notice_tokens
-        if not tokens:
-            return token is None
-        if token is None:
-            return False
-        valid = False
-        for candidate in tokens:
-            valid |= hmac.compare_digest(candidate.encode(), token.encode())
-        return valid
 
 
 topview_settings = TopviewSettings()

@@ -260,6 +260,16 @@ class Notice(models.Model):
     def succeeded(self) -> bool:
         return self.status == TaskStatus.SUCCESS
 
+    def log_context(self) -> dict[str, Any]:
+        """``extra=`` for a log line about this notice: the fields log aggregators filter on."""
+        return {
+            "topview_notice_id": self.pk,
+            "topview_notice_uuid": self.uuid,
+            "topview_task_id": self.task_id,
+            "topview_biz_type": self.biz_type,
+            "topview_account": self.account,
+        }
+
     def media(self) -> list[tuple[str, str]]:
         """``(kind, url)`` of every output file in this notice's result."""
         return biz_types.media_urls(self.biz_type, self.result)

@@ -1,8 +1,8 @@
 """The one pipeline every notice goes through, whoever calls it.
 
-The view (after commit), the Celery task, the admin actions and the management
-commands all call these plain functions. Nothing here imports Celery or HTTP requests.
-Polling (``polling.py``), the sweep (``sweeping.py``) and pruning (``pruning.py``) build on it.
+``scheduling`` (for the view), the queue wrappers, the admin actions and the management
+commands all call these plain functions. Nothing here knows how it was called: no queue,
+no HTTP request. Polling (``polling.py``) and the sweep (``sweeping.py``) build on it.
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ import logging
 import traceback
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
 
 from django.db import transaction
-from django.dispatch import Signal
 from django.utils import timezone
 
 from topview_callbacks import biz_types, signals
@@ -41,28 +39,6 @@ REPLAYABLE_STATES = (
     NoticeState.FAILED,
     NoticeState.IGNORED,
 )
-
-
-def dispatch(notice_id: int) -> None:
-    """Start processing a newly stored notice as ``PROCESSING`` says. Never raises.
-
-    Called on commit by the view. An error here leaves the notice pending, where
-    ``sweep`` finds it: the notice is stored, so nothing is lost.
-    """
-    mode = topview_settings.processing
-    try:
-        _send_stored_signal(notice_id)
-        if mode == "inline":
-            process_notice(notice_id)
-        elif mode == "celery":
-            # Imported here because tasks.py is the only module that imports Celery.
-            from topview_callbacks.tasks import enqueue_notice
-
-            enqueue_notice(notice_id)
-    except Exception:
-        logger.exception(
-            "Could not start processing Topview notice id=%s; it stays pending", notice_id
-        )
 
 
 def _record_outcome(notice: Notice) -> str | None:
@@ -172,11 +148,11 @@ def process_notice(
             notice.uuid,
             notice.biz_type,
             notice.task_id,
-            extra=log_fields(notice),
+            extra=notice.log_context(),
         )
         return notice
     if old_status is not None and old_status != notice.status:
-        send_lifecycle_signal(
+        signals.send_lifecycle(
             signals.task_status_changed,
             sender=SubmittedTask,
             task=notice.submitted_task,
@@ -194,11 +170,13 @@ def process_notice(
             notice.biz_type,
             notice.task_id,
             notice.account,
-            extra=log_fields(notice),
+            extra=notice.log_context(),
         )
         Notice.objects.filter(pk=notice_id).update(state=NoticeState.FAILED, last_error=error)
         notice.state, notice.last_error = NoticeState.FAILED, error
-        signals.notice_processing_failed.send_robust(sender=Notice, notice=notice, error=error)
+        signals.send_lifecycle(
+            signals.notice_processing_failed, sender=Notice, notice=notice, error=error
+        )
         return notice
     processed_at = timezone.now()
     Notice.objects.filter(pk=notice_id).update(
@@ -211,36 +189,6 @@ def process_notice(
 def replay_notice(notice_id: int) -> Notice | None:
     """Run a stored notice through the receivers again (an operator's explicit choice)."""
     return process_notice(notice_id, claim_from=REPLAYABLE_STATES)
-
-
-# --- Lifecycle signals and structured logs -------------------------------------------------
-
-
-def log_fields(notice: Notice) -> dict[str, Any]:
-    """``extra=`` for a log line about ``notice``: the fields log aggregators filter on."""
-    return {
-        "topview_notice_id": notice.pk,
-        "topview_notice_uuid": notice.uuid,
-        "topview_task_id": notice.task_id,
-        "topview_biz_type": notice.biz_type,
-        "topview_account": notice.account,
-    }
-
-
-def send_lifecycle_signal(signal: Signal, sender: type, **kwargs: Any) -> None:
-    """Send a metrics signal: a failing receiver is logged, never breaks the pipeline."""
-    for receiver, response in signal.send_robust(sender=sender, **kwargs):
-        if isinstance(response, Exception):
-            logger.error("Lifecycle signal receiver %r raised", receiver, exc_info=response)
-
-
-def _send_stored_signal(notice_id: int) -> None:
-    # Fetching the row costs a query on the request path: only when someone listens.
-    if not signals.notice_stored.has_listeners(Notice):
-        return
-    notice = Notice.objects.filter(pk=notice_id).first()
-    if notice is not None:
-        send_lifecycle_signal(signals.notice_stored, sender=Notice, notice=notice)
 
 
 def _needs_verification(notice: Notice) -> bool:
@@ -267,7 +215,7 @@ def _verified(notice: Notice) -> bool:
             raise TopviewError(f"the query endpoint reports the task as {state!r}")
     except Exception as exc:  # whatever went wrong, the notice must stay retryable
         message = f"Not confirmed by Topview's query endpoint (VERIFY_WITH_QUERY): {exc}"
-        logger.warning("Topview notice %s: %s", notice.uuid, message, extra=log_fields(notice))
+        logger.warning("Topview notice %s: %s", notice.uuid, message, extra=notice.log_context())
         Notice.objects.filter(pk=notice.pk).update(state=NoticeState.PENDING, last_error=message)
         notice.state, notice.last_error = NoticeState.PENDING, message
         return False

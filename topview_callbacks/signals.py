@@ -8,7 +8,12 @@ replayed later, so receivers should tolerate running again for the same notice.
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from django.dispatch import Signal
+
+logger = logging.getLogger(__name__)
 
 # Every task outcome, whatever its bizType (unknown ones included).
 # kwargs: notice (Notice), task (SubmittedTask), result (dict | None: the parsed result),
@@ -68,3 +73,18 @@ notice_stored = Signal()
 # kwargs: task (SubmittedTask), old_status (str), new_status (str), notice (Notice | None:
 #         the notice that brought the change).
 task_status_changed = Signal()
+
+
+def send_lifecycle(signal: Signal, sender: type, **kwargs: Any) -> None:
+    """Send a lifecycle signal: a failing receiver is logged, never breaks the pipeline.
+
+    Outcome signals (``notice_received`` and the bizType ones) are sent plainly instead, so
+    that a receiver's error marks the notice failed and it is retried.
+    """
+    for receiver, response in signal.send_robust(sender=sender, **kwargs):
+        if isinstance(response, Exception):
+            logger.error(
+                "A receiver of a topview_callbacks lifecycle signal raised: %r",
+                receiver,
+                exc_info=response,
+            )

@@ -18,7 +18,7 @@ from django.utils import timezone
 from topview_callbacks import signals
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import Notice, NoticeState
-from topview_callbacks.processing import log_fields, process_notice, send_lifecycle_signal
+from topview_callbacks.processing import process_notice
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +62,13 @@ def sweep(
 
     ``pending_after=timedelta(0)`` takes every pending notice at once (``PROCESSING="manual"``:
     ``manage.py topview_process_pending``). ``restart`` gets each notice id: the Celery sweep
-    passes ``tasks.enqueue_notice``; by default the notice is processed here. A notice stuck
-    in processing after ``MAX_ATTEMPTS`` claims (processing it keeps killing the worker) is
+    passes its ``enqueue_notice``; by default the notice is processed here. A notice stuck in
+    processing after ``MAX_ATTEMPTS`` claims (processing it keeps killing the worker) is
     marked failed instead of restarted.
     """
-    older_than = older_than or timedelta(seconds=topview_settings.sweep_after)
-    cutoff = timezone.now() - older_than
+    if older_than is None:
+        older_than = timedelta(seconds=topview_settings.sweep_after)
+    cutoff = _sweep_cutoff(older_than)
     abandoned = stuck_notices(older_than).filter(
         state=NoticeState.PROCESSING, attempts__gte=topview_settings.max_attempts
     )
@@ -87,10 +88,10 @@ def sweep(
                 notice.task_id,
                 notice.account,
                 error,
-                extra=log_fields(notice),
+                extra=notice.log_context(),
             )
             notice.state, notice.last_error = NoticeState.FAILED, error
-            send_lifecycle_signal(
+            signals.send_lifecycle(
                 signals.notice_processing_failed, sender=Notice, notice=notice, error=error
             )
     restarted = 0
@@ -105,7 +106,7 @@ def sweep(
             notice.account,
             notice.state,
             notice.processing_started_at or notice.received_at,
-            extra=log_fields(notice),
+            extra=notice.log_context(),
         )
         if restart is not None:
             restart(notice.pk)

@@ -1,8 +1,8 @@
 """Celery tasks: thin wrappers over ``processing``, ``sweeping``, ``polling`` and ``pruning``.
 
 This is the only module of the package that imports Celery; nothing imports it unless
-``PROCESSING`` is ``"celery"`` (``processing.dispatch`` imports it lazily) or the host's
-Celery app discovers it. Messages carry only the notice id: the database is the truth,
+``PROCESSING`` is ``"celery"`` (``scheduling`` imports it then) or the host's Celery app
+discovers it. Messages carry only the notice id: the database is the truth,
 so a lost, repeated or late message can never fire receivers twice (the claim in
 ``process_notice`` is atomic) and a lost one is picked up by the sweep.
 """
@@ -49,7 +49,7 @@ def retry_delay(attempts: int) -> float:
 def _fields(notice_id: int, task_id: str | None, notice: Notice | None = None) -> dict[str, Any]:
     fields: dict[str, Any] = {"topview_notice_id": notice_id, "celery_task_id": task_id}
     if notice is not None:
-        fields.update(processing.log_fields(notice))
+        fields.update(notice.log_context())
     return fields
 
 

@@ -15,7 +15,8 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from topview_callbacks import processing
+from topview_callbacks import scheduling
+from topview_callbacks.auth import account_for_uid, token_is_valid
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.exceptions import NoticeValidationError
 from topview_callbacks.models import Notice
@@ -82,16 +83,16 @@ class NoticeView(APIView):
 
     def get(self, request: Request, token: str | None = None) -> HttpResponse:
         """Probes (GET/HEAD) learn that the endpoint is here; nothing is stored."""
-        if not topview_settings.token_is_valid(token):
+        if not token_is_valid(token):
             return error(403, "Unknown notice URL token.")
         return envelope(200, {"code": "200", "message": "Success", "result": None})
 
     def post(self, request: Request, token: str | None = None) -> HttpResponse:
         django_request: HttpRequest = request._request
-        if not topview_settings.token_is_valid(token):
+        if not token_is_valid(token):
             return error(403, "Unknown notice URL token.")
         uid = django_request.headers.get("Topview-Uid", "")
-        account = topview_settings.account_for_uid(uid) if uid else None
+        account = account_for_uid(uid) if uid else None
         if account is None:
             return error(403, "Missing or unknown Topview-Uid header.")
 
@@ -139,7 +140,7 @@ class NoticeView(APIView):
             )
 
         if delivery.created:
-            transaction.on_commit(lambda: processing.dispatch(delivery.notice_id))
+            transaction.on_commit(lambda: scheduling.start(delivery.notice_id))
         else:
             logger.info("Duplicate delivery of Topview notice %s", notice.uuid)
         return envelope(200, acknowledgement(uuid=notice.uuid, topview_uid=account.uid, ok=True))

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from topview_callbacks.conf import topview_settings
+from topview_callbacks.scheduling import queue_for
 from topview_callbacks.sweeping import sweep
 
 
@@ -40,10 +41,9 @@ class Command(BaseCommand):
         restart = None
         if options["enqueue"]:
             try:
-                from topview_callbacks.tasks import enqueue_notice
+                restart = queue_for("celery")
             except ImportError as exc:
                 raise CommandError(f"--enqueue needs Celery: {exc}") from exc
-            restart = enqueue_notice
         done = sweep(
             older_than=timedelta(seconds=seconds) if seconds is not None else None,
             limit=options["limit"],

@@ -1,0 +1,64 @@
+"""Starting work on a stored notice: the one module that knows the processing backends.
+
+``PROCESSING`` picks the backend: ``"inline"`` processes in this process (after the commit
+of the request that stored the notice), ``"celery"`` queues a Celery task, ``"manual"``
+only stores (``manage.py topview_process_pending`` or a sweep runs it later). The queue
+wrappers are imported only when their backend is chosen: the package works without Celery.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from topview_callbacks import processing, signals
+from topview_callbacks.conf import topview_settings
+from topview_callbacks.models import Notice
+
+logger = logging.getLogger(__name__)
+
+Restart = Callable[[int], object]
+
+
+def start(notice_id: int) -> None:
+    """Start processing a newly stored notice as ``PROCESSING`` says. Never raises.
+
+    Called on commit by the view. An error here leaves the notice pending, where the sweep
+    finds it: the notice is stored, so nothing is lost.
+    """
+    try:
+        _send_stored_signal(notice_id)
+        queue = queue_for(topview_settings.processing)
+        if queue is not None:
+            queue(notice_id)
+    except Exception:
+        logger.exception(
+            "Could not start processing Topview notice id=%s; it stays pending",
+            notice_id,
+            extra={"topview_notice_id": notice_id},
+        )
+
+
+def queue_for(mode: str) -> Restart | None:
+    """What starts a notice's processing in ``mode``; None for ``"manual"`` (store only)."""
+    if mode == "inline":
+        return _process_inline
+    if mode == "celery":
+        # Celery is optional: imported only by the projects that choose it.
+        from topview_callbacks import tasks
+
+        return tasks.enqueue_notice
+    return None
+
+
+def _process_inline(notice_id: int) -> None:
+    processing.process_notice(notice_id)
+
+
+def _send_stored_signal(notice_id: int) -> None:
+    # Fetching the row costs a query on the request path: only when someone listens.
+    if not signals.notice_stored.has_listeners(Notice):
+        return
+    notice = Notice.objects.filter(pk=notice_id).first()
+    if notice is not None:
+        signals.send_lifecycle(signals.notice_stored, sender=Notice, notice=notice)
