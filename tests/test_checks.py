@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.checks import CheckMessage, Tags, run_checks
 from django.test import override_settings
-
-from topview_callbacks.checks import check_processing_settings, check_settings
 
 GOOD = {
     "UID": "uid-1",
@@ -16,9 +15,14 @@ GOOD = {
 }
 
 
+def ours(tags: list[str] | None = None) -> list[CheckMessage]:
+    """What Django's check framework reports for this app (registered in ``ready()``)."""
+    return [m for m in run_checks(tags=tags) if (m.id or "").startswith("topview_callbacks.")]
+
+
 def ids(**settings: Any) -> list[str]:
     with override_settings(**settings):
-        return [message.id for message in check_settings()]
+        return [message.id for message in ours()]  # type: ignore[misc]
 
 
 def test_a_good_configuration_passes() -> None:
@@ -30,7 +34,7 @@ def test_a_good_configuration_passes() -> None:
     [
         ("not a dict", "topview_callbacks.E001"),
         ({**GOOD, "UID": ""}, "topview_callbacks.E002"),
-        ({**GOOD, "ACCOUNTS": {"b": {"API_KEY": "k"}}}, "topview_callbacks.E003"),
+        ({**GOOD, "ACCOUNTS": {"b": {"API_KEY": "k"}}}, "topview_callbacks.E013"),
         ({**GOOD, "ACCOUNTS": ["b"]}, "topview_callbacks.E003"),
         ({**GOOD, "PROCESSING": "threads"}, "topview_callbacks.E004"),
         ({**GOOD, "NOTICE_TOKENS": ["short"]}, "topview_callbacks.E005"),
@@ -63,7 +67,7 @@ def test_a_token_at_the_end_of_notice_url_satisfies_w007() -> None:
 
 def test_error_messages_say_what_to_set() -> None:
     with override_settings(TOPVIEW_CALLBACKS={**GOOD, "UID": ""}):
-        (message,) = [m for m in check_settings() if m.id == "topview_callbacks.E002"]
+        (message,) = [m for m in ours() if m.id == "topview_callbacks.E002"]
     assert "TOPVIEW_CALLBACKS['UID']" in message.hint
 
 
@@ -105,7 +109,7 @@ def test_w004_a_new_postgresql_connection_per_notice(on_postgresql: Any) -> None
 def test_w022_celery_closing_the_connection_after_every_task(on_postgresql: Any) -> None:
     def w022(**settings: Any) -> bool:
         with override_settings(**settings):
-            return "topview_callbacks.W022" in [m.id for m in check_processing_settings()]
+            return "topview_callbacks.W022" in [m.id for m in ours()]
 
     celery = {**GOOD, "PROCESSING": "celery"}
     assert w022(TOPVIEW_CALLBACKS=celery)
@@ -114,3 +118,58 @@ def test_w022_celery_closing_the_connection_after_every_task(on_postgresql: Any)
     assert not w022(TOPVIEW_CALLBACKS=celery, DEBUG=True)
     on_postgresql.vendor = "sqlite"  # connections cost next to nothing
     assert not w022(TOPVIEW_CALLBACKS=celery)
+
+
+def test_each_id_means_one_problem() -> None:
+    """E003 is the ACCOUNTS shape only; an account without a UID is E013 (E003 before 0.2)."""
+    assert ids(TOPVIEW_CALLBACKS={**GOOD, "ACCOUNTS": ["b"]}) == ["topview_callbacks.E003"]
+    assert ids(TOPVIEW_CALLBACKS={**GOOD, "ACCOUNTS": {"b": {}}}) == ["topview_callbacks.E013"]
+
+
+def test_a_settings_value_that_is_not_a_dict_is_reported_once() -> None:
+    assert ids(TOPVIEW_CALLBACKS="not a dict") == ["topview_callbacks.E001"]
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({**GOOD, "NOTICE_URL": "http://example.com/topview/notice/"}, "topview_callbacks.W001"),
+        ({**GOOD, "NOTICE_TOKENS": ["short"]}, "topview_callbacks.E005"),
+    ],
+)
+def test_security_checks_are_tagged_security(config: Any, expected: str) -> None:
+    """``manage.py check --tag security`` (and --deploy) reports them."""
+    with override_settings(TOPVIEW_CALLBACKS=config):
+        assert expected in [m.id for m in ours(tags=[Tags.security])]
+        assert expected not in [m.id for m in ours(tags=[Tags.compatibility])]
+
+
+# System checks of the polling settings ------------------------------------------------------
+
+
+POLLING = {**GOOD, "POLL_AFTER": {"default": 600, "VOICE_CLONE": 60}, "TASK_MAX_AGE": 86400}
+
+
+def polling_check_ids(**overrides: object) -> list[str]:
+    return ids(TOPVIEW_CALLBACKS={**POLLING, **overrides})
+
+
+def test_good_polling_settings_pass_the_checks() -> None:
+    assert polling_check_ids() == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"POLL_AFTER": -1}, "topview_callbacks.E010"),
+        ({"POLL_AFTER": {"default": "soon"}}, "topview_callbacks.E010"),
+        ({"POLL_AFTER": {"M2V_PREVEIW": 60}}, "topview_callbacks.W011"),
+        ({"POLL_MAX_INTERVAL": 0}, "topview_callbacks.E011"),
+        ({"TASK_MAX_AGE": "2d"}, "topview_callbacks.E011"),
+        ({"RECONCILE_BATCH_SIZE": True}, "topview_callbacks.E011"),
+        ({"POLL_BACKOFF": 0.5}, "topview_callbacks.E012"),
+        ({"TASK_MAX_AGE": 3600}, "topview_callbacks.W010"),
+    ],
+)
+def test_bad_polling_settings_are_reported(overrides: dict[str, Any], expected: str) -> None:
+    assert polling_check_ids(**overrides) == [expected]

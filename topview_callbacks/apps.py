@@ -10,4 +10,7 @@ class TopviewCallbacksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from topview_callbacks import checks  # noqa: F401  (registers the system checks)
+        # Imported here: checks import the models, which need the app registry.
+        from topview_callbacks.checks import register_checks
+
+        register_checks()

@@ -2,7 +2,7 @@
 
 This is the one table that the client, polling, the admin and ``Notice.media()`` read;
 no other module hard-codes a Topview path. Mappings marked ``uncertain`` are inferred
-(Topview does not publish which endpoint emits which bizType; see topview-api.md §5).
+(Topview does not publish which endpoint emits which bizType).
 """
 
 from __future__ import annotations
@@ -54,13 +54,13 @@ class BizTypeSpec:
     status_path: str = "status"
 
 
-# Endpoints that belong to no bizType (topview-api.md §5.2, §5.3, §6).
+# Endpoints that belong to no bizType (notice URL check, uploads, credit).
 NOTICE_URL_CHECK_PATH = "/notice/notice_url/check"
 UPLOAD_CREDENTIAL_PATH = "/v1/upload/credential"
 UPLOAD_CHECK_PATH = "/v1/upload/check"
 CREDIT_DETAIL_PATH = "/user/credit/detail"
 
-# Query-result states (topview-api.md §4); "failed" is a spelling some products use.
+# Query-result states as Topview documents them; "failed" is a spelling some products use.
 FINAL_STATES = {"success": "success", "fail": "fail", "failed": "fail"}
 UNFINISHED_STATES = frozenset({"init", "running"})
 

@@ -31,6 +31,7 @@ from topview_callbacks.biz_types import (
 )
 from topview_callbacks.conf import Account, topview_settings
 from topview_callbacks.exceptions import TopviewAPIError, TopviewConnectionError, TopviewError
+from topview_callbacks.models import SubmittedTask
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +163,9 @@ class TopviewClient:
 
     # Tasks ---------------------------------------------------------------------------
 
-    def submit(self, biz_type: str, *, notice_url: str | None = _UNSET, **params: Any) -> Any:
+    def submit(
+        self, biz_type: str, *, notice_url: str | None = _UNSET, **params: Any
+    ) -> SubmittedTask:
         """Submit a task of ``biz_type`` with ``params`` (Topview's field names) and record it.
 
         ``noticeUrl`` is the account's NOTICE_URL unless ``notice_url`` is given; pass
@@ -192,7 +195,7 @@ class TopviewClient:
 
     def export_m2v(
         self, task_id: str, script_id: int = 0, *, notice_url: str | None = _UNSET
-    ) -> Any:
+    ) -> SubmittedTask:
         """Export script ``script_id`` of a finished M2V task; records an M2V_EXPORT task.
 
         The export has its own ``noticeUrl`` (Topview does not reuse the submit's). One
@@ -289,10 +292,7 @@ class TopviewClient:
 
     def _record_task(
         self, biz_type: str, task_id: str, result: dict[str, Any], body: dict[str, Any]
-    ) -> Any:
-        # Imported here: models import biz_types, and this module must import without apps.
-        from topview_callbacks.models import SubmittedTask
-
+    ) -> SubmittedTask:
         now = timezone.now()
         values: dict[str, Any] = {
             "account": self.account.name,

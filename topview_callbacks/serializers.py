@@ -1,7 +1,7 @@
 """The incoming notice and the outgoing acknowledgement of the callback contract.
 
 Validation is plain Python rather than a DRF ``Serializer``: a ``Serializer`` costs about
-as much as the endpoint's one INSERT (see shared/perf-notes.md), and the six fields need
+as much as the endpoint's one INSERT (docs/benchmark.md), and the six fields need
 no more than the checks below. Every error message names the field and the problem.
 """
 

@@ -1,0 +1,36 @@
+"""System checks of the ``TOPVIEW_CALLBACKS`` settings, registered by ``register_checks``.
+
+Ids are stable and never reused. Retired ids: none yet. E003 once also meant "an account
+in ACCOUNTS has no UID"; that problem has its own id, E013, since 0.2.
+"""
+
+from __future__ import annotations
+
+from django.core.checks import Tags, register
+
+from topview_callbacks.checks.accounts import check_accounts
+from topview_callbacks.checks.base import check_settings_dict
+from topview_callbacks.checks.endpoint import check_endpoint
+from topview_callbacks.checks.polling import check_polling
+from topview_callbacks.checks.processing import check_processing
+from topview_callbacks.checks.security import check_security
+
+__all__ = [
+    "check_accounts",
+    "check_endpoint",
+    "check_polling",
+    "check_processing",
+    "check_security",
+    "check_settings_dict",
+    "register_checks",
+]
+
+
+def register_checks() -> None:
+    """Called once, from ``AppConfig.ready()``."""
+    register(check_settings_dict, Tags.compatibility)
+    register(check_accounts, Tags.compatibility)
+    register(check_endpoint, Tags.compatibility)
+    register(check_processing, Tags.compatibility)
+    register(check_polling, Tags.compatibility)
+    register(check_security, Tags.security)
