@@ -141,7 +141,9 @@ class NoticeManager(models.Manager["Notice"]):
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            notice_id, delivery_count = cursor.fetchone()  # type: ignore[misc]
+            row = cursor.fetchone()
+        assert row is not None  # RETURNING always gives the row, inserted or updated
+        notice_id, delivery_count = row
         return Delivery(notice_id=notice_id, created=delivery_count == 1)
 
     def claim(

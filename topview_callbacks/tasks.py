@@ -15,7 +15,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from celery import Task, shared_task  # type: ignore[import-untyped]
+from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 
 from topview_callbacks import polling, processing, pruning, sweeping
@@ -37,7 +37,7 @@ PUBLISH_RETRY_POLICY = {
 def retry_delay(attempts: int) -> float:
     """Seconds to wait after ``attempts`` failed attempts: exponential, capped, jittered."""
     delay = min(
-        topview_settings.retry_backoff * 2 ** max(attempts - 1, 0),
+        topview_settings.retry_backoff * 2.0 ** max(attempts - 1, 0),
         topview_settings.retry_backoff_max,
     )
     if topview_settings.retry_jitter:
@@ -65,7 +65,7 @@ def _fields(notice_id: int, task_id: str | None, notice: Notice | None = None) -
     max_retries=None,
     ignore_result=True,
 )
-def process_notice_task(self: Task, notice_id: int) -> str | None:
+def process_notice_task(self: Task[Any, Any], notice_id: int) -> str | None:
     """Process one notice; retry with backoff while its receivers raise, up to MAX_ATTEMPTS."""
     if self.request.is_eager or self.request.called_directly:
         return _process(self, notice_id)  # not in a worker: maybe inside a transaction
@@ -79,7 +79,7 @@ def process_notice_task(self: Task, notice_id: int) -> str | None:
         close_old_connections()
 
 
-def _process(task: Task, notice_id: int) -> str | None:
+def _process(task: Task[Any, Any], notice_id: int) -> str | None:
     task_id = task.request.id
     try:
         # A failed notice with attempts left is taken too: by this task's own retry, or

@@ -25,8 +25,8 @@ def check_processing(raw: dict[str, Any]) -> list[CheckMessage]:
     messages = _check_mode(raw) + _check_numbers(raw)
     if any(message.id == check_id("E020") for message in messages):
         return messages  # the comparisons below need numbers
-    get = lambda key: raw.get(key, DEFAULTS[key])  # noqa: E731
-    if get("PRUNE_FAILED_AFTER_DAYS") < get("PRUNE_AFTER_DAYS"):
+    values = {**DEFAULTS, **raw}
+    if values["PRUNE_FAILED_AFTER_DAYS"] < values["PRUNE_AFTER_DAYS"]:
         messages.append(
             Warning(
                 f"{SETTINGS_NAME}['PRUNE_FAILED_AFTER_DAYS'] is below 'PRUNE_AFTER_DAYS': "
@@ -35,7 +35,7 @@ def check_processing(raw: dict[str, Any]) -> list[CheckMessage]:
                 id=check_id("W020"),
             )
         )
-    if get("SWEEP_AFTER") < 30:
+    if values["SWEEP_AFTER"] < 30:
         messages.append(
             Warning(
                 f"{SETTINGS_NAME}['SWEEP_AFTER'] is under 30 seconds: a receiver still running "
