@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.core.checks import run_checks
 from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
@@ -401,29 +400,7 @@ def test_a_failing_lifecycle_receiver_is_logged_and_changes_nothing(
     assert "metrics backend down" in caplog.text
 
 
-# --- checks and packaging -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [
-        ({"MAX_ATTEMPTS": 0}, "topview_callbacks.E020"),
-        ({"RETRY_BACKOFF": -1}, "topview_callbacks.E020"),
-        ({"SWEEP_AFTER": "5m"}, "topview_callbacks.E020"),
-        ({"PRUNE_AFTER_DAYS": 30, "PRUNE_FAILED_AFTER_DAYS": 7}, "topview_callbacks.W020"),
-        ({"SWEEP_AFTER": 5}, "topview_callbacks.W021"),
-    ],
-)
-def test_processing_checks(values: dict[str, Any], expected: str) -> None:
-    with topview(**values):
-        ids = {message.id for message in run_checks()}
-    assert expected in ids
-
-
-def test_default_processing_settings_pass_the_checks() -> None:
-    with topview():
-        ids = {message.id for message in run_checks()}
-    assert not {"topview_callbacks.E020", "topview_callbacks.W020", "topview_callbacks.W021"} & ids
+# --- packaging ----------------------------------------------------------------------------
 
 
 def test_the_package_works_without_celery_installed() -> None:

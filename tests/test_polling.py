@@ -1,4 +1,4 @@
-"""The polling fallback: polling.reconcile, poll_task, expire_tasks, VERIFY_WITH_QUERY."""
+"""polling.py: reconcile, poll_task, expire_tasks, VERIFY_WITH_QUERY."""
 
 from __future__ import annotations
 
