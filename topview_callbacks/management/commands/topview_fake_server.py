@@ -6,8 +6,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.fake_server import LOOPBACK_HOSTS, FakeTopviewServer
-from topview_callbacks.fake_topview import FakeTopview
+from topview_callbacks.testing.fake.api import FakeTopview
+from topview_callbacks.testing.fake.server import LOOPBACK_HOSTS, FakeTopviewServer
 
 
 def _range(text: str) -> tuple[float, float]:

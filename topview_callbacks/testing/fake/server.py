@@ -1,13 +1,12 @@
 """The fake Topview over real HTTP: ``FakeTopviewServer``, for demos and end-to-end tests.
 
-It serves a ``FakeTopview`` (``fake_topview``) on the loopback interface and POSTs the due
-callbacks to their ``noticeUrl`` from a background thread; ``manage.py topview_fake_server``
-runs one. Re-exported by ``topview_callbacks.testing``.
+It serves a ``FakeTopview`` (``testing.fake.api``) on the loopback interface and POSTs the
+due callbacks to their ``noticeUrl`` from a background thread; ``manage.py
+topview_fake_server`` runs one.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -17,8 +16,9 @@ from urllib.parse import urlsplit
 
 import requests
 
-from topview_callbacks.fake_tasks import Delivery
-from topview_callbacks.fake_topview import FakeTopview
+from topview_callbacks.testing.delivery import send_notice
+from topview_callbacks.testing.fake.api import FakeTopview
+from topview_callbacks.testing.fake.runner import ScheduledCallback
 
 logger = logging.getLogger(__name__)
 
@@ -117,31 +117,32 @@ class FakeTopviewServer:
         return False
 
     def _deliver_loop(self) -> None:
+        runner = self.fake.runner
         while not self._stop.is_set():
             self._sending.set()
-            for delivery in self.fake.pop_due():
-                self._send(delivery)
+            for callback in runner.pop_due():
+                runner.record_sent(callback, *self._send(callback))
             self._sending.clear()
-            wait = self.fake.next_due_in()
+            wait = runner.next_due_in()
             self._stop.wait(0.05 if wait is None else min(max(wait, 0.001), 0.05))
 
-    def _send(self, delivery: Delivery) -> None:
-        host = urlsplit(delivery.url).hostname or ""
+    def _send(self, callback: ScheduledCallback) -> tuple[int | None, bool]:
+        """POST ``callback``: (HTTP status or None, whether the contract's ack came back)."""
+        host = urlsplit(callback.url).hostname or ""
         if host not in LOOPBACK_HOSTS:
-            logger.warning("fake Topview: not calling non-loopback noticeUrl %s", delivery.url)
-            self.fake.record_sent(delivery, None, False)
-            return
+            logger.warning("fake Topview: not calling non-loopback noticeUrl %s", callback.url)
+            return None, False
         try:
-            response = self._session.post(
-                delivery.url,
-                data=json.dumps(delivery.payload),
-                headers={"Topview-Uid": delivery.uid, "Content-Type": "application/json"},
+            response = send_notice(
+                callback.url,
+                callback.payload,
+                uid=callback.uid,
                 timeout=self.callback_timeout,
+                session=self._session,
             )
         except requests.RequestException as exc:
-            logger.warning("fake Topview: callback to %s failed: %s", delivery.url, exc)
-            self.fake.record_sent(delivery, None, False)
-            return
+            logger.warning("fake Topview: callback to %s failed: %s", callback.url, exc)
+            return None, False
         try:
             ack = response.json()
         except ValueError:
@@ -151,6 +152,6 @@ class FakeTopviewServer:
             and isinstance(ack, dict)
             and ack.get("code") == "200"
             and isinstance(ack.get("result"), dict)
-            and ack["result"].get("uuid") == delivery.payload["uuid"]
+            and ack["result"].get("uuid") == callback.payload["uuid"]
         )
-        self.fake.record_sent(delivery, response.status_code, acked)
+        return response.status_code, acked

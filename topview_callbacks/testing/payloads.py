@@ -1,25 +1,15 @@
-"""Helpers for testing code that receives Topview notices, in this project or yours.
+"""Realistic Topview notice bodies: ``notice_payload`` and the ``success_result`` inside it.
 
-    from topview_callbacks.testing import deliver_notice, notice_payload
-
-    def test_my_receiver(db):
-        response = deliver_notice(notice_payload("VOICE_CLONE"))
-        assert response.status_code == 200
-
-Nothing in the package imports this module except the commands that send test notices.
+The results follow the query-task answers in Topview's API documentation, one shape per
+bizType; media URLs are fresh for every call so that tests can tell outputs apart.
 """
 
 from __future__ import annotations
 
 import json
 import uuid as uuid_module
+from collections.abc import Callable
 from typing import Any
-
-import requests
-from django.test import Client
-from django.urls import reverse
-
-from topview_callbacks.conf import topview_settings
 
 _CDN = "https://aigc.s3.amazonaws.com/example"
 
@@ -63,7 +53,7 @@ def _file(kind: str) -> dict[str, Any]:
 
 def success_result(biz_type: str) -> dict[str, Any]:
     """A realistic query-task result of a successful task of ``biz_type``."""
-    builders: dict[str, Any] = {
+    builders: dict[str, Callable[[], dict[str, Any]]] = {
         "SCRAPER": lambda: {
             "productLink": "https://shop.example.com/p/1",
             "productName": "Demo product",
@@ -133,41 +123,3 @@ def notice_payload(
         else ("" if status == "success" else "Generation failed (test notice)."),
         "result": json.dumps(result, separators=(",", ":")) if result_as_string else result,
     }
-
-
-def deliver_notice(
-    payload: dict[str, Any] | str | bytes,
-    *,
-    client: Client | None = None,
-    uid: str | None = None,
-    path: str | None = None,
-) -> Any:
-    """POST a notice to this project's endpoint in-process (Django's test client)."""
-    body = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
-    return (client or Client()).post(
-        path or reverse("topview_callbacks:notice"),
-        data=body,
-        content_type="application/json",
-        headers={"Topview-Uid": uid if uid is not None else topview_settings.uid},
-    )
-
-
-def send_notice(
-    url: str, payload: dict[str, Any], *, uid: str | None = None, timeout: float = 10.0
-) -> requests.Response:
-    """POST a notice over real HTTP, with the headers Topview sends."""
-    return requests.post(
-        url,
-        data=json.dumps(payload),
-        headers={
-            "Topview-Uid": uid if uid is not None else topview_settings.uid,
-            "Content-Type": "application/json",
-        },
-        timeout=timeout,
-    )
-
-
-# The fake Topview (API, callbacks, chaos) lives in its own modules; its public names are here.
-from topview_callbacks.fake_server import FakeTopviewServer  # noqa: E402, F401
-from topview_callbacks.fake_tasks import Delivery, FakeTask  # noqa: E402, F401
-from topview_callbacks.fake_topview import FakeTopview, mock_topview  # noqa: E402, F401
