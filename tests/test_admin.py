@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid as uuid_module
+import warnings
 from datetime import timedelta
 from typing import Any
 
@@ -14,8 +15,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from topview_callbacks import admin as topview_admin
-from topview_callbacks import admin_actions, admin_lists, processing, signals
+from topview_callbacks import processing, signals
+from topview_callbacks.admin import actions, changelist, display
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
 from topview_callbacks.testing import notice_payload
 
@@ -100,7 +101,7 @@ def test_changelist_shows_the_columns_and_a_coloured_state(operator: Client) -> 
     html = response.content.decode()
     for text in (notice.task_id, "VOICE_CLONE", "brand-b", "Poll", "success"):
         assert text in html
-    assert f'<span style="color: {topview_admin.STATE_COLOURS["failed"]}' in html
+    assert f'<span style="color: {display.STATE_COLOURS["failed"]}' in html
     for header in ("received at", "bizType", "task id", "processing state", "deliveries"):
         assert header in html.lower() or header in html
 
@@ -212,7 +213,7 @@ def test_payload_strings_are_escaped_and_unsafe_urls_never_rendered(operator: Cl
 
 
 def test_media_preview_refuses_non_http_urls_even_if_given_them() -> None:
-    html = topview_admin.media_preview(
+    html = display.media_preview(
         [("video", "javascript:alert(1)"), ("image", "data:x"), ("audio", "https://a.test/x.mp3")]
     )
     assert "javascript:" not in html and "data:" not in html
@@ -274,7 +275,7 @@ def test_reprocess_reports_a_receiver_that_fails_again_per_row(
 def test_reprocess_refuses_too_many_rows(
     operator: Client, failing_receiver: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(admin_actions, "MAX_ACTION_ROWS", 2)
+    monkeypatch.setattr(actions, "MAX_ACTION_ROWS", 2)
     rows = [make_notice() for _ in range(3)]
     response = action(operator, NOTICES, "reprocess", rows, confirmed="yes")
     assert failing_receiver.calls == 0
@@ -456,7 +457,7 @@ def test_big_results_are_estimated_on_postgresql(
 ) -> None:
     from django.db import connection
 
-    monkeypatch.setattr(admin_lists, "EXACT_COUNT_LIMIT", 5)
+    monkeypatch.setattr(changelist, "EXACT_COUNT_LIMIT", 5)
     for _ in range(30):
         make_notice()
     with connection.cursor() as cursor:
@@ -476,27 +477,51 @@ def test_big_results_are_estimated_on_postgresql(
 def test_distinct_values_finds_every_value_of_an_indexed_column() -> None:
     for biz_type in ("VOICE_CLONE", "NEW_TYPE", "VOICE_CLONE", "M2V_EXPORT"):
         make_notice(biz_type, result={})
-    assert admin_lists.distinct_values(Notice, "biz_type") == [
+    assert changelist.distinct_values(Notice, "biz_type") == [
         "M2V_EXPORT",
         "NEW_TYPE",
         "VOICE_CLONE",
     ]
-    assert admin_lists.distinct_values(Notice, "biz_type", limit=1) == ["M2V_EXPORT"]
+    assert changelist.distinct_values(Notice, "biz_type", limit=1) == ["M2V_EXPORT"]
 
 
 @pytest.mark.postgres
 def test_a_slow_exact_count_gives_up_and_estimates(monkeypatch: pytest.MonkeyPatch) -> None:
     from django.db import connection
 
-    monkeypatch.setattr(admin_lists, "COUNT_TIMEOUT_MS", 50)
+    monkeypatch.setattr(changelist, "COUNT_TIMEOUT_MS", 50)
     for _ in range(3):
         make_notice()
     slow = Notice.objects.extra(where=["pg_sleep(0.1) IS NOT NULL"])  # 0.1 s a row
-    paginator = admin_lists.EstimatedCountPaginator(slow, 10)
+    paginator = changelist.EstimatedCountPaginator(slow, 10)
     assert paginator.count >= 0
     assert paginator.estimated is True
-    fast = admin_lists.EstimatedCountPaginator(Notice.objects.all(), 10)
+    fast = changelist.EstimatedCountPaginator(Notice.objects.all(), 10)
     assert (fast.count, fast.estimated) == (3, False)
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone()[0] == "0"  # the 50 ms limit did not outlive the count
+
+
+def test_the_admin_raises_no_deprecation_warning(
+    operator: Client, failing_receiver: Any, topview_api: Any
+) -> None:
+    """Every page and action, on the installed Django (Django 6.1 deprecated overriding
+    ``get_actions()`` without ``action_location``, as a PendingDeprecationWarning)."""
+    notice = make_notice(state=NoticeState.FAILED)
+    query_answer(topview_api, "t-warn", {"taskId": "t-warn", "status": "running"})
+    task = SubmittedTask.objects.create(biz_type="VOICE_CLONE", task_id="t-warn")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for url in (NOTICES, TASKS, change_url(notice), change_url(task)):
+            assert operator.get(url).status_code == 200
+        action(operator, NOTICES, "reprocess", [notice])
+        action(operator, NOTICES, "reprocess", [notice], confirmed="yes")
+        action(operator, NOTICES, "mark_ignored", [notice])
+        action(operator, TASKS, "poll_now", [task])
+    deprecations = [
+        f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})"
+        for w in caught
+        if issubclass(w.category, DeprecationWarning | PendingDeprecationWarning)
+    ]
+    assert deprecations == []

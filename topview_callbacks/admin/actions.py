@@ -1,18 +1,23 @@
-"""What the admin's actions do, row by row, and how they report it to the operator.
+"""The operators' actions: reprocess or ignore notices, poll tasks, and how each reports back.
 
 Each action runs the same plain functions as the management commands (``processing``,
-``polling``) on a bounded selection, and turns each row's outcome into a message.
+``polling``) on a bounded selection, and turns each row's outcome into a message. They
+are declared with ``permissions=["replay"]``: see ``permissions.OperatorAdmin``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib import admin, messages
-from django.http import HttpRequest
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from topview_callbacks import polling, processing
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask
@@ -22,12 +27,14 @@ MAX_ACTION_ROWS = 200
 #: The most per-row messages one action shows; the rest are summed up in one line.
 MAX_ROW_MESSAGES = 20
 
+Row = TypeVar("Row", Notice, SubmittedTask)
+
 
 def run_rows(
     request: HttpRequest,
     model_admin: admin.ModelAdmin[Any],
-    rows: Iterable[Any],
-    run: Callable[[Any], tuple[int, str]],
+    rows: Iterable[Row],
+    run: Callable[[Row], tuple[int, str]],
 ) -> None:
     """Run ``run`` per row and report each outcome; at most ``MAX_ROW_MESSAGES`` lines."""
     counts: dict[int, int] = {}
@@ -45,7 +52,10 @@ def run_rows(
         model_admin.message_user(request, _("In all: %s.") % summary, messages.INFO)
 
 
-def too_many(request: HttpRequest, model_admin: admin.ModelAdmin[Any], queryset: Any) -> bool:
+def too_many(
+    request: HttpRequest, model_admin: admin.ModelAdmin[Any], queryset: QuerySet[Any]
+) -> bool:
+    """Whether the selection is over ``MAX_ACTION_ROWS`` (then the operator is told so)."""
     # Bounded: "select all" on a filtered million-row list must not count it all.
     if len(queryset.order_by().values("pk")[: MAX_ACTION_ROWS + 1]) <= MAX_ACTION_ROWS:
         return False
@@ -62,6 +72,7 @@ def too_many(request: HttpRequest, model_admin: admin.ModelAdmin[Any], queryset:
 
 
 def last_line(traceback_text: str) -> str:
+    """The last non-blank line of a traceback (the exception), at most 200 characters."""
     lines = [line for line in traceback_text.strip().splitlines() if line.strip()]
     return Truncator(lines[-1] if lines else "").chars(200)
 
@@ -69,10 +80,9 @@ def last_line(traceback_text: str) -> str:
 def replay_one(notice: Notice) -> tuple[int, str]:
     """Replay one notice through ``processing.replay_notice``; (message level, text)."""
     label = f"{notice.biz_type} {notice.task_id} ({notice.uuid})"
+    duplicate = _("%s: its task already had an outcome; receivers not fired (duplicate).")
     if notice.state == NoticeState.DUPLICATE:
-        return messages.WARNING, _(
-            "%s: its task already had an outcome; receivers not fired (duplicate)."
-        ) % label
+        return messages.WARNING, duplicate % label
     try:
         done = processing.replay_notice(notice.pk)
     except Exception as exc:  # an error in processing itself, not in a receiver
@@ -88,9 +98,7 @@ def replay_one(notice: Notice) -> tuple[int, str]:
             "error": last_line(done.last_error),
         }
     if done.state == NoticeState.DUPLICATE:
-        return messages.WARNING, _(
-            "%s: its task already had an outcome; receivers not fired (duplicate)."
-        ) % label
+        return messages.WARNING, duplicate % label
     return messages.SUCCESS, _("%s: reprocessed, the receivers ran.") % label
 
 
@@ -104,7 +112,7 @@ def poll_one(task: SubmittedTask) -> tuple[int, str]:
     label = f"{task.biz_type} {task.task_id}"
     try:
         notice = polling.poll_task(task)
-    except Exception as exc:
+    except Exception as exc:  # reported on the page, one message per task
         return messages.ERROR, _("%(task)s: polling failed: %(error)s") % {
             "task": label,
             "error": exc,
@@ -114,3 +122,48 @@ def poll_one(task: SubmittedTask) -> tuple[int, str]:
         "task": label,
         "outcome": outcome,
     }
+
+
+@admin.action(description=_("Reprocess: run the receivers again"), permissions=["replay"])
+def reprocess(
+    model_admin: admin.ModelAdmin[Notice], request: HttpRequest, queryset: QuerySet[Notice]
+) -> HttpResponse | None:
+    """Ask for confirmation (receivers really run again), then replay each notice."""
+    if too_many(request, model_admin, queryset):
+        return None
+    if request.POST.get("confirmed") != "yes":
+        context = {
+            **model_admin.admin_site.each_context(request),
+            "title": _("Reprocess these notices?"),
+            "opts": model_admin.model._meta,
+            "notices": queryset,
+            "action": "reprocess",
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        request.current_app = model_admin.admin_site.name
+        return TemplateResponse(request, "topview_callbacks/confirm_reprocess.html", context)
+    run_rows(request, model_admin, queryset.order_by("received_at"), replay_one)
+    return None
+
+
+@admin.action(description=_("Mark ignored"), permissions=["replay"])
+def mark_ignored(
+    model_admin: admin.ModelAdmin[Notice], request: HttpRequest, queryset: QuerySet[Notice]
+) -> None:
+    # A notice being processed keeps its state: its worker would overwrite ours.
+    changed = queryset.exclude(state=NoticeState.PROCESSING).update(state=NoticeState.IGNORED)
+    model_admin.message_user(
+        request,
+        ngettext("%d notice marked ignored.", "%d notices marked ignored.", changed) % changed,
+        messages.SUCCESS,
+    )
+
+
+@admin.action(description=_("Poll Topview now"), permissions=["replay"])
+def poll_now(
+    model_admin: admin.ModelAdmin[SubmittedTask],
+    request: HttpRequest,
+    queryset: QuerySet[SubmittedTask],
+) -> None:
+    if not too_many(request, model_admin, queryset):
+        run_rows(request, model_admin, queryset, poll_one)

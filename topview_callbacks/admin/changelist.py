@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import calendar
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
@@ -27,6 +27,9 @@ from topview_callbacks import biz_types
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import TaskStatus
 
+if TYPE_CHECKING:
+    from django.template.response import _TemplateForResponseT
+
 #: Above this many rows a changelist shows PostgreSQL's estimate instead of counting.
 EXACT_COUNT_LIMIT = 10_000
 #: How long an exact count of a small filtered result may take before it is estimated.
@@ -35,7 +38,7 @@ COUNT_TIMEOUT_MS = 150
 MAX_FILTER_VALUES = 100
 
 
-class EstimatedCountPaginator(Paginator):
+class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
     """Counts exactly up to ``EXACT_COUNT_LIMIT`` rows; above that on PostgreSQL, estimates.
 
     ``COUNT(*)`` reads every matching row: seconds on a table of millions. PostgreSQL's
@@ -120,7 +123,15 @@ def distinct_values(model: type[Model], column: str, limit: int = MAX_FILTER_VAL
         return [row[0] for row in cursor.fetchall()]
 
 
-class BizTypeFilter(admin.SimpleListFilter):
+class ColumnFilter(admin.SimpleListFilter):
+    """Rows whose column ``parameter_name`` equals the chosen value (all rows without one)."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(**{str(self.parameter_name): value}) if value else queryset
+
+
+class BizTypeFilter(ColumnFilter):
     """The known bizTypes by label, plus any unknown one found in the data (cheaply)."""
 
     title = _("bizType")
@@ -136,11 +147,8 @@ class BizTypeFilter(admin.SimpleListFilter):
             *((value, _("%s (unknown)") % value) for value in unknown),
         ]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(biz_type=self.value()) if self.value() else queryset
 
-
-class AccountFilter(admin.SimpleListFilter):
+class AccountFilter(ColumnFilter):
     """The accounts configured in settings; there is no index to find others cheaply."""
 
     title = _("account")
@@ -152,11 +160,8 @@ class AccountFilter(admin.SimpleListFilter):
             names.add(str(self.value()))
         return [(name, name) for name in sorted(names)]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(account=self.value()) if self.value() else queryset
 
-
-class NoticeStatusFilter(admin.SimpleListFilter):
+class NoticeStatusFilter(ColumnFilter):
     """The outcome Topview reported (``status`` has no choices: it stores what was sent)."""
 
     title = _("status")
@@ -167,9 +172,6 @@ class NoticeStatusFilter(admin.SimpleListFilter):
             (TaskStatus.SUCCESS.value, str(_("Success"))),
             (TaskStatus.FAIL.value, str(_("Fail"))),
         ]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(status=self.value()) if self.value() else queryset
 
 
 class FastChangeList(ChangeList):
@@ -242,28 +244,17 @@ def _last(value: Any) -> int | None:
 
 
 class FastListMixin:
-    """Changelist settings shared by the two big tables."""
+    """Changelist settings for the two big tables: no full count, no facets, no DISTINCT."""
 
-    paginator = EstimatedCountPaginator
+    paginator: ClassVar[type] = EstimatedCountPaginator
     show_full_result_count = False  # that would be a COUNT(*) of the whole table
     if hasattr(admin, "ShowFacets"):  # Django 5.0+; 4.2 has no facets
         show_facets = admin.ShowFacets.NEVER  # facet counts are one COUNT per filter choice
     list_per_page = 50
+    # FastChangeList's date hierarchy, and a note when the count is an estimate.
+    change_list_template: ClassVar[_TemplateForResponseT | None] = (
+        "topview_callbacks/change_list.html"
+    )
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return FastChangeList
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_replay_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm("topview_callbacks.replay_notice"))
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)  # type: ignore[misc]
-        # Bulk delete collects and deletes row by row: not a tool for these tables.
-        actions.pop("delete_selected", None)
-        return actions

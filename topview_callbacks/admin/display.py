@@ -1,0 +1,87 @@
+"""How the admin shows a row's values: coloured states, JSON and raw text, media players.
+
+Everything here escapes what it is given (``format_html``, autoescaped templates): every
+string in a notice came from outside and is shown as text, never as markup.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.contrib import admin
+from django.template.loader import render_to_string
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
+
+STATE_COLOURS = {
+    NoticeState.PENDING: "#8a6d00",
+    NoticeState.PROCESSING: "#205493",
+    NoticeState.PROCESSED: "#1e7e34",
+    NoticeState.FAILED: "#ba2121",
+    NoticeState.DUPLICATE: "#666666",
+    NoticeState.IGNORED: "#666666",
+}
+TASK_COLOURS = {
+    TaskStatus.SUBMITTED: "#8a6d00",
+    TaskStatus.RUNNING: "#205493",
+    TaskStatus.SUCCESS: "#1e7e34",
+    TaskStatus.FAIL: "#ba2121",
+    TaskStatus.EXPIRED: "#666666",
+}
+PRE_STYLE = (
+    "white-space: pre-wrap; overflow-wrap: anywhere; max-height: 32em; overflow: auto; "
+    "margin: 0; padding: 8px; background: var(--darkened-bg); color: var(--body-fg);"
+)
+
+
+def pretty_json(value: Any) -> str:
+    """``value`` as indented JSON inside an escaped ``<pre>``."""
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    return format_html('<pre style="{}">{}</pre>', PRE_STYLE, text)
+
+
+def preformatted(text: str) -> str:
+    """``text`` verbatim (a raw body is evidence: not reformatted) in an escaped ``<pre>``."""
+    return format_html('<pre style="{}">{}</pre>', PRE_STYLE, text or "-")
+
+
+def media_preview(media: Iterable[tuple[str, str]]) -> str:
+    """Players for the output media; only http(s) URLs ever reach the page."""
+    safe = [
+        {"kind": kind, "url": url}
+        for kind, url in media
+        if urlsplit(url).scheme.lower() in ("http", "https") and urlsplit(url).netloc
+    ]
+    return render_to_string("topview_callbacks/media_preview.html", {"media": safe})
+
+
+def coloured(value: str, label: str, colours: dict[Any, str]) -> str:
+    """``label`` in bold, in the colour ``colours`` gives ``value``."""
+    return format_html(
+        '<span style="color: {}; font-weight: bold">{}</span>', colours.get(value, "inherit"), label
+    )
+
+
+class NoticeStateColumn:
+    """The notice's processing state, coloured (the notice list and the task's inline)."""
+
+    @admin.display(description=_("processing state"), ordering="state")
+    def coloured_state(self, notice: Notice) -> str:
+        return coloured(notice.state, notice.get_state_display(), STATE_COLOURS)
+
+
+class OutcomeFields:
+    """The result and its media, shown the same way for a notice and for a task."""
+
+    @admin.display(description=_("preview"))
+    def media_preview(self, row: Notice | SubmittedTask) -> str:
+        return media_preview(row.media())
+
+    @admin.display(description=_("result"))
+    def result_json(self, row: Notice | SubmittedTask) -> str:
+        return pretty_json(row.result)

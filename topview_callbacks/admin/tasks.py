@@ -1,0 +1,91 @@
+"""The submitted tasks screen: what the client asked Topview for, and what came of it."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from topview_callbacks.admin import actions
+from topview_callbacks.admin.changelist import AccountFilter, BizTypeFilter, FastListMixin
+from topview_callbacks.admin.display import (
+    TASK_COLOURS,
+    NoticeStateColumn,
+    OutcomeFields,
+    coloured,
+    pretty_json,
+)
+from topview_callbacks.admin.permissions import OperatorAdmin, ReadOnlyMixin
+from topview_callbacks.models import Notice, SubmittedTask
+
+
+class NoticeInline(NoticeStateColumn, ReadOnlyMixin, admin.TabularInline):  # type: ignore[type-arg]
+    """The notices of a task, newest first, each linking to its own page."""
+
+    model = Notice
+    fields = ("received_at", "uuid", "status", "coloured_state", "source", "delivery_count")
+    readonly_fields = fields
+    show_change_link = True
+    extra = 0
+    can_delete = False
+    ordering = ("-received_at",)
+
+
+class SubmittedTaskAdmin(OutcomeFields, FastListMixin, OperatorAdmin):
+    """Submitted tasks: how long each waited for its outcome, and its notices inline."""
+
+    list_display = (
+        "submitted_at",
+        "biz_type",
+        "task_id",
+        "coloured_status",
+        "account",
+        "waiting",
+        "completed_at",
+        "poll_count",
+        "next_poll_at",
+    )
+    list_filter = ("status", BizTypeFilter, AccountFilter)
+    search_fields = ("task_id__exact",)
+    search_help_text = _("Exact task id.")
+    date_hierarchy = "submitted_at"
+    actions = (actions.poll_now,)
+    inlines = (NoticeInline,)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    ("biz_type", "task_id", "account"),
+                    ("coloured_status", "waiting"),
+                    "notice_uuid",
+                    "error_message",
+                    ("submitted_at", "completed_at", "updated_at"),
+                    ("last_polled_at", "next_poll_at", "poll_count"),
+                )
+            },
+        ),
+        (_("Output media"), {"fields": ("media_preview",)}),
+        (_("Latest result"), {"fields": ("result_json",)}),
+        (_("Request payload"), {"fields": ("request_json",)}),
+    )
+    readonly_fields = ("coloured_status", "waiting", "media_preview", "result_json", "request_json")
+
+    @admin.display(description=_("status"), ordering="status")
+    def coloured_status(self, task: SubmittedTask) -> str:
+        return coloured(task.status, task.get_status_display(), TASK_COLOURS)
+
+    @admin.display(description=_("waiting for a notice"))
+    def waiting(self, task: SubmittedTask) -> str:
+        """How long the task waited for its outcome (so far, while it has none)."""
+        if task.completed_at is None and task.is_final:
+            return "-"  # an outcome recorded without its time: nothing to measure
+        end = task.completed_at if task.completed_at else timezone.now()
+        seconds = max(0, int((end - task.submitted_at).total_seconds()))
+        text = f"{seconds // 3600}:{seconds % 3600 // 60:02}:{seconds % 60:02}"
+        return text if task.completed_at else format_html("<em>{} …</em>", text)
+
+    @admin.display(description=_("request payload"))
+    def request_json(self, task: SubmittedTask) -> str:
+        return pretty_json(task.request_payload)
