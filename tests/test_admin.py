@@ -166,8 +166,8 @@ def test_detail_page_shows_body_result_headers_traceback_task_and_media(operator
     html = response.content.decode()
     video = notice.result["finishedVideoUrl"]
     cover = notice.result["aiAvatar"]["coverUrl"]
-    assert f'<video controls preload="metadata" src="{video}"' in html
-    assert f'<img src="{cover}"' in html
+    assert f'<video controls preload="none" src="{video}"' in html
+    assert f'<summary>Show image</summary><img src="{cover}"' in html
     assert "ValueError: boom" in html
     assert "&quot;finishedVideoUrl&quot;: " in html  # the parsed result, indented
     assert "(removed)" in html  # headers
@@ -178,7 +178,7 @@ def test_detail_page_shows_body_result_headers_traceback_task_and_media(operator
 def test_audio_preview(operator: Client) -> None:
     notice = make_notice("VOICE_CLONE")
     html = operator.get(change_url(notice)).content.decode()
-    assert f'<audio controls preload="metadata" src="{notice.result["voice"]["demoAudioUrl"]}"' in (
+    assert f'<audio controls preload="none" src="{notice.result["voice"]["demoAudioUrl"]}"' in (
         html
     )
 

@@ -103,8 +103,11 @@ def page(browser: Any, live_server: Any, settings: Any) -> Any:
     context = browser.new_context(viewport={"width": 1700, "height": 900})
     cover = png()
 
+    requested: list[str] = []
+
     def answer(route: Any) -> None:
         url = route.request.url
+        requested.append(url)
         if url.startswith(live_server.url):
             route.continue_()
         elif url.startswith(CDN) and url.endswith((".jpg", ".png")):
@@ -116,6 +119,7 @@ def page(browser: Any, live_server: Any, settings: Any) -> Any:
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.base_url = live_server.url
+    page.requested = requested  # every URL the page asked for, in order
     yield page
     context.close()
 
@@ -211,8 +215,14 @@ def test_log_in_filter_search_and_preview_media(page: Any) -> None:
     assert video.get_attribute("src") == f"{CDN}/preview-1.mp4"
     image = page.locator(".topview-media img")
     assert image.get_attribute("src") == f"{CDN}/preview-1.jpg"
-    # The cover really loaded (answered by the fixture): a 320 px wide image.
+    # Nothing from the notice's URLs was fetched on page load (finding 8): the sender of a
+    # notice must not learn the operator's address, nor make their browser reach anything.
+    page.wait_for_load_state("networkidle")
+    assert [url for url in page.requested if url.startswith(CDN)] == []
+    # The cover loads when the operator opens it (answered by the fixture: 320 px wide).
+    page.click(".topview-media summary")
     page.wait_for_function("document.querySelector('.topview-media img').naturalWidth > 0")
+    assert page.requested[-1] == f"{CDN}/preview-1.jpg"
     assert page.locator("text=open the task").count() == 1
     shoot(page, "notice_detail")
 

@@ -8,10 +8,13 @@ import pytest
 from django.core.checks import CheckMessage, Tags, run_checks
 from django.test import override_settings
 
+TOKEN = "good-token-0123456789"
 GOOD = {
     "UID": "uid-1",
     "API_KEY": "key-1",
-    "NOTICE_URL": "https://example.com/topview/notice/",
+    # A path token: without one (or ALLOWED_IPS), W030 says only the UID protects the endpoint.
+    "NOTICE_TOKENS": [TOKEN],
+    "NOTICE_URL": f"https://example.com/topview/notice/{TOKEN}/",
 }
 
 
@@ -55,7 +58,7 @@ def test_each_problem_has_its_check(config: Any, expected: str) -> None:
 
 
 def test_http_notice_url_is_fine_while_debugging() -> None:
-    config = {**GOOD, "NOTICE_URL": "http://127.0.0.1:8000/topview/notice/"}
+    config = {**GOOD, "NOTICE_URL": f"http://127.0.0.1:8000/topview/notice/{TOKEN}/"}
     assert ids(TOPVIEW_CALLBACKS=config, DEBUG=True) == []
 
 

@@ -52,6 +52,9 @@ class BizTypeSpec:
     submit_defaults: tuple[tuple[str, Any], ...] = ()
     # Where the task state is in the query result; "[]" means "every item" (see task_status).
     status_path: str = "status"
+    # False: the client refuses to submit it (the bizType only names a stage that Topview
+    # notifies about); its query endpoint still serves polling and VERIFY_WITH_QUERY.
+    submittable: bool = True
 
 
 # Endpoints that belong to no bizType (notice URL check, uploads, credit).
@@ -101,7 +104,11 @@ SPECS: dict[str, BizTypeSpec] = {
         uncertain=True,
         status_path="exportVideos[].status",
     ),
-    BizType.M2V_SCRIPT: BizTypeSpec("/v1/m2v/task/submit", "/v1/m2v/task/query", uncertain=True),
+    # The script stage of an M2V task: Topview has no endpoint that submits it on its own
+    # (posting to the M2V submit starts a preview, whose notice comes as M2V_PREVIEW).
+    BizType.M2V_SCRIPT: BizTypeSpec(
+        "/v1/m2v/task/submit", "/v1/m2v/task/query", uncertain=True, submittable=False
+    ),
     BizType.PRODUCT_AVATAR_REPLACE_PRODUCT_IMAGE: BizTypeSpec(
         "/v1/product_avatar/task/image_replace/submit",
         "/v1/product_avatar/task/image_replace/result",

@@ -179,6 +179,13 @@ class TopviewClient:
                 f"Unknown bizType {biz_type!r}: the client knows no submit endpoint for it. "
                 f"Known: {', '.join(biz_types.SPECS)}."
             )
+        if not spec.submittable:
+            raise TopviewError(
+                f"{biz_type} cannot be submitted: Topview documents no endpoint for it "
+                "(it names a stage of an avatar marketing video task). Submit 'M2V_PREVIEW' "
+                "instead; notices Topview sends as M2V_SCRIPT are still received and sent "
+                "on the m2v_script signal."
+            )
         if spec.uncertain:
             logger.info("Submitting %s to %s (an inferred endpoint)", biz_type, spec.submit_path)
         body = {**dict(spec.submit_defaults), **params}
@@ -324,7 +331,7 @@ def _without_secrets(body: dict[str, Any]) -> dict[str, Any]:
     clean = {k: v for k, v in body.items() if k.lower() not in SECRET_PARAMS}
     url = clean.get("noticeUrl")
     if isinstance(url, str):
-        for token in topview_settings.notice_tokens:
+        for token in topview_settings.all_notice_tokens:
             url = url.replace(token, "<token>")
         clean["noticeUrl"] = url
     return clean

@@ -28,8 +28,19 @@ DEFAULTS: dict[str, Any] = {
     "API_BASE_URL": "https://api.topview.ai",
     # More accounts: {"name": {"UID": ..., "API_KEY": ..., "NOTICE_URL": ...}}.
     "ACCOUNTS": {},
-    # Secret path tokens; when non-empty, notices must arrive at notice/<token>/.
+    # Secret path tokens; when non-empty, notices must arrive at notice/<token>/. Each account
+    # may have its own too (ACCOUNTS[name]["NOTICE_TOKENS"]); it accepts these and its own.
     "NOTICE_TOKENS": [],
+    # Addresses or CIDR networks allowed to deliver notices; [] allows any address. Each
+    # account may add its own (ACCOUNTS[name]["ALLOWED_IPS"]). See TRUSTED_PROXIES.
+    "ALLOWED_IPS": [],
+    # Addresses or CIDR networks of your own reverse proxies. X-Forwarded-For is read only
+    # when the direct peer is one of them, and then its right-most address that is not a
+    # trusted proxy is the sender. [] (the default): X-Forwarded-For is never trusted.
+    "TRUSTED_PROXIES": [],
+    # Hosts whose media the admin may preview (on a click; "example.com" also covers its
+    # subdomains). [] previews any http(s) URL on a click; other URLs are shown as text.
+    "MEDIA_PREVIEW_HOSTS": [],
     # Request bodies larger than this many bytes are refused with 413.
     "MAX_BODY_SIZE": 2 * 1024 * 1024,
     # "inline": process after commit in the request; "celery": enqueue a Celery task;
@@ -81,6 +92,10 @@ class Account:
     uid: str
     api_key: str
     notice_url: str
+    #: Path tokens this account's notices may use: the global NOTICE_TOKENS and its own.
+    notice_tokens: tuple[str, ...] = ()
+    #: Addresses or networks it may deliver from: the global ALLOWED_IPS and its own.
+    allowed_ips: tuple[str, ...] = ()
 
 
 class TopviewSettings:
@@ -112,8 +127,29 @@ class TopviewSettings:
 
     @property
     def notice_tokens(self) -> list[str]:
-        tokens = self._get("NOTICE_TOKENS") or []
-        return [str(token) for token in tokens]
+        """The global NOTICE_TOKENS (``Account.notice_tokens`` adds an account's own)."""
+        return _strings(self._get("NOTICE_TOKENS"))
+
+    @property
+    def all_notice_tokens(self) -> list[str]:
+        """Every path token of every account, the global ones included (for redaction)."""
+        found = dict.fromkeys(self.notice_tokens)
+        for account in self.accounts.values():
+            found.update(dict.fromkeys(account.notice_tokens))
+        return list(found)
+
+    @property
+    def allowed_ips(self) -> list[str]:
+        """The global ALLOWED_IPS (``Account.allowed_ips`` adds an account's own)."""
+        return _strings(self._get("ALLOWED_IPS"))
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        return _strings(self._get("TRUSTED_PROXIES"))
+
+    @property
+    def media_preview_hosts(self) -> list[str]:
+        return [host.lower().strip(".") for host in _strings(self._get("MEDIA_PREVIEW_HOSTS"))]
 
     @property
     def max_body_size(self) -> int:
@@ -187,9 +223,10 @@ class TopviewSettings:
     def accounts(self) -> dict[str, Account]:
         """All configured accounts by name; the flat keys make the ``default`` one."""
         found: dict[str, Account] = {}
+        tokens, ips = tuple(self.notice_tokens), tuple(self.allowed_ips)
         if self.uid:
             found[DEFAULT_ACCOUNT] = Account(
-                DEFAULT_ACCOUNT, self.uid, self.api_key, self.notice_url
+                DEFAULT_ACCOUNT, self.uid, self.api_key, self.notice_url, tokens, ips
             )
         extra = self._get("ACCOUNTS")
         for name, values in (extra if isinstance(extra, dict) else {}).items():
@@ -200,6 +237,8 @@ class TopviewSettings:
                 uid=str(values.get("UID") or ""),
                 api_key=str(values.get("API_KEY") or ""),
                 notice_url=str(values.get("NOTICE_URL") or self.notice_url),
+                notice_tokens=(*tokens, *_strings(values.get("NOTICE_TOKENS"))),
+                allowed_ips=(*ips, *_strings(values.get("ALLOWED_IPS"))),
             )
         return found
 
@@ -219,6 +258,17 @@ class TopviewSettings:
                     f"Add {name!r} to {SETTINGS_NAME}['ACCOUNTS'] with its 'UID' and 'API_KEY'."
                 )
             raise TopviewConfigurationError(message) from None
+
+
+def _strings(value: Any) -> list[str]:
+    # A malformed value (a bare string, a number) is reported by a system check (E005,
+    # E030). Here it fails closed: it becomes one entry that matches nothing real, never an
+    # empty list (which would switch the protection off) nor a list of characters.
+    if not value:
+        return []
+    if not isinstance(value, (list, tuple)):
+        return [str(value)]
+    return [str(item) for item in value]
 
 
 topview_settings = TopviewSettings()

@@ -105,19 +105,38 @@ class NoticeSource(models.TextChoices):
 
 @dataclass(frozen=True)
 class Delivery:
-    """What storing one delivery did: the row's id, and whether this delivery created it."""
+    """What storing one delivery did: the row's id, whether this delivery created it, and
+    the row's processing state after the statement."""
 
     notice_id: int
     created: bool
+    state: str = "pending"
+
+    @property
+    def needs_restart(self) -> bool:
+        """A repeated delivery of a notice nothing is processing: start it again.
+
+        True when the stored row is still ``pending`` (its processing never started, e.g.
+        the connection dropped after the INSERT committed) or was ``processing`` for longer
+        than ``SWEEP_AFTER`` (its worker died), which the same statement reset to pending.
+        """
+        return not self.created and self.state == NoticeState.PENDING
 
 
 class NoticeManager(models.Manager["Notice"]):
-    def record_delivery(self, **values: Any) -> Delivery:
+    def record_delivery(
+        self, *, stale_before: datetime | None = None, max_attempts: int = 0, **values: Any
+    ) -> Delivery:
         """Store a notice, or count one more delivery of a stored ``uuid``, in one statement.
 
         ``INSERT ... ON CONFLICT (uuid) DO UPDATE ... RETURNING``: a duplicate, even a
         concurrent one, never makes a second row nor an error; on autocommit the row is
         durable when this returns. Supported on PostgreSQL and SQLite (3.35+).
+
+        With ``stale_before``, a repeated delivery of a notice left ``processing`` since
+        before then with fewer than ``max_attempts`` attempts (its worker died) is put back
+        to ``pending`` by the same statement, so the caller can restart it
+        (``Delivery.needs_restart``) without another query.
         """
         model = self.model
         connection = connections[router.db_for_write(model)]
@@ -132,19 +151,33 @@ class NoticeManager(models.Manager["Notice"]):
         ]
         table = connection.ops.quote_name(model._meta.db_table)
         count, last = column("delivery_count"), column("last_delivery_at")
+        state = column("state")
+        reset = ""
+        if stale_before is not None:
+            started, attempts = column("processing_started_at"), column("attempts")
+            reset = (
+                f", {state} = CASE WHEN {table}.{state} = %s AND {table}.{started} < %s "
+                f"AND {table}.{attempts} < %s THEN %s ELSE {table}.{state} END"
+            )
+            params += [
+                NoticeState.PROCESSING,
+                connection.ops.adapt_datetimefield_value(stale_before),
+                max_attempts,
+                NoticeState.PENDING,
+            ]
         sql = (
             f"INSERT INTO {table} ({', '.join(column(f.name) for f in fields)}) "
             f"VALUES ({', '.join(['%s'] * len(fields))}) "
             f"ON CONFLICT ({column('uuid')}) DO UPDATE SET "
-            f"{count} = {table}.{count} + 1, {last} = EXCLUDED.{last} "
-            f"RETURNING {column('id')}, {count}"
+            f"{count} = {table}.{count} + 1, {last} = EXCLUDED.{last}{reset} "
+            f"RETURNING {column('id')}, {count}, {state}"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         assert row is not None  # RETURNING always gives the row, inserted or updated
-        notice_id, delivery_count = row
-        return Delivery(notice_id=notice_id, created=delivery_count == 1)
+        notice_id, delivery_count, row_state = row
+        return Delivery(notice_id=notice_id, created=delivery_count == 1, state=str(row_state))
 
     def claim(
         self,

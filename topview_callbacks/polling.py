@@ -12,6 +12,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -85,9 +86,10 @@ def _poll_interval(task: SubmittedTask) -> timedelta:
     return min(timedelta(seconds=seconds), topview_settings.poll_max_interval)
 
 
-def _poll_uuid(task: SubmittedTask) -> str:
-    # The callback's own uuid when Topview told us, so a later callback is the same row.
-    if task.notice_uuid:
+def _poll_uuid(task: SubmittedTask, *, own: bool = False) -> str:
+    # The callback's own uuid when Topview told us, so a later callback is the same row;
+    # ``own``: a uuid of this task alone (that one is stored under another task).
+    if task.notice_uuid and not own:
         return task.notice_uuid
     uuid = f"poll:{task.biz_type}:{task.task_id}"
     if len(uuid) > 128:  # the column's length
@@ -125,22 +127,47 @@ def poll_task(
             )
         return None
     error_message = result.get("errorMsg") if isinstance(result, dict) else None
-    delivery = Notice.objects.record_delivery(
-        uuid=_poll_uuid(task),
-        account=task.account,
-        biz_type=task.biz_type,
-        task_id=task.task_id,
-        status=state,
-        error_message=str(error_message or ""),
-        result=result if isinstance(result, dict) else None,
-        raw_body=json.dumps(result, ensure_ascii=False, separators=(",", ":")),
-        headers={},
-        source=NoticeSource.POLL,
-    )
+    values: dict[str, Any] = {
+        "account": task.account,
+        "biz_type": task.biz_type,
+        "task_id": task.task_id,
+        "status": state,
+        "error_message": str(error_message or ""),
+        "result": result if isinstance(result, dict) else None,
+        "raw_body": json.dumps(result, ensure_ascii=False, separators=(",", ":")),
+        "headers": {},
+        "source": NoticeSource.POLL,
+    }
+    uuid = _poll_uuid(task)
+    delivery = Notice.objects.record_delivery(uuid=uuid, **values)
     if not delivery.created:
-        # The callback with this uuid was stored meanwhile: its processing delivers it.
-        return None
+        if _delivers_this_task(uuid, task):
+            # The callback with this uuid was stored meanwhile: its processing delivers it.
+            return None
+        # That uuid is stored under another task (Topview reused a noticeUuid, or a sender
+        # used it first) or was ignored: it will never record this task's outcome, and
+        # returning here would leave the task open and polled until TASK_MAX_AGE. Topview
+        # just answered for this very task, so its outcome is delivered under its own uuid.
+        logger.warning(
+            "Topview task %s %s: notice uuid %s is stored under another task or was "
+            "ignored; delivering the polled outcome as its own notice",
+            task.biz_type,
+            task.task_id,
+            uuid,
+        )
+        delivery = Notice.objects.record_delivery(uuid=_poll_uuid(task, own=True), **values)
+        if not delivery.created:
+            return None  # that notice is stored already: its processing delivers it
     return process_notice(delivery.notice_id)
+
+
+def _delivers_this_task(uuid: str, task: SubmittedTask) -> bool:
+    """Whether the stored notice ``uuid`` records (or recorded) this task's outcome."""
+    return (
+        Notice.objects.filter(uuid=uuid, biz_type=task.biz_type, task_id=task.task_id)
+        .exclude(state=NoticeState.IGNORED)
+        .exists()
+    )
 
 
 def expire_tasks(now: datetime | None = None) -> int:

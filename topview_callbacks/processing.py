@@ -72,6 +72,9 @@ def _record_outcome(notice: Notice) -> str | None:
         )
         old_status: str = TaskStatus.RUNNING  # a task first seen in its notice was running
         if not created:
+            if task.account != notice.account:
+                _mark_foreign(notice, task)
+                return None
             if task.is_final:
                 _mark_duplicate(notice, task)
                 return None
@@ -83,6 +86,35 @@ def _record_outcome(notice: Notice) -> str | None:
         Notice.objects.filter(pk=notice.pk).update(submitted_task=task)
         notice.submitted_task = task
     return str(old_status)
+
+
+def _mark_ignored(notice: Notice, reason: str) -> None:
+    """Keep the notice for the record, fire nothing, and say why (``last_error``)."""
+    logger.warning("Topview notice %s ignored: %s", notice.uuid, reason, extra=notice.log_context())
+    Notice.objects.filter(pk=notice.pk).update(
+        state=NoticeState.IGNORED, last_error=reason, processed_at=timezone.now()
+    )
+    notice.state, notice.last_error = NoticeState.IGNORED, reason
+
+
+def _mark_foreign(notice: Notice, task: SubmittedTask) -> None:
+    # The Topview-Uid authenticated the sender as notice.account; a task of another account
+    # is not theirs to complete, whatever taskId they name. The task is left untouched.
+    _mark_ignored(
+        notice,
+        f"The task {notice.biz_type} {notice.task_id} belongs to account {task.account!r}, "
+        f"but the notice came with the Topview-Uid of account {notice.account!r}; "
+        "nothing was recorded or fired.",
+    )
+
+
+def _owned_by_another_account(notice: Notice) -> bool:
+    """Checked before a verification query, so a foreign notice costs no call to Topview."""
+    task = SubmittedTask.objects.filter(biz_type=notice.biz_type, task_id=notice.task_id).first()
+    if task is None or task.account == notice.account:
+        return False
+    _mark_foreign(notice, task)
+    return True
 
 
 def _mark_duplicate(notice: Notice, task: SubmittedTask) -> None:
@@ -138,10 +170,14 @@ def process_notice(
         if to_record and not _needs_verification(notice):
             old_status, to_record = _record_outcome(notice), False
     if to_record:
-        if not _verified(notice):
-            return notice  # VERIFY_WITH_QUERY could not confirm it: pending, retried later
+        if _owned_by_another_account(notice) or not _verified(notice):
+            # Ignored, or VERIFY_WITH_QUERY could not confirm it: pending (retried later)
+            # or, after MAX_ATTEMPTS, failed. Nothing was recorded or fired.
+            return notice
         with transaction.atomic():
             old_status = _record_outcome(notice)
+    if notice.state == NoticeState.IGNORED:
+        return notice
     if notice.state == NoticeState.DUPLICATE:
         logger.info(
             "Topview notice %s: the outcome of %s %s was already delivered; not fired again",
@@ -192,32 +228,36 @@ def replay_notice(notice_id: int) -> Notice | None:
 
 
 def _needs_verification(notice: Notice) -> bool:
-    return (
-        topview_settings.verify_with_query
-        and notice.source == NoticeSource.CALLBACK
-        and biz_types.spec_for(notice.biz_type) is not None
-    )
+    # Every callback, whatever its bizType: one the table does not know (or spelled in
+    # another case) cannot be verified, and must not be fired unverified either.
+    return topview_settings.verify_with_query and notice.source == NoticeSource.CALLBACK
 
 
 def _verified(notice: Notice) -> bool:
     """VERIFY_WITH_QUERY: replace a callback's claim with Topview's answer to a query.
 
-    False when the query fails or the task is not final there: the notice goes back to
-    pending (the sweep retries it) and the task is left open, so a later delivery of the
-    outcome, by callback or by poll, is not blocked.
+    False when the notice cannot be confirmed. A bizType without a known query endpoint
+    can never be: the notice is ignored. When the query fails or the task is not final
+    there, the notice goes back to pending (the sweep or a redelivery retries it) and the
+    task is left open, so a later delivery of the outcome, by callback or by poll, is not
+    blocked; after MAX_ATTEMPTS attempts it is marked failed instead.
     """
     if not _needs_verification(notice):
         return True
+    if biz_types.spec_for(notice.biz_type) is None:
+        _mark_ignored(
+            notice,
+            f"VERIFY_WITH_QUERY is on and bizType {notice.biz_type!r} has no known query "
+            "endpoint, so the notice cannot be verified; nothing was recorded or fired.",
+        )
+        return False
     try:
         result = TopviewClient(notice.account).query(notice.biz_type, notice.task_id)
         state = biz_types.task_status(notice.biz_type, result)
         if state not in FINAL_TASK_STATUSES:
             raise TopviewError(f"the query endpoint reports the task as {state!r}")
     except Exception as exc:  # whatever went wrong, the notice must stay retryable
-        message = f"Not confirmed by Topview's query endpoint (VERIFY_WITH_QUERY): {exc}"
-        logger.warning("Topview notice %s: %s", notice.uuid, message, extra=notice.log_context())
-        Notice.objects.filter(pk=notice.pk).update(state=NoticeState.PENDING, last_error=message)
-        notice.state, notice.last_error = NoticeState.PENDING, message
+        _not_verified(notice, exc)
         return False
     notice.status = state
     if isinstance(result, dict):
@@ -227,3 +267,22 @@ def _verified(notice: Notice) -> bool:
         status=notice.status, result=notice.result, error_message=notice.error_message
     )
     return True
+
+
+def _not_verified(notice: Notice, exc: Exception) -> None:
+    message = f"Not confirmed by Topview's query endpoint (VERIFY_WITH_QUERY): {exc}"
+    max_attempts = topview_settings.max_attempts
+    if notice.attempts < max_attempts:
+        logger.warning("Topview notice %s: %s", notice.uuid, message, extra=notice.log_context())
+        Notice.objects.filter(pk=notice.pk).update(state=NoticeState.PENDING, last_error=message)
+        notice.state, notice.last_error = NoticeState.PENDING, message
+        return
+    # A spoofed notice is never confirmed: without a cap it would cost a query on every
+    # sweep forever. Failed with attempts spent, the sweep leaves it; replay stays possible.
+    message = f"Gave up after {notice.attempts} attempts (MAX_ATTEMPTS). {message}"
+    logger.error("Topview notice %s: %s", notice.uuid, message, extra=notice.log_context())
+    Notice.objects.filter(pk=notice.pk).update(state=NoticeState.FAILED, last_error=message)
+    notice.state, notice.last_error = NoticeState.FAILED, message
+    signals.send_lifecycle(
+        signals.notice_processing_failed, sender=Notice, notice=notice, error=message
+    )

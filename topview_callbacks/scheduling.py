@@ -20,14 +20,16 @@ logger = logging.getLogger(__name__)
 Restart = Callable[[int], object]
 
 
-def start(notice_id: int) -> None:
+def start(notice_id: int, *, redelivered: bool = False) -> None:
     """Start processing a newly stored notice as ``PROCESSING`` says. Never raises.
 
     Called on commit by the view. An error here leaves the notice pending, where the sweep
-    finds it: the notice is stored, so nothing is lost.
+    finds it: the notice is stored, so nothing is lost. ``redelivered``: a repeated delivery
+    of a notice still pending restarts it; ``notice_stored`` is not sent again.
     """
     try:
-        _send_stored_signal(notice_id)
+        if not redelivered:
+            _send_stored_signal(notice_id)
         queue = queue_for(topview_settings.processing)
         if queue is not None:
             queue(notice_id)

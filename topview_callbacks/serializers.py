@@ -15,6 +15,10 @@ from topview_callbacks.exceptions import NoticeValidationError
 
 MAX_ID_LENGTH = 128
 MAX_BIZ_TYPE_LENGTH = 64
+# Deepest nesting of objects and arrays accepted, in the body and in a string ``result``.
+# Real results nest 4 levels; deep nesting only serves to exhaust recursion downstream
+# (receivers, the admin's pretty-printer, json.dumps).
+MAX_JSON_DEPTH = 64
 # "failed" is not in the contract, but some Topview products spell it so in query results.
 STATUS_ALIASES = {"success": "success", "fail": "fail", "failed": "fail"}
 
@@ -64,6 +68,7 @@ def _result(value: Any) -> dict[str, Any] | None:
             value = _strict_loads(text)
         except (ValueError, RecursionError):
             raise NoticeValidationError("'result' is a string but not valid JSON.") from None
+        _check_depth(value, "'result'")
         if "\\u" in text:  # escapes inside a JSON string escaped the outer check
             _check_storable(value)
     if not isinstance(value, dict):
@@ -82,6 +87,21 @@ def _finite_float(text: str) -> float:
     if value in (float("inf"), float("-inf")):
         raise ValueError("number out of range")
     return value
+
+
+def _check_depth(value: Any, what: str) -> None:
+    """Refuse nesting deeper than MAX_JSON_DEPTH (iteratively: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise NoticeValidationError(
+                f"{what} is nested deeper than {MAX_JSON_DEPTH} levels of objects and arrays."
+            )
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _check_storable(value: Any) -> None:
@@ -120,6 +140,7 @@ def parse_notice(raw_body: bytes) -> IncomingNotice:
         raise NoticeValidationError("The request body is not valid UTF-8 JSON.") from None
     if not isinstance(body, dict):
         raise NoticeValidationError(f"The notice must be a JSON object, not {_type_name(body)}.")
+    _check_depth(body, "The notice")
     if "\\u" in text:  # only escapes can smuggle in what the checks below refuse
         _check_storable(body)
     status = _required_string(body, "status", 16)

@@ -95,9 +95,10 @@ def sweep(
                 signals.notice_processing_failed, sender=Notice, notice=notice, error=error
             )
     restarted = 0
-    for notice in stuck_notices(older_than, pending_after=pending_after).order_by("received_at")[
-        :limit
-    ]:
+    # Fewest attempts first: notices that keep failing (a spoofed one that verification never
+    # confirms, a receiver that always raises) cannot starve new ones out of the batch.
+    candidates = stuck_notices(older_than, pending_after=pending_after)
+    for notice in candidates.order_by("attempts", "received_at")[:limit]:
         logger.warning(
             "Topview notice %s (%s %s, account %s) stuck %s since %s; restarting it",
             notice.uuid,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from rest_framework.exceptions import APIException
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -16,18 +19,63 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from topview_callbacks import scheduling
-from topview_callbacks.auth import account_for_uid, token_is_valid
+from topview_callbacks.auth import (
+    account_for_uid,
+    address_is_allowed,
+    sender_address,
+    token_is_valid,
+)
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.exceptions import NoticeValidationError
+from topview_callbacks.log_filters import redact
 from topview_callbacks.models import Notice
 from topview_callbacks.serializers import acknowledgement, parse_notice
 
 logger = logging.getLogger(__name__)
 
-# Never stored: credentials of the caller or of proxies in front of us.
-SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-csrftoken", "x-auth-token"}
+# The only request headers stored with a notice (an allow-list: a proxy's credential header
+# with a new name is never stored): what helps to diagnose a delivery. Shown in the admin
+# to view-only staff, so the Topview-Uid is masked (MASKED_HEADERS).
+STORED_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "content-encoding",
+        "content-length",
+        "content-type",
+        "host",
+        "topview-uid",
+        "traceparent",
+        "user-agent",
+        "via",
+        "x-amzn-trace-id",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
+        "x-request-id",
+    }
 )
+MASKED_HEADERS = frozenset({"topview-uid"})
+MAX_HEADER_LENGTH = 1024
+
+
+def stored_headers(request: HttpRequest) -> dict[str, str]:
+    """The headers kept with a notice: allow-listed, the UID masked, values truncated."""
+    kept = {}
+    for name, value in request.headers.items():
+        lowered = name.lower()
+        if lowered not in STORED_HEADERS:
+            continue
+        if lowered in MASKED_HEADERS:
+            value = mask(value)
+        kept[name] = value[:MAX_HEADER_LENGTH]
+    return kept
+
+
+def mask(secret: str) -> str:
+    """Enough of a value to tell two apart at a glance, not enough to reuse it."""
+    return f"{secret[:3]}…" if len(secret) >= 8 else "…"
 
 
 def envelope(status: int, body: dict[str, Any]) -> HttpResponse:
@@ -41,12 +89,16 @@ def envelope(status: int, body: dict[str, Any]) -> HttpResponse:
 def error(
     status: int, message: str, *, uuid: str | None = None, uid: str | None = None
 ) -> HttpResponse:
-    return envelope(
+    response = envelope(
         status,
         acknowledgement(uuid=uuid, topview_uid=uid, ok=False, code=str(status), message=message),
     )
+    setattr(response, "topview_message", message)  # noqa: B010 (read by finalize_response)
+    return response
 
 
+# Topview never logs in: exempt from LoginRequiredMiddleware whatever DRF does.
+@method_decorator(login_not_required, name="dispatch")
 @method_decorator(transaction.non_atomic_requests, name="dispatch")
 class NoticeView(APIView):
     """Receives Topview's POSTed notices at ``noticeUrl``.
@@ -66,11 +118,34 @@ class NoticeView(APIView):
     content_negotiation_class = DefaultContentNegotiation
     versioning_class = None
     metadata_class = None
+    # Not part of the host's API: keep it, and its secret-token route, out of the schemas
+    # DRF and drf-spectacular generate. The contract is topview_callbacks/openapi.yaml.
+    schema = None
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # DRF's negotiation, versioning, authentication and throttling steps would find
         # nothing to do (all disabled above); skipping them saves their bookkeeping.
         pass
+
+    def finalize_response(  # the stubs say Response; DRF takes any HttpResponseBase
+        self, request: Request, response: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        # Every refusal is logged here, once, with the path token redacted; Django's request
+        # logger (which would print "Forbidden: /topview/notice/<the token>/") is told that
+        # it has been. 5xx answers were logged with their traceback where they happened.
+        if response.status_code >= 400:
+            if response.status_code < 500:
+                logger.warning(
+                    "Topview notice endpoint refused %s %s from %s: %s %s",
+                    request.method,
+                    redact(request.path),
+                    request._request.META.get("REMOTE_ADDR") or "?",
+                    response.status_code,
+                    getattr(response, "topview_message", ""),
+                    extra={"status_code": response.status_code},
+                )
+            setattr(response, "_has_been_logged", True)  # noqa: B010 (Django's own flag)
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def get_exception_handler(self) -> Any:
         return self.exception_to_envelope
@@ -89,12 +164,20 @@ class NoticeView(APIView):
 
     def post(self, request: Request, token: str | None = None) -> HttpResponse:
         django_request: HttpRequest = request._request
-        if not token_is_valid(token):
-            return error(403, "Unknown notice URL token.")
         uid = django_request.headers.get("Topview-Uid", "")
         account = account_for_uid(uid) if uid else None
+        # The token is checked against the account's tokens (the global ones and its own),
+        # or against every account's when the UID is unknown, so the message stays the same.
+        if not token_is_valid(token, account):
+            return error(403, "Unknown notice URL token.")
         if account is None:
             return error(403, "Missing or unknown Topview-Uid header.")
+        address = sender_address(
+            django_request.META.get("REMOTE_ADDR"),
+            django_request.META.get("HTTP_X_FORWARDED_FOR"),
+        )
+        if not address_is_allowed(address, account):
+            return error(403, "This address may not deliver notices for this account.")
 
         limit = topview_settings.max_body_size
         try:
@@ -110,11 +193,8 @@ class NoticeView(APIView):
         except NoticeValidationError as exc:
             return error(exc.status_code, str(exc), uid=account.uid)
 
-        headers = {
-            name: value
-            for name, value in django_request.headers.items()
-            if name.lower() not in SECRET_HEADERS
-        }
+        headers = stored_headers(django_request)
+        stale_before = timezone.now() - timedelta(seconds=topview_settings.sweep_after)
         try:
             delivery = Notice.objects.record_delivery(
                 uuid=notice.uuid,
@@ -126,7 +206,9 @@ class NoticeView(APIView):
                 result=notice.result,
                 raw_body=notice.raw_body,
                 headers=headers,
-                remote_addr=django_request.META.get("REMOTE_ADDR") or None,
+                remote_addr=str(address) if address is not None else None,
+                stale_before=stale_before,
+                max_attempts=topview_settings.max_attempts,
             )
         except (DataError, IntegrityError) as exc:
             logger.warning("Topview notice %s could not be stored as sent: %s", notice.uuid, exc)
@@ -141,6 +223,16 @@ class NoticeView(APIView):
 
         if delivery.created:
             transaction.on_commit(lambda: scheduling.start(delivery.notice_id))
+        elif delivery.needs_restart:
+            # Stored earlier but never processed (the answer to that delivery was lost, the
+            # process died) or its worker died: this delivery starts it again. The claim in
+            # processing makes sure it runs once even if the first attempt is still alive.
+            logger.info(
+                "Repeated delivery of Topview notice %s, still pending: processing it",
+                notice.uuid,
+                extra={"topview_notice_id": delivery.notice_id, "topview_notice_uuid": notice.uuid},
+            )
+            transaction.on_commit(lambda: scheduling.start(delivery.notice_id, redelivered=True))
         else:
             logger.info("Duplicate delivery of Topview notice %s", notice.uuid)
         return envelope(200, acknowledgement(uuid=notice.uuid, topview_uid=account.uid, ok=True))

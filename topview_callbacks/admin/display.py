@@ -16,6 +16,7 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
 
 STATE_COLOURS = {
@@ -39,9 +40,19 @@ PRE_STYLE = (
 )
 
 
-def pretty_json(value: Any) -> str:
-    """``value`` as indented JSON inside an escaped ``<pre>``."""
-    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+def pretty_json(value: Any, fallback: str | None = None) -> str:
+    """``value`` as indented JSON inside an escaped ``<pre>``.
+
+    If that fails for any reason (a result nested too deeply for the recursion limit, stored
+    before the endpoint refused those), ``fallback`` (the raw text) is shown instead: a
+    hostile value must not take the page down.
+    """
+    try:
+        text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    except Exception:
+        if fallback is not None:
+            return preformatted(fallback)
+        return format_html("<em>{}</em>", _("This value cannot be displayed (nested too deeply?)."))
     return format_html('<pre style="{}">{}</pre>', PRE_STYLE, text)
 
 
@@ -52,12 +63,21 @@ def preformatted(text: str) -> str:
 
 def media_preview(media: Iterable[tuple[str, str]]) -> str:
     """Players for the output media; only http(s) URLs ever reach the page."""
+    hosts = topview_settings.media_preview_hosts
     safe = [
-        {"kind": kind, "url": url}
+        {"kind": kind, "url": url, "preview": _previewable(url, hosts)}
         for kind, url in media
         if urlsplit(url).scheme.lower() in ("http", "https") and urlsplit(url).netloc
     ]
     return render_to_string("topview_callbacks/media_preview.html", {"media": safe})
+
+
+def _previewable(url: str, hosts: list[str]) -> bool:
+    """Whether MEDIA_PREVIEW_HOSTS (when set) lists the URL's host or a parent domain."""
+    if not hosts:
+        return True
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    return any(host == allowed or host.endswith(f".{allowed}") for allowed in hosts)
 
 
 def coloured(value: str, label: str, colours: dict[Any, str]) -> str:
@@ -84,4 +104,4 @@ class OutcomeFields:
 
     @admin.display(description=_("result"))
     def result_json(self, row: Notice | SubmittedTask) -> str:
-        return pretty_json(row.result)
+        return pretty_json(row.result, fallback=getattr(row, "raw_body", None))

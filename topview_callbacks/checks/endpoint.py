@@ -60,8 +60,8 @@ def _check_database() -> list[CheckMessage]:
 def _check_notice_urls(raw: dict[str, Any]) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     accounts = topview_settings.accounts.values()
-    tokens = topview_settings.notice_tokens
     for account in accounts:
+        tokens = account.notice_tokens  # the global ones and the account's own
         url = account.notice_url
         if not url:
             continue
@@ -76,7 +76,7 @@ def _check_notice_urls(raw: dict[str, Any]) -> list[CheckMessage]:
         if tokens and not any(f"/{token}/" in parts.path + "/" for token in tokens):
             messages.append(
                 Warning(
-                    f"NOTICE_TOKENS is set but NOTICE_URL of account {account.name!r} holds "
+                    f"NOTICE_TOKENS apply to account {account.name!r} but its NOTICE_URL holds "
                     "none of them, so Topview's notices would be refused.",
                     hint="Put one token at the end: https://example.com/topview/notice/<token>/",
                     id=check_id("W007"),
