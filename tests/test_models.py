@@ -70,3 +70,21 @@ def test_str_of_models_names_what_they_are() -> None:
     assert str(task) == "VOICE_CLONE t9 (submitted)"
     Notice.objects.record_delivery(uuid="u9", biz_type="VOICE_CLONE", task_id="t9", status="fail")
     assert str(Notice.objects.get()) == "VOICE_CLONE t9 fail (u9)"
+
+
+@pytest.mark.parametrize(
+    ("last_error", "summary"),
+    [
+        ("", ""),
+        (
+            "Traceback (most recent call last):\n  File x\nRuntimeError: boom\n\n",
+            "RuntimeError: boom",
+        ),
+        ("one line", "one line"),
+        ("E: " + "x" * 300, "E: " + "x" * 196 + "…"),
+    ],
+)
+def test_error_summary_is_the_exception_line_of_the_traceback(
+    last_error: str, summary: str
+) -> None:
+    assert Notice(last_error=last_error).error_summary == summary

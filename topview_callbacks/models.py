@@ -10,6 +10,7 @@ from typing import Any
 from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 from topview_callbacks import biz_types
@@ -294,6 +295,12 @@ class Notice(models.Model):
     @property
     def succeeded(self) -> bool:
         return self.status == TaskStatus.SUCCESS
+
+    @property
+    def error_summary(self) -> str:
+        """The last non-blank line of ``last_error`` (the exception), at most 200 characters."""
+        lines = [line for line in self.last_error.splitlines() if line.strip()]
+        return Truncator(lines[-1].strip() if lines else "").chars(200)
 
     def log_context(self) -> dict[str, Any]:
         """``extra=`` for a log line about this notice: the fields log aggregators filter on."""

@@ -15,7 +15,6 @@ from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -71,12 +70,6 @@ def too_many(
     return True
 
 
-def last_line(traceback_text: str) -> str:
-    """The last non-blank line of a traceback (the exception), at most 200 characters."""
-    lines = [line for line in traceback_text.strip().splitlines() if line.strip()]
-    return Truncator(lines[-1] if lines else "").chars(200)
-
-
 def replay_one(notice: Notice) -> tuple[int, str]:
     """Replay one notice through ``processing.replay_notice``; (message level, text)."""
     label = f"{notice.biz_type} {notice.task_id} ({notice.uuid})"
@@ -95,7 +88,7 @@ def replay_one(notice: Notice) -> tuple[int, str]:
     if done.state == NoticeState.FAILED:
         return messages.ERROR, _("%(notice)s: a receiver failed again: %(error)s") % {
             "notice": label,
-            "error": last_line(done.last_error),
+            "error": done.error_summary,
         }
     if done.state == NoticeState.DUPLICATE:
         return messages.WARNING, duplicate % label

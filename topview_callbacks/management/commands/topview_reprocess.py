@@ -34,8 +34,7 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.WARNING(f"{uuid}: being processed elsewhere, skipped"))
             elif notice.state == NoticeState.FAILED:
                 failures += 1
-                last_line = notice.last_error.strip().splitlines()[-1]
-                self.stdout.write(self.style.ERROR(f"{uuid}: failed again: {last_line}"))
+                self.stdout.write(self.style.ERROR(f"{uuid}: failed again: {notice.error_summary}"))
             else:
                 self.stdout.write(self.style.SUCCESS(f"{uuid}: {notice.state}"))
         if failures:
