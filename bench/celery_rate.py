@@ -92,6 +92,57 @@ def submit_tasks(prefix: str, per_thread: int) -> None:
     )
 
 
+def latencies() -> list[float]:
+    """Seconds from each notice's storing (received_at) to its receiver's first call."""
+    rows = sql(
+        "SELECT uuid, extract(epoch FROM received_at) FROM topview_callbacks_notice "
+        "WHERE state = 'processed'"
+    )
+    pipe = records().pipeline(transaction=False)
+    for uuid, _ in rows:
+        pipe.lindex(key(f"times:{uuid}"), 0)
+    called = pipe.execute()
+    return sorted(float(c) - float(r) for (_, r), c in zip(rows, called, strict=True) if c)
+
+
+def percentile(values: list[float], share: float) -> float:
+    return values[min(int(share * len(values)), len(values) - 1)] if values else float("nan")
+
+
+def post_notices(args: argparse.Namespace, port: int, prefix: str) -> str:
+    """wrk posting new notices (uuids ``<prefix>-<thread>-<n>``) for --duration; its output."""
+    env = {**os.environ, "BENCH_MODE": "new", "BENCH_PREFIX": prefix}
+    return subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{args.connections}",
+            f"-d{args.duration}s",
+            "-s",
+            str(ROOT / "bench" / "post_notice.lua"),
+            f"http://127.0.0.1:{port}/topview/notice/",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def receive_only(args: argparse.Namespace) -> float:
+    """The manual-mode receive rate (web alone, nothing processed), for comparison."""
+    sql("TRUNCATE topview_callbacks_notice, topview_callbacks_submittedtask")
+    web, port = gunicorn(
+        DATABASE, workers=args.web_workers, overrides={"UID": "bench-uid", "PROCESSING": "manual"}
+    )
+    try:
+        out = post_notices(args, port, f"manual-{time.time_ns()}")
+    finally:
+        web.stop()
+        web.log.unlink(missing_ok=True)
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+
 def run(args: argparse.Namespace, known_tasks: bool) -> dict[str, float]:
     """One workload: wrk against gunicorn while the worker processes; the figures."""
     sql("TRUNCATE topview_callbacks_notice, topview_callbacks_submittedtask")
@@ -100,7 +151,13 @@ def run(args: argparse.Namespace, known_tasks: bool) -> dict[str, float]:
     submitted = 2 * 1500 * args.duration if known_tasks else 0  # more than wrk can send
     if submitted:
         submit_tasks(prefix, per_thread=submitted // 2)
-    overrides = {"UID": "bench-uid", "PROCESSING": "celery"}
+    batching = {
+        "BATCH_SIZE": args.batch_size,
+        "BATCH_WINDOW": args.batch_window,
+        "ASYNC_PROCESSED_MARK": args.async_mark,
+        "PREPARED_STATEMENTS": args.prepared,
+    }
+    overrides = {"UID": "bench-uid", "PROCESSING": "celery", **batching}
     services = []
     try:
         worker = celery_worker(
@@ -108,28 +165,14 @@ def run(args: argparse.Namespace, known_tasks: bool) -> dict[str, float]:
             concurrency=args.celery_concurrency,
             loglevel="warning",
             pool_name=args.pool,
+            overrides=batching,
             TOPVIEW_TEST_DB_REUSE_MAX=str(args.db_reuse_max),
         )
         services.append(worker)
         web, port = gunicorn(DATABASE, workers=args.web_workers, overrides=overrides)
         services.append(web)
-        env = {**os.environ, "BENCH_MODE": "new", "BENCH_PREFIX": prefix}
         started = time.monotonic()
-        out = subprocess.run(
-            [
-                "wrk",
-                "-t2",
-                f"-c{args.connections}",
-                f"-d{args.duration}s",
-                "-s",
-                str(ROOT / "bench" / "post_notice.lua"),
-                f"http://127.0.0.1:{port}/topview/notice/",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        out = post_notices(args, port, prefix)
         received_at = time.monotonic()
         requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -144,6 +187,7 @@ def run(args: argparse.Namespace, known_tasks: bool) -> dict[str, float]:
             time.sleep(0.2)
         finished = time.monotonic()
         twice = sum(1 for count in fired().values() if count > 1)
+        waits = latencies()
         created = int(sql("SELECT count(*) FROM topview_callbacks_submittedtask")[0][0])
     finally:
         for service in reversed(services):
@@ -161,6 +205,8 @@ def run(args: argparse.Namespace, known_tasks: bool) -> dict[str, float]:
         "e2e_rate": done / (finished - started),
         "drain_rate": (done - processed_at_receive_end) / max(finished - received_at, 1e-9),
         "processed_while_receiving": processed_at_receive_end,
+        "p50_latency_ms": 1000 * percentile(waits, 0.5),
+        "p99_latency_ms": 1000 * percentile(waits, 0.99),
     }
 
 
@@ -185,6 +231,18 @@ def main() -> None:
         help="the worker's CELERY_DB_REUSE_MAX (default 1000; 0: Celery's default, which "
         "closes the database connection after every task)",
     )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        help="BATCH_SIZE (default 1: a message per notice; above: drains)",
+    )
+    parser.add_argument("--batch-window", type=float, default=0.05, help="BATCH_WINDOW")
+    parser.add_argument(
+        "--manual", action="store_true", help="also measure the manual-mode receive rate"
+    )
+    parser.add_argument("--async-mark", action="store_true", help="ASYNC_PROCESSED_MARK")
+    parser.add_argument("--prepared", action="store_true", help="PREPARED_STATEMENTS")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3; medians)")
     parser.add_argument("--timeout", type=float, default=300, help="max seconds to drain")
     args = parser.parse_args()
@@ -193,11 +251,17 @@ def main() -> None:
     print(
         f"wrk -t2 -c{args.connections} -d{args.duration}s, gunicorn sync -w{args.web_workers}, "
         f"celery {args.pool} -c{args.celery_concurrency} (CELERY_DB_REUSE_MAX="
-        f"{args.db_reuse_max}); workloads interleaved, "
+        f"{args.db_reuse_max}), BATCH_SIZE={args.batch_size}, ASYNC_PROCESSED_MARK="
+        f"{args.async_mark}, PREPARED_STATEMENTS={args.prepared}; workloads interleaved, "
         f"{args.rounds} round(s)"
     )
+    print(f"load before: {os.getloadavg()}")
     results: dict[str, list[dict[str, float]]] = {workload: [] for workload in args.tasks}
+    manual: list[float] = []
     for number in range(1, args.rounds + 1):
+        if args.manual:
+            manual.append(receive_only(args))
+            print(f"  round {number}, manual mode: receive {manual[-1]:.0f}/s", flush=True)
         for workload, runs in results.items():
             r = run(args, known_tasks=workload == "known")
             runs.append(r)
@@ -207,7 +271,8 @@ def main() -> None:
                 f"processed, {r['twice']:.0f} twice, {r['tasks_from_notices']:.0f} tasks "
                 f"created from notices; receive {r['receive_rate']:.0f}/s, "
                 f"end to end {r['e2e_rate']:.0f}/s ({r['e2e_rate'] / r['receive_rate']:.0%}), "
-                f"drain {r['drain_rate']:.0f}/s",
+                f"drain {r['drain_rate']:.0f}/s; received -> signal p50 "
+                f"{r['p50_latency_ms']:.0f} ms, p99 {r['p99_latency_ms']:.0f} ms",
                 flush=True,
             )
     print("medians:")
@@ -216,13 +281,26 @@ def main() -> None:
         e2e = statistics.median(r["e2e_rate"] for r in runs)
         share = statistics.median(r["e2e_rate"] / r["receive_rate"] for r in runs)
         drain = statistics.median(r["drain_rate"] for r in runs)
+        p50 = statistics.median(r["p50_latency_ms"] for r in runs)
+        p99 = statistics.median(r["p99_latency_ms"] for r in runs)
+        shares = ", ".join(f"{r['e2e_rate'] / r['receive_rate']:.0%}" for r in runs)
         print(
             f"  {workload:>7} tasks: receive {receive:5.0f}/s, end to end {e2e:5.0f}/s "
-            f"= {share:.0%} of receive; drain alone {drain:.0f}/s"
+            f"= {share:.0%} of receive (rounds: {shares}); drain alone {drain:.0f}/s; "
+            f"received -> signal p50 {p50:.0f} ms, p99 {p99:.0f} ms"
         )
+        if manual:
+            by_round = ", ".join(
+                f"{r['e2e_rate'] / m:.0%}" for r, m in zip(runs, manual, strict=True)
+            )
+            print(
+                f"  {workload:>7} tasks: end to end / manual-mode receive "
+                f"{statistics.median(manual):.0f}/s = {e2e / statistics.median(manual):.0%} "
+                f"(rounds: {by_round})"
+            )
     lost = sum(r["stored"] - r["done"] for runs in results.values() for r in runs)
     twice = sum(r["twice"] for runs in results.values() for r in runs)
-    print(f"  lost: {lost:.0f}, fired twice: {twice:.0f}")
+    print(f"  lost: {lost:.0f}, fired twice: {twice:.0f}; load after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -12,13 +12,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 
-from topview_callbacks import polling, processing, pruning, sweeping
+from topview_callbacks import batching, polling, processing, pruning, sweeping
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import Notice, NoticeState
 
@@ -53,18 +55,20 @@ def _fields(notice_id: int, task_id: str | None, notice: Notice | None = None) -
     return fields
 
 
-@shared_task(
-    bind=True,
-    name="topview_callbacks.process_notice",
-    # Acknowledged only when done: a worker that dies mid-task leaves the message to be
-    # delivered again (Redis: after its visibility timeout), and the claim's stale_after
-    # lets that delivery take the notice over.
-    acks_late=True,
-    reject_on_worker_lost=True,
-    # Attempts are counted on the notice (``attempts``), which survives lost messages.
-    max_retries=None,
-    ignore_result=True,
-)
+# The notice tasks (one notice, a drain): acknowledged only when done, so a worker that
+# dies mid-task leaves the message to be delivered again (Redis: after its visibility
+# timeout), and the claim's stale_after lets that delivery take the notice over. Attempts
+# are counted on the notice (``attempts``), which survives lost messages.
+NOTICE_TASK_OPTIONS: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "max_retries": None,
+    "ignore_result": True,
+}
+
+
+@shared_task(name="topview_callbacks.process_notice", **NOTICE_TASK_OPTIONS)
 def process_notice_task(self: Task[Any, Any], notice_id: int) -> str | None:
     """Process one notice; retry with backoff while its receivers raise, up to MAX_ATTEMPTS."""
     if self.request.is_eager or self.request.called_directly:
@@ -141,9 +145,13 @@ def _process(task: Task[Any, Any], notice_id: int) -> str | None:
     return str(notice.state)
 
 
-def _publish(notice_id: int) -> None:
+def _publish_options(countdown: float | None) -> dict[str, Any]:
+    return {"countdown": countdown, "retry": True, "retry_policy": PUBLISH_RETRY_POLICY}
+
+
+def _publish(notice_id: int, countdown: float | None = None) -> None:
     try:
-        process_notice_task.apply_async((notice_id,), retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+        process_notice_task.apply_async((notice_id,), **_publish_options(countdown))
     except Exception:
         logger.exception(
             "Could not queue Topview notice id=%s (is the broker down?); it stays pending "
@@ -153,6 +161,18 @@ def _publish(notice_id: int) -> None:
         )
 
 
+def enqueue_new_notice(notice_id: int) -> None:
+    """``PROCESSING="celery"``: start a notice the view just stored. Never raises.
+
+    With ``BATCH_SIZE`` 1, the notice gets its own message (``enqueue_notice``). Above 1, a
+    drain is requested instead (``request_drain``): one message for the notices of a window.
+    """
+    if topview_settings.batch_size > 1:
+        transaction.on_commit(request_drain)
+    else:
+        enqueue_notice(notice_id)
+
+
 def enqueue_notice(notice_id: int) -> None:
     """Queue processing of a stored notice once the current transaction commits. Never raises.
 
@@ -160,6 +180,88 @@ def enqueue_notice(notice_id: int) -> None:
     ``sweep`` finds it after ``SWEEP_AFTER`` seconds.
     """
     transaction.on_commit(lambda: _publish(notice_id))
+
+
+class _DrainRequests:
+    """When this process last asked for a drain: at most one message per ``BATCH_WINDOW``
+    right away, and one more due at the window's end for the notices stored meanwhile."""
+
+    lock = threading.Lock()
+    window_ends = 0.0  # time.monotonic() until which the last immediate message covers us
+    trailing_for = 0.0  # the window end a delayed message is already due at
+
+
+def request_drain() -> None:
+    """Ask a worker to drain pending notices, after this process committed one. Never raises.
+
+    Every notice committed before a drain's last claim is taken by that drain, so a notice
+    needs a drain that starts after its commit: the immediate message of its window, or the
+    one due at the window's end (published by the first notice that found the window taken),
+    or that one if already published. The sweep stays the safety net for lost messages.
+    """
+    now = time.monotonic()
+    requests = _DrainRequests
+    with requests.lock:
+        if now >= requests.window_ends:
+            requests.window_ends, countdown = now + topview_settings.batch_window, None
+        elif requests.trailing_for < requests.window_ends:
+            requests.trailing_for = requests.window_ends
+            countdown = requests.window_ends - now
+        else:
+            return
+    _publish_drain(countdown)
+
+
+def _publish_drain(countdown: float | None = None) -> None:
+    try:
+        drain_task.apply_async(**_publish_options(countdown))
+    except Exception:
+        logger.exception(
+            "Could not queue a drain of pending Topview notices (is the broker down?); they "
+            "stay pending until the sweep queues them"
+        )
+
+
+@shared_task(name="topview_callbacks.drain", **NOTICE_TASK_OPTIONS)
+def drain_task(self: Task[Any, Any]) -> int:
+    """Process up to ``BATCH_SIZE`` pending notices (``batching.drain``); returns how many.
+
+    A notice whose receiver raised gets its own ``process_notice`` message, due after its
+    backoff (attempts are counted on the notice). A full batch asks for another drain.
+    """
+    eager = self.request.is_eager or self.request.called_directly
+    if not eager:
+        close_old_connections()
+    limit = topview_settings.batch_size
+    try:
+        notices = batching.drain(limit)
+    except (OperationalError, InterfaceError) as exc:
+        if self.request.retries + 1 >= topview_settings.max_attempts:
+            raise
+        delay = retry_delay(self.request.retries + 1)
+        logger.warning("Database error draining Topview notices: %s; retry in %.1fs", exc, delay)
+        raise self.retry(countdown=delay, exc=exc) from exc
+    finally:
+        if not eager:
+            close_old_connections()
+    for notice in notices:
+        fields = _fields(notice.pk, self.request.id, notice)
+        if notice.state == NoticeState.FAILED and notice.attempts < topview_settings.max_attempts:
+            delay = retry_delay(notice.attempts)
+            logger.warning(
+                "Topview notice %s: attempt %s of %s failed; retry in %.1fs",
+                notice.uuid,
+                notice.attempts,
+                topview_settings.max_attempts,
+                delay,
+                extra=fields,
+            )
+            _publish(notice.pk, countdown=delay)
+        else:
+            logger.info("Topview notice %s: %s", notice.uuid, notice.state, extra=fields)
+    if len(notices) >= limit:
+        _publish_drain()
+    return len(notices)
 
 
 @shared_task(name="topview_callbacks.sweep", ignore_result=True)
