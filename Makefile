@@ -1,4 +1,4 @@
-.PHONY: demo test lint bench
+.PHONY: demo test lint docs bench
 
 demo:  ## set up and serve the example project on http://127.0.0.1:8000 (admin / admin)
 	scripts/demo.sh
@@ -6,9 +6,14 @@ demo:  ## set up and serve the example project on http://127.0.0.1:8000 (admin /
 test:  ## run the test suite (SQLite, then PostgreSQL when it is up)
 	scripts/test.sh
 
-lint:
+lint:  ## ruff, ruff format, mypy --strict, import contracts (CI: nox -s lint)
 	scripts/bootstrap.sh
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy topview_callbacks
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && \
+	  .venv/bin/mypy --strict topview_callbacks && .venv/bin/lint-imports
+
+docs:  ## serve the documentation site with live reload on http://127.0.0.1:8001
+	scripts/bootstrap.sh
+	.venv/bin/mkdocs serve --dev-addr 127.0.0.1:8001
 
 bench:
 	scripts/bootstrap.sh

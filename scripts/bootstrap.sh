@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the package with its dev and celery extras (once, or when
-# pyproject.toml changes). Python: $PYTHON, else python3.11, else python3.
+# Creates .venv and installs the package (editable) with its celery and testing extras and
+# the `dev` dependency group (PEP 735: tests, linters, docs), once, or again when
+# pyproject.toml changes. Python: $PYTHON, else python3.11, else python3. Django: the newest
+# release this Python supports, or $DJANGO_SPEC (e.g. DJANGO_SPEC="Django==6.0.*").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-$(command -v python3.11 || command -v python3)}
@@ -9,7 +11,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev,celery]" "${DJANGO_SPEC:-Django>=5.2,<5.3}"
+  # pip >= 25.1 reads dependency groups (--group).
+  .venv/bin/python -m pip install -q --upgrade "pip>=25.1"
+  .venv/bin/python -m pip install -q -e ".[celery,testing]" --group dev "${DJANGO_SPEC:-Django>=5.2}"
   touch "$stamp"
 fi

@@ -1,0 +1,168 @@
+"""The CI matrix. `.ci/run` runs every session; `nox -l` lists them, `nox -s lint` runs one.
+
+Interpreters come from pyenv when it is there (``pyenv prefix 3.13``), else from PATH;
+environments are made with uv when it is installed (much faster), else virtualenv.
+Sessions that need services (``full``) expect PostgreSQL on 127.0.0.1:5432 and Redis on
+127.0.0.1:6379, as `.ci/run` starts them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.error_on_missing_interpreters = True
+nox.options.reuse_venv = "yes"
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+
+# The supported matrix: each Django series and the Python versions it is tested on.
+# pyproject.toml's classifiers name exactly these (tests/test_packaging.py compares them).
+MATRIX: dict[str, tuple[str, ...]] = {
+    "5.2": ("3.10", "3.11", "3.12", "3.13"),
+    "6.0": ("3.12", "3.13"),
+    "6.1": ("3.12", "3.13"),
+}
+NEWEST_DJANGO = "6.1"
+NEWEST_PYTHON = "3.13"
+# The oldest Django/Python pair also runs on the oldest djangorestframework we allow, so
+# the floor in pyproject.toml is tested, not guessed.
+OLDEST = ("5.2", "3.10")
+DRF_FLOOR = "djangorestframework==3.16.0"
+
+# The newest pair runs in `full` (PostgreSQL, Redis, Celery, load, Chromium); the others
+# run on SQLite.
+SQLITE_PAIRS = [
+    (django, python)
+    for django, pythons in MATRIX.items()
+    for python in pythons
+    if (django, python) != (NEWEST_DJANGO, NEWEST_PYTHON)
+]
+ALL_PYTHONS = sorted({python for pythons in MATRIX.values() for python in pythons})
+
+
+def _use_pyenv_interpreters() -> None:
+    """Put pyenv's interpreters on PATH, so `python3.10` is found without `pyenv global`."""
+    if not shutil.which("pyenv"):
+        return
+    prefixes = []
+    for version in ALL_PYTHONS:
+        done = subprocess.run(
+            ["pyenv", "prefix", version], capture_output=True, text=True, check=False
+        )
+        if done.returncode == 0 and done.stdout.strip():
+            prefixes.append(str(Path(done.stdout.strip()) / "bin"))
+    os.environ["PATH"] = os.pathsep.join([*prefixes, os.environ.get("PATH", "")])
+
+
+_use_pyenv_interpreters()
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # pyenv's interpreters, or fail
+
+
+def group(name: str) -> list[str]:
+    return nox.project.dependency_groups(PYPROJECT, name)
+
+
+def django_spec(series: str) -> str:
+    return f"Django=={series}.*"
+
+
+def install(session: nox.Session, django: str, *groups: str, extra: tuple[str, ...] = ()) -> None:
+    requirements = [req for name in groups for req in group(name)]
+    session.install("-e", ".[celery,testing]", django_spec(django), *requirements, *extra)
+
+
+def versions(session: nox.Session) -> None:
+    session.run(
+        "python",
+        "-c",
+        "import sys, django, rest_framework as drf; "
+        "print('== Python', sys.version.split()[0], '/ Django', django.get_version(), "
+        "'/ DRF', drf.VERSION)",
+    )
+
+
+@nox.session
+@nox.parametrize(
+    "python,django",
+    [nox.param(python, django, id=f"django{django}-py{python}") for django, python in SQLITE_PAIRS],
+)
+def tests(session: nox.Session, django: str) -> None:
+    """The suite on SQLite (no PostgreSQL-only tests, no browser)."""
+    floor = (DRF_FLOOR,) if (django, session.python) == OLDEST else ()
+    install(session, django, "test", extra=floor)
+    versions(session)
+    session.run("python", "-m", "pytest", "-q", "-m", "not browser", *session.posargs)
+
+
+@nox.session(python=NEWEST_PYTHON)
+def full(session: nox.Session) -> None:
+    """Everything, on PostgreSQL: concurrency, the Celery worker on Redis, load, Chromium."""
+    install(session, NEWEST_DJANGO, "test", "browser")
+    versions(session)
+    env = {
+        "TOPVIEW_TEST_DATABASE": "postgres",
+        "TOPVIEW_REQUIRE_SERVICES": "1",
+        # Its own database, so a contributor's `make test` on the same server is not disturbed.
+        "TOPVIEW_TEST_PG_NAME": os.environ.get("TOPVIEW_TEST_PG_NAME", "test_topview_nox"),
+    }
+    session.run("python", "-m", "pytest", "-q", *session.posargs, env=env)
+
+
+@nox.session(python=NEWEST_PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff, ruff format, mypy --strict and the import contracts."""
+    install(session, NEWEST_DJANGO, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "--strict", "topview_callbacks")
+    session.run("lint-imports")
+
+
+@nox.session(python=NEWEST_PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site, with every warning an error."""
+    session.install(*group("docs"))
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "--site-dir",
+        str(ROOT / "build" / "site"),
+        env={"NO_MKDOCS_2_WARNING": "1"},
+    )
+
+
+@nox.session(python=NEWEST_PYTHON)
+def package(session: nox.Session) -> None:
+    """Build, twine check, install the wheel into a new site (scripts/check_package.py)."""
+    session.install(*group("package"))
+    dist = ROOT / "build" / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("python", "-m", "build", "--installer", "uv", "--outdir", str(dist))
+    session.run("twine", "check", "--strict", *map(str, sorted(dist.iterdir())))
+    session.run(
+        "python",
+        "scripts/check_package.py",
+        "--dist",
+        str(dist),
+        "--python",
+        session.python if isinstance(session.python, str) else NEWEST_PYTHON,
+        "--django",
+        django_spec(NEWEST_DJANGO),
+    )
+
+
+@nox.session(python=NEWEST_PYTHON)
+def contract(session: nox.Session) -> None:
+    """The OpenAPI contract: valid, and schemathesis finds nothing against a live server."""
+    install(session, NEWEST_DJANGO, "contract")
+    session.run("openapi-spec-validator", "topview_callbacks/openapi.yaml")
+    session.run("python", "scripts/check_contract.py", *session.posargs)

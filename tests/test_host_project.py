@@ -1,0 +1,123 @@
+"""The app inside a host project: LoginRequiredMiddleware, and the host's API schemas.
+
+A notice must reach the endpoint on a site where every view needs a login, on every
+Django and DRF in the matrix (the oldest session runs the oldest DRF we allow), and the
+endpoint must stay out of the host's API schema, secret-token route included.
+tests/hostproject/ is that host project.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from django.conf import settings
+from django.test import Client, override_settings
+from django.urls import include, path
+from django.views.generic import View
+
+from topview_callbacks.views import NoticeView
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+CONTRACT_UID = "NsDAaOPF4jLu"
+TOKEN = "host-project-token-0123456789"
+LOGIN_REQUIRED = [
+    *settings.MIDDLEWARE,
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+]
+
+
+def contract_ack() -> bytes:
+    """The contract's acknowledgement, as the endpoint writes it (compact, same key order)."""
+    ack = json.loads((FIXTURES / "contract_ack.json").read_text())
+    return json.dumps(ack, separators=(",", ":")).encode()
+
+
+def deliver_contract_example(url: str) -> Any:
+    return Client().post(
+        url,
+        data=(FIXTURES / "contract_notice.json").read_bytes(),
+        content_type="application/json",
+        headers={"Topview-Uid": CONTRACT_UID},
+    )
+
+
+@pytest.mark.django_db
+@override_settings(MIDDLEWARE=LOGIN_REQUIRED, TOPVIEW_CALLBACKS={"UID": CONTRACT_UID})
+def test_a_site_with_login_required_middleware_receives_the_contract_example() -> None:
+    response = deliver_contract_example("/topview/notice/")
+    assert response.status_code == 200
+    assert response.content == contract_ack()
+
+
+@pytest.mark.django_db
+@override_settings(
+    MIDDLEWARE=LOGIN_REQUIRED,
+    TOPVIEW_CALLBACKS={"UID": CONTRACT_UID, "NOTICE_TOKENS": [TOKEN]},
+)
+def test_the_token_route_is_exempt_too() -> None:
+    response = deliver_contract_example(f"/topview/notice/{TOKEN}/")
+    assert response.status_code == 200
+    assert response.content == contract_ack()
+
+
+@override_settings(MIDDLEWARE=LOGIN_REQUIRED, ROOT_URLCONF="tests.hostproject.urls")
+def test_the_middleware_is_really_on_in_that_set_up() -> None:
+    response = Client().get("/private/")
+    assert response.status_code == 302
+    assert response["Location"].startswith(settings.LOGIN_URL)
+
+
+def test_the_view_exempts_itself_whatever_drf_does() -> None:
+    # Django's own as_view(), without DRF's: only the view's login_not_required is left.
+    plain_view = View.__dict__["as_view"].__func__(NoticeView)
+    assert plain_view.login_required is False
+    assert NoticeView.as_view().login_required is False
+
+
+def test_drf_schema_generation_leaves_the_endpoint_out() -> None:
+    from rest_framework.schemas.openapi import SchemaGenerator
+
+    patterns = [path("topview/", include("topview_callbacks.urls"))]
+    schema = SchemaGenerator(patterns=patterns).get_schema(request=None, public=True)
+    assert schema is None or not schema.get("paths")
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "django", *args],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.hostproject.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("tokens", ["0", "1"], ids=["without-tokens", "with-tokens"])
+def test_the_host_projects_drf_spectacular_schema_validates_without_the_endpoint(
+    tmp_path: Path, tokens: str
+) -> None:
+    schema_file = tmp_path / "schema.yaml"
+    done = manage(
+        "spectacular",
+        "--validate",
+        "--fail-on-warn",
+        "--file",
+        str(schema_file),
+        HOSTPROJECT_NOTICE_TOKENS=tokens,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr and "Error" not in done.stderr, done.stderr
+    schema = yaml.safe_load(schema_file.read_text())
+    assert sorted(schema["paths"]) == ["/api/greeting/", "/api/schema/"]
+    text = schema_file.read_text()
+    assert "notice" not in text
+    assert TOKEN not in text
