@@ -15,7 +15,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from topview_callbacks import scheduling
+from topview_callbacks import rejections, scheduling, signals
 from topview_callbacks.auth import account_for_uid, token_is_valid
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.exceptions import NoticeValidationError
@@ -39,12 +39,22 @@ def envelope(status: int, body: dict[str, Any]) -> HttpResponse:
 
 
 def error(
-    status: int, message: str, *, uuid: str | None = None, uid: str | None = None
+    status: int,
+    message: str,
+    *,
+    uuid: str | None = None,
+    uid: str | None = None,
+    reason: str | None = None,
+    detail: str = "",
 ) -> HttpResponse:
-    return envelope(
+    """The contract's error envelope; ``reason`` (default: by status) says why, for
+    ``rejections.record``."""
+    response = envelope(
         status,
         acknowledgement(uuid=uuid, topview_uid=uid, ok=False, code=str(status), message=message),
     )
+    rejections.describe(response, message=message, reason=reason, uuid=uuid, detail=detail)
+    return response
 
 
 @method_decorator(transaction.non_atomic_requests, name="dispatch")
@@ -72,6 +82,11 @@ class NoticeView(APIView):
         # nothing to do (all disabled above); skipping them saves their bookkeeping.
         pass
 
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        # Every answer passes here, whichever branch built it: refusals are recorded once.
+        rejections.record(getattr(request, "_request", request), response)
+        return super().finalize_response(request, response, *args, **kwargs)
+
     def get_exception_handler(self) -> Any:
         return self.exception_to_envelope
 
@@ -84,17 +99,19 @@ class NoticeView(APIView):
     def get(self, request: Request, token: str | None = None) -> HttpResponse:
         """Probes (GET/HEAD) learn that the endpoint is here; nothing is stored."""
         if not token_is_valid(token):
-            return error(403, "Unknown notice URL token.")
+            return error(403, "Unknown notice URL token.", reason=rejections.token_reason(token))
         return envelope(200, {"code": "200", "message": "Success", "result": None})
 
     def post(self, request: Request, token: str | None = None) -> HttpResponse:
         django_request: HttpRequest = request._request
         if not token_is_valid(token):
-            return error(403, "Unknown notice URL token.")
+            return error(403, "Unknown notice URL token.", reason=rejections.token_reason(token))
         uid = django_request.headers.get("Topview-Uid", "")
         account = account_for_uid(uid) if uid else None
         if account is None:
-            return error(403, "Missing or unknown Topview-Uid header.")
+            return error(
+                403, "Missing or unknown Topview-Uid header.", reason=rejections.uid_reason(uid)
+            )
 
         limit = topview_settings.max_body_size
         try:
@@ -108,7 +125,7 @@ class NoticeView(APIView):
         try:
             notice = parse_notice(raw)
         except NoticeValidationError as exc:
-            return error(exc.status_code, str(exc), uid=account.uid)
+            return error(exc.status_code, str(exc), uid=account.uid, reason="invalid")
 
         headers = {
             name: value
@@ -129,9 +146,13 @@ class NoticeView(APIView):
                 remote_addr=django_request.META.get("REMOTE_ADDR") or None,
             )
         except (DataError, IntegrityError) as exc:
-            logger.warning("Topview notice %s could not be stored as sent: %s", notice.uuid, exc)
             return error(
-                400, "The notice could not be stored as sent.", uuid=notice.uuid, uid=account.uid
+                400,
+                "The notice could not be stored as sent.",
+                uuid=notice.uuid,
+                uid=account.uid,
+                reason="not_storable",
+                detail=str(exc),
             )
         except DatabaseError:
             logger.exception("Database unavailable; Topview notice %s not stored", notice.uuid)
@@ -143,4 +164,7 @@ class NoticeView(APIView):
             transaction.on_commit(lambda: scheduling.start(delivery.notice_id))
         else:
             logger.info("Duplicate delivery of Topview notice %s", notice.uuid)
+            signals.send_lifecycle(
+                signals.notice_redelivered, sender=Notice, uuid=notice.uuid, account=account.name
+            )
         return envelope(200, acknowledgement(uuid=notice.uuid, topview_uid=account.uid, ok=True))
