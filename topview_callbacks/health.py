@@ -61,7 +61,7 @@ class Measurements:
     failed_24h: int
     oldest_waiting_at: datetime | None  # the oldest pending or processing notice
     overdue_tasks: int
-    open_tasks: int
+    has_open_tasks: bool  # tasks still waiting for their outcome
     last_notice_at: datetime | None
     rejections_1h: int
     auth_rejections_1h: int
@@ -110,7 +110,7 @@ def measure(now: datetime | None = None) -> Measurements:
         failed_24h=failed.filter(received_at__gte=now - timedelta(hours=24)).count(),
         oldest_waiting_at=min((at for at in oldest if at is not None), default=None),
         overdue_tasks=open_tasks.filter(next_poll_at__lt=now - grace).count(),
-        open_tasks=open_tasks.count(),
+        has_open_tasks=open_tasks.exists(),
         last_notice_at=by_state.aggregate(at=Max("received_at"))["at"],
         rejections_1h=sum(reasons.values()),
         auth_rejections_1h=sum(reasons.get(reason, 0) for reason in AUTH_REASONS),
@@ -136,6 +136,10 @@ def _graded(value: float, warning: float, critical: float) -> Level:
     return Level.OK
 
 
+def _sentence(text: str) -> str:
+    return text if text.endswith("?") else text + "."
+
+
 def probe_stuck(m: Measurements, limits: dict[str, float]) -> Finding:
     sweep = topview_settings.sweep_after
     age = m.oldest_waiting_seconds
@@ -150,7 +154,7 @@ def probe_stuck(m: Measurements, limits: dict[str, float]) -> Finding:
     )
     if level:
         summary += ": is the sweep (topview_sweep or the Celery beat task) running?"
-    return Finding("stuck_notices", level, summary + ".", age)
+    return Finding("stuck_notices", level, _sentence(summary), age)
 
 
 def probe_failed(m: Measurements, limits: dict[str, float]) -> Finding:
@@ -158,7 +162,7 @@ def probe_failed(m: Measurements, limits: dict[str, float]) -> Finding:
     summary = f"{m.failed_24h} notice(s) received in the last 24 h failed in a receiver"
     if level:
         summary += "; see the failed notices in the admin and replay them once fixed"
-    return Finding("failed_notices", level, summary + ".", float(m.failed_24h))
+    return Finding("failed_notices", level, _sentence(summary), float(m.failed_24h))
 
 
 def probe_overdue(m: Measurements, limits: dict[str, float]) -> Finding:
@@ -166,11 +170,11 @@ def probe_overdue(m: Measurements, limits: dict[str, float]) -> Finding:
     summary = f"{m.overdue_tasks} open task(s) are overdue past their poll time"
     if level:
         summary += ": is topview_reconcile (or the Celery beat task) running?"
-    return Finding("overdue_tasks", level, summary + ".", float(m.overdue_tasks))
+    return Finding("overdue_tasks", level, _sentence(summary), float(m.overdue_tasks))
 
 
 def probe_silence(m: Measurements, limits: dict[str, float]) -> Finding:
-    if not m.open_tasks:
+    if not m.has_open_tasks:
         return Finding("notice_silence", Level.OK, "No task is waiting for its outcome.")
     hours = (
         (m.now - m.last_notice_at).total_seconds() / 3600
@@ -179,10 +183,11 @@ def probe_silence(m: Measurements, limits: dict[str, float]) -> Finding:
     )
     level = _graded(hours, limits["SILENCE_WARNING_HOURS"], limits["SILENCE_CRITICAL_HOURS"])
     when = "never" if m.last_notice_at is None else f"{hours:.1f} h ago"
-    summary = f"{m.open_tasks} task(s) are open; the last notice arrived {when}"
+    summary = f"Tasks are waiting for their outcome; the last notice arrived {when}"
     if level:
         summary += ": are Topview's callbacks reaching NOTICE_URL?"
-    return Finding("notice_silence", level, summary + ".", None if hours == float("inf") else hours)
+    value = None if hours == float("inf") else hours
+    return Finding("notice_silence", level, _sentence(summary), value)
 
 
 def probe_rejections(m: Measurements, limits: dict[str, float]) -> Finding:
@@ -202,7 +207,7 @@ def probe_rejections(m: Measurements, limits: dict[str, float]) -> Finding:
             "TOPVIEW_CALLBACKS['UID'] / ['ACCOUNTS'] and ['NOTICE_TOKENS'] against NOTICE_URL "
             "and the UID under 'API Settings' in Topview"
         )
-    return Finding("rejected_deliveries", level, summary + ".", float(m.rejections_1h))
+    return Finding("rejected_deliveries", level, _sentence(summary), float(m.rejections_1h))
 
 
 BUILTIN_PROBES: tuple[Probe, ...] = (

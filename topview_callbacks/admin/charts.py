@@ -69,7 +69,7 @@ def stacked_hours(
             label=hour.strftime("%b %d"),
         )
         for i, hour in enumerate(hours)
-        if hour.hour == 0
+        if hour.hour == 0 and left + i * bar < width - 50  # a label that fits
     ]
     return _svg(width, height, left, bottom, top, peak, title, desc, [*ticks, *rects])
 

@@ -59,7 +59,7 @@ def dashboard_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest) -> 
     turnaround = dashboard_stats.turnaround(now)
     states = [
         (row, changelist("notice", state__exact=row.state))
-        for row in dashboard_stats.state_counts()
+        for row in dashboard_stats.state_counts(measurements)
     ]
     daily = _daily(hours, series)
     context = {

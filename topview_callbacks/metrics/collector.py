@@ -26,7 +26,6 @@ class PipelineCollector(Collector):
             ("topview_notices_processing", "Notices being processed now.", m.processing),
             ("topview_notices_failed_now", "Notices in the failed state.", m.failed),
             ("topview_tasks_overdue", "Open tasks overdue past their poll time.", m.overdue_tasks),
-            ("topview_tasks_open", "Tasks waiting for their outcome.", m.open_tasks),
             (
                 "topview_oldest_waiting_notice_seconds",
                 "Age of the oldest pending or processing notice (0: none).",
