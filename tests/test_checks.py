@@ -200,3 +200,39 @@ def test_default_processing_settings_pass_the_checks() -> None:
     assert (
         not {"topview_callbacks.E020", "topview_callbacks.W020", "topview_callbacks.W021"} & found
     )
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"HEALTH": []}, "topview_callbacks.E050"),
+        ({"HEALTH": {"FAILED_24H_WARNING": -1}}, "topview_callbacks.E050"),
+        ({"HEALTH": {"NO_SUCH_THRESHOLD": 1}}, "topview_callbacks.E050"),
+        ({"PRUNE_REJECTIONS_AFTER_DAYS": 0}, "topview_callbacks.E053"),
+        ({"CREDIT_CACHE_SECONDS": "5"}, "topview_callbacks.E053"),
+    ],
+)
+def test_observability_settings_are_checked(extra: dict[str, Any], expected: str) -> None:
+    assert ids(TOPVIEW_CALLBACKS={**GOOD, **extra}) == [expected]
+
+
+def test_metrics_without_prometheus_client_is_e051(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "prometheus_client" else real(name, *a),
+    )
+    assert ids(TOPVIEW_CALLBACKS={**GOOD, "METRICS": True}) == ["topview_callbacks.E051"]
+
+
+def test_a_short_metrics_token_is_a_security_error() -> None:
+    with override_settings(TOPVIEW_CALLBACKS={**GOOD, "METRICS_TOKEN": "short"}):
+        assert [m.id for m in ours(tags=[Tags.security])] == ["topview_callbacks.E052"]
+
+
+def test_a_missing_multiprocess_directory_is_w050(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/nonexistent/prometheus")
+    assert ids(TOPVIEW_CALLBACKS={**GOOD, "METRICS": True}) == ["topview_callbacks.W050"]

@@ -12,5 +12,13 @@ class TopviewCallbacksConfig(AppConfig):
     def ready(self) -> None:
         # Imported here: checks import the models, which need the app registry.
         from topview_callbacks.checks import register_checks
+        from topview_callbacks.conf import topview_settings
 
         register_checks()
+        if topview_settings.metrics:
+            # Needs the `metrics` extra; check E051 says so when it is missing.
+            try:
+                from topview_callbacks.metrics import receivers
+            except ImportError:
+                return
+            receivers.connect()

@@ -118,10 +118,11 @@ def _owned_by_another_account(notice: Notice) -> bool:
 
 
 def _mark_duplicate(notice: Notice, task: SubmittedTask) -> None:
+    now = timezone.now()
     Notice.objects.filter(pk=notice.pk).update(
-        submitted_task=task, state=NoticeState.DUPLICATE, processed_at=timezone.now()
+        submitted_task=task, state=NoticeState.DUPLICATE, processed_at=now
     )
-    notice.submitted_task, notice.state = task, NoticeState.DUPLICATE
+    notice.submitted_task, notice.state, notice.processed_at = task, NoticeState.DUPLICATE, now
 
 
 def _send_outcome_signals(notice: Notice) -> None:
@@ -186,6 +187,7 @@ def process_notice(
             notice.task_id,
             extra=notice.log_context(),
         )
+        signals.send_lifecycle(signals.notice_processed, sender=Notice, notice=notice)
         return notice
     if old_status is not None and old_status != notice.status:
         signals.send_lifecycle(
@@ -219,7 +221,18 @@ def process_notice(
         state=NoticeState.PROCESSED, processed_at=processed_at
     )
     notice.state, notice.processed_at = NoticeState.PROCESSED, processed_at
+    signals.send_lifecycle(signals.notice_processed, sender=Notice, notice=notice)
     return notice
+
+
+def announce_stored(notice_id: int) -> None:
+    """Send ``notice_stored`` for a notice just stored (by the endpoint or by a poll)."""
+    # Fetching the row costs a query on the request path: only when someone listens.
+    if not signals.notice_stored.has_listeners(Notice):
+        return
+    notice = Notice.objects.filter(pk=notice_id).first()
+    if notice is not None:
+        signals.send_lifecycle(signals.notice_stored, sender=Notice, notice=notice)
 
 
 def replay_notice(notice_id: int) -> Notice | None:

@@ -18,6 +18,7 @@ from topview_callbacks.models import (
     FINAL_TASK_STATUSES,
     Notice,
     NoticeState,
+    RejectedDelivery,
     SubmittedTask,
     TaskStatus,
 )
@@ -35,6 +36,7 @@ class PruneResult:
     notices: int
     failed_notices: int
     tasks: int
+    rejections: int = 0  # per-minute rows of rejected deliveries
 
 
 def _delete_in_batches(queryset: QuerySet[Any], batch_size: int) -> int:
@@ -57,7 +59,7 @@ def prune(
     batch_size: int = 1000,
 ) -> PruneResult:
     """Delete old finished notices, old failed ones, then final or expired tasks left without
-    notices.
+    notices, and the counts of rejected deliveries older than ``PRUNE_REJECTIONS_AFTER_DAYS``.
 
     Defaults: ``PRUNE_AFTER_DAYS`` and ``PRUNE_FAILED_AFTER_DAYS``; failed notices are never
     pruned sooner than the others. Pending and processing notices are never pruned.
@@ -87,11 +89,18 @@ def prune(
         ),
         batch_size,
     )
-    result = PruneResult(notices=notices, failed_notices=failed, tasks=tasks)
+    rejections = _delete_in_batches(
+        RejectedDelivery.objects.filter(
+            minute__lt=now - timedelta(days=topview_settings.prune_rejections_after_days)
+        ),
+        batch_size,
+    )
+    result = PruneResult(notices=notices, failed_notices=failed, tasks=tasks, rejections=rejections)
     logger.info(
-        "Pruned %s notice(s), %s failed notice(s) and %s task(s)",
+        "Pruned %s notice(s), %s failed notice(s), %s task(s) and %s rejection count(s)",
         result.notices,
         result.failed_notices,
         result.tasks,
+        result.rejections,
     )
     return result

@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from topview_callbacks import processing, signals
+from topview_callbacks import processing
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.models import Notice
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ def start(notice_id: int, *, redelivered: bool = False) -> None:
     """
     try:
         if not redelivered:
-            _send_stored_signal(notice_id)
+            processing.announce_stored(notice_id)
         queue = queue_for(topview_settings.processing)
         if queue is not None:
             queue(notice_id)
@@ -55,12 +54,3 @@ def queue_for(mode: str) -> Restart | None:
 
 def _process_inline(notice_id: int) -> None:
     processing.process_notice(notice_id)
-
-
-def _send_stored_signal(notice_id: int) -> None:
-    # Fetching the row costs a query on the request path: only when someone listens.
-    if not signals.notice_stored.has_listeners(Notice):
-        return
-    notice = Notice.objects.filter(pk=notice_id).first()
-    if notice is not None:
-        signals.send_lifecycle(signals.notice_stored, sender=Notice, notice=notice)

@@ -63,8 +63,9 @@ notice_processing_failed = Signal()
 # kwargs: task (SubmittedTask, status "expired").
 task_expired = Signal()
 
-# A new notice was committed (not sent for repeated deliveries of a stored uuid), just before
-# its processing starts. Sent with send_robust: a failing receiver is logged, never raised.
+# A new notice was committed, by the endpoint or by a poll (not sent for repeated deliveries
+# of a stored uuid), just before its processing starts. Sent with send_robust: a failing
+# receiver is logged, never raised.
 # kwargs: notice (Notice). The row is fetched only when a receiver is connected.
 notice_stored = Signal()
 
@@ -73,6 +74,27 @@ notice_stored = Signal()
 # kwargs: task (SubmittedTask), old_status (str), new_status (str), notice (Notice | None:
 #         the notice that brought the change).
 task_status_changed = Signal()
+
+# The endpoint refused a delivery (any non-2xx answer), after it was logged and counted
+# (sender=Notice; send_robust). Nothing was stored.
+# kwargs: reason (str, e.g. "wrong_uid", "invalid", "too_large"), status (int: the HTTP
+#         status), remote_addr (str), account (str | None: when the UID was known),
+#         uuid (str | None: when the body was readable).
+notice_rejected = Signal()
+
+# A delivery repeated a uuid already stored: acknowledged again, nothing new stored
+# (sender=Notice; send_robust). kwargs: uuid (str), account (str).
+notice_redelivered = Signal()
+
+# process_notice finished a notice without a receiver failing: it is "processed", or
+# "duplicate" when its task already had an outcome (sender=Notice; send_robust).
+# kwargs: notice (Notice, with state and processed_at set).
+notice_processed = Signal()
+
+# polling.poll_task asked Topview about a task (sender=SubmittedTask; send_robust).
+# kwargs: task (SubmittedTask), answer (str: "success", "fail", "running", or "error" when
+#         the query failed; then the error is raised to the caller as before).
+task_polled = Signal()
 
 
 def send_lifecycle(signal: Signal, sender: type, **kwargs: Any) -> None:

@@ -11,6 +11,7 @@ from django.core.checks import Tags, register
 from topview_callbacks.checks.accounts import check_accounts
 from topview_callbacks.checks.base import check_settings_dict
 from topview_callbacks.checks.endpoint import check_endpoint
+from topview_callbacks.checks.observability import check_metrics_token, check_observability
 from topview_callbacks.checks.polling import check_polling
 from topview_callbacks.checks.processing import check_processing
 from topview_callbacks.checks.security import check_security
@@ -18,6 +19,8 @@ from topview_callbacks.checks.security import check_security
 __all__ = [
     "check_accounts",
     "check_endpoint",
+    "check_metrics_token",
+    "check_observability",
     "check_polling",
     "check_processing",
     "check_security",
@@ -33,4 +36,6 @@ def register_checks() -> None:
     register(check_endpoint, Tags.compatibility)
     register(check_processing, Tags.compatibility)
     register(check_polling, Tags.compatibility)
+    register(check_observability, Tags.compatibility)
     register(check_security, Tags.security)
+    register(check_metrics_token, Tags.security)

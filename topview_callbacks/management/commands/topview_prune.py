@@ -62,6 +62,6 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Deleted {result.notices} notice(s), {result.failed_notices} failed "
-                f"notice(s) and {result.tasks} task(s)."
+                f"notice(s), {result.tasks} task(s) and {result.rejections} rejection count(s)."
             )
         )
