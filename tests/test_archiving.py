@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.utils import timezone
 
+from tests.conftest import ARCHIVED_SIZE
 from tests.media_server import MediaServer, body_for
 from topview_callbacks import archiving, signals
 from topview_callbacks.models import ArchivedMedia, MediaState, SubmittedTask
@@ -20,38 +20,7 @@ from topview_callbacks.models import ArchivedMedia, MediaState, SubmittedTask
 pytestmark = pytest.mark.django_db
 API = "https://api.topview.test"
 QUERY = f"{API}/v1/common_task/text2video/task/query"
-SIZE = 200_000
-
-
-@pytest.fixture
-def server() -> Iterator[MediaServer]:
-    server = MediaServer(size=SIZE).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def archive_settings(settings: Any, tmp_path: Path) -> Any:
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "media"), "base_url": "/media/"},
-        },
-    }
-    settings.TOPVIEW_CALLBACKS = {
-        **settings.TOPVIEW_CALLBACKS,
-        "ARCHIVE_MEDIA": True,
-        "ARCHIVE_ALLOW_HTTP": True,
-        "ARCHIVE_ALLOW_PRIVATE": True,
-        "ARCHIVE_HOSTS": ["127.0.0.1"],
-        "ARCHIVE_MAX_BYTES": 1_000_000,
-        "ARCHIVE_TIMEOUT": 1.0,
-        "RETRY_BACKOFF": 0,
-        "RETRY_JITTER": False,
-        "MAX_ATTEMPTS": 3,
-    }
-    return settings
+SIZE = ARCHIVED_SIZE
 
 
 def stored_files(root: Path) -> list[str]:

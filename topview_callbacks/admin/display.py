@@ -16,7 +16,15 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
+from topview_callbacks import biz_types
+from topview_callbacks.models import (
+    ArchivedMedia,
+    MediaState,
+    Notice,
+    NoticeState,
+    SubmittedTask,
+    TaskStatus,
+)
 
 STATE_COLOURS = {
     NoticeState.PENDING: "#8a6d00",
@@ -50,14 +58,27 @@ def preformatted(text: str) -> str:
     return format_html('<pre style="{}">{}</pre>', PRE_STYLE, text or "-")
 
 
-def media_preview(media: Iterable[tuple[str, str]]) -> str:
-    """Players for the output media; only http(s) URLs ever reach the page."""
-    safe = [
-        {"kind": kind, "url": url}
-        for kind, url in media
-        if urlsplit(url).scheme.lower() in ("http", "https") and urlsplit(url).netloc
-    ]
-    return render_to_string("topview_callbacks/media_preview.html", {"media": safe})
+def media_preview(
+    media: Iterable[tuple[str, str]], copies: dict[tuple[str, int], str] | None = None
+) -> str:
+    """Players for the output media, playing the archived copy (``copies``, by kind and
+    index) when there is one; only http(s) URLs and our own storage's URLs reach the page."""
+    items = []
+    for kind, index, url in biz_types.numbered_media(list(media)):
+        copy = (copies or {}).get((kind, index))
+        if copy is not None:
+            items.append({"kind": kind, "url": copy, "archived": True})
+        elif urlsplit(url).scheme.lower() in ("http", "https") and urlsplit(url).netloc:
+            items.append({"kind": kind, "url": url, "archived": False})
+    return render_to_string("topview_callbacks/media_preview.html", {"media": items})
+
+
+def archived_copies(task: SubmittedTask | None) -> dict[tuple[str, int], str]:
+    """The URLs of a task's archived files, by (kind, index)."""
+    if task is None:
+        return {}
+    rows = ArchivedMedia.objects.filter(task=task, state=MediaState.ARCHIVED).exclude(file="")
+    return {(media.kind, media.index): media.file.url for media in rows}
 
 
 def coloured(value: str, label: str, colours: dict[Any, str]) -> str:
@@ -80,7 +101,8 @@ class OutcomeFields:
 
     @admin.display(description=_("preview"))
     def media_preview(self, row: Notice | SubmittedTask) -> str:
-        return media_preview(row.media())
+        task = row if isinstance(row, SubmittedTask) else row.submitted_task
+        return media_preview(row.media(), archived_copies(task))
 
     @admin.display(description=_("result"))
     def result_json(self, row: Notice | SubmittedTask) -> str:
