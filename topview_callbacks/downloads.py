@@ -235,6 +235,11 @@ class _Body:
         while data := self.read(chunk_size or CHUNK_SIZE):
             yield data
 
+    closed = False  # the file API boto3's uploader checks
+
+    def readable(self) -> bool:
+        return True
+
     def seekable(self) -> bool:
         return False
 
