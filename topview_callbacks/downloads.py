@@ -15,7 +15,9 @@ import io
 import ipaddress
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urljoin, urlsplit
@@ -200,7 +202,13 @@ class _Body:
     """The response body as a file the storage reads: hashed, counted and capped on the way.
 
     Not seekable, so a storage streams it (S3: a multipart upload) rather than rewinding.
+    The hash runs on a helper thread (hashlib lets go of the GIL on big chunks), so it
+    overlaps with reading the next chunk and writing this one: on a 500 MB file, hashing
+    inline cost about as much time as the download itself. At most ``HASH_AHEAD`` chunks
+    wait for it, which bounds the memory.
     """
+
+    HASH_AHEAD = 2
 
     def __init__(
         self,
@@ -216,6 +224,8 @@ class _Body:
         self.digest = hashlib.sha256()
         self.size = 0
         self.last_beat = time.monotonic()
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topview-sha256")
+        self._hashing: deque[Future[None]] = deque()
 
     def read(self, size: int = -1) -> bytes:
         try:
@@ -225,11 +235,18 @@ class _Body:
         self.size += len(data)
         if self.size > self.max_bytes:
             raise DownloadRefused(f"larger than ARCHIVE_MAX_BYTES ({self.max_bytes} bytes)")
-        self.digest.update(data)
+        self._hashing.append(self._hasher.submit(self.digest.update, data))
+        if len(self._hashing) > self.HASH_AHEAD:
+            self._hashing.popleft().result()
         if self.heartbeat is not None and time.monotonic() - self.last_beat > HEARTBEAT_EVERY:
             self.heartbeat()
             self.last_beat = time.monotonic()
         return data
+
+    def hexdigest(self) -> str:
+        """The sha256 of everything read; waits for the hashing thread and stops it."""
+        self._hasher.shutdown(wait=True)
+        return self.digest.hexdigest()
 
     def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
         while data := self.read(chunk_size or CHUNK_SIZE):
@@ -280,10 +297,11 @@ def download_to_storage(
             # A body shorter than its Content-Length raises in read() (urllib3 checks).
             saved = storage.save(name, body)  # type: ignore[arg-type]
         except BaseException:
+            body.hexdigest()  # stop the hashing thread
             # A storage may leave what it wrote so far (FileSystemStorage does).
             if storage.exists(saved or name):
                 storage.delete(saved or name)
             raise
-        return Stored(saved, body.size, body.digest.hexdigest(), content_type)
+        return Stored(saved, body.size, body.hexdigest(), content_type)
     finally:
         response.release_conn()
