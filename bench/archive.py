@@ -35,11 +35,10 @@ os.environ.setdefault("TOPVIEW_TEST_RECORD", "redis://127.0.0.1:6379/12")
 os.environ.setdefault("TOPVIEW_TEST_PREFIX", "topview-bench-archive")
 
 from tests.test_celery_worker import (  # noqa: E402
-    PREFIX,
     QUEUE,
-    WORKER_READY,
     Service,
     app,
+    celery_worker,
     process_env,
     records,
     wait_for,
@@ -215,36 +214,15 @@ def celery(args: argparse.Namespace) -> dict[str, Any]:
     records().delete("bench-archive:download", "bench-archive:task")
     worker: Service | None = None
     try:
-        argv = [
-            str(Path(sys.executable).parent / "celery"),
-            "-A",
-            "tests.test_celery_worker",
-            "worker",
-            "-I",
-            "bench.archive",  # times the download and the whole task, into Redis
-            "-Q",
-            QUEUE,
-            "-n",
-            f"{PREFIX}-{time.monotonic_ns()}@%h",
-            "-l",
-            "warning",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-P",
-            "prefork",
-            "-c",
-            str(args.concurrency),
-        ]
-        env = process_env(
+        worker = celery_worker(
             DATABASE,
-            TOPVIEW_TEST_ROLE="worker",
-            TOPVIEW_TEST_OVERRIDES=json.dumps(ARCHIVE),
+            concurrency=args.concurrency,
+            overrides=ARCHIVE,
+            loglevel="warning",
+            include=("bench.archive",),  # times the download and the whole task, into Redis
             TOPVIEW_TEST_MEDIA_ROOT=media_root,
             BENCH_ROLE="worker",
         )
-        service = Service("archive-worker", argv, env)
-        worker = service.start(lambda: WORKER_READY in service.output())
         started = time.perf_counter()
         for media_id in ids:
             app.send_task("topview_callbacks.archive_media", (media_id,), queue=QUEUE)

@@ -118,14 +118,7 @@ def test_an_expired_url_is_refreshed_by_a_query_and_fetched_again(
     server: MediaServer, archive_settings: Any
 ) -> None:
     fresh = f"{server.url}/expiring/c.mp4?sig=fresh"
-    responses.get(
-        QUERY,
-        json={
-            "code": "200",
-            "message": "ok",
-            "result": {"status": "success", "videos": [{"filePath": fresh}]},
-        },
-    )
+    answer_query(fresh)
     [media] = archive(task_with(f"{server.url}/expiring/c.mp4?sig=old"))
 
     assert media.state == MediaState.ARCHIVED
@@ -139,14 +132,7 @@ def test_a_url_still_gone_after_the_query_is_expired(
     server: MediaServer, archive_settings: Any
 ) -> None:
     gone = f"{server.url}/missing/d.mp4"
-    responses.get(
-        QUERY,
-        json={
-            "code": "200",
-            "message": "ok",
-            "result": {"status": "success", "videos": [{"filePath": gone + "?v=2"}]},
-        },
-    )
+    answer_query(gone + "?v=2")
     [media] = archive(task_with(gone))
 
     assert media.state == MediaState.EXPIRED
