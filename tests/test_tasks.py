@@ -359,7 +359,13 @@ def test_reconcile_task_runs_the_real_reconcile_and_returns_plain_data() -> None
 def test_prune_task_reports_counts() -> None:
     notice = store()
     _age(notice, 100 * 86400, state=NoticeState.PROCESSED)
-    assert tasks.prune_task.apply().get() == {"notices": 1, "failed_notices": 0, "tasks": 0}
+    assert tasks.prune_task.apply().get() == {
+        "notices": 1,
+        "failed_notices": 0,
+        "tasks": 0,
+        "files": 0,
+        "kept_for_files": 0,
+    }
 
 
 # --- lifecycle signals ----------------------------------------------------------------------
