@@ -7,6 +7,7 @@ TOPVIEW_TEST_DATABASE=postgres runs the suite on the machine's PostgreSQL
 from __future__ import annotations
 
 import os
+import tempfile
 
 SECRET_KEY = "tests-only"
 DEBUG = False
@@ -15,6 +16,10 @@ USE_TZ = True
 ROOT_URLCONF = "tests.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "static/"
+# Archived media land here unless a test sets its own storage (never in the repository).
+MEDIA_ROOT = os.environ.get(
+    "TOPVIEW_TEST_MEDIA_ROOT", os.path.join(tempfile.gettempdir(), "topview-test-media")
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

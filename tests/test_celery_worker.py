@@ -231,6 +231,7 @@ def celery_worker(
     overrides: dict[str, Any] | None = None,
     loglevel: str = "info",
     pool_name: str = "prefork",
+    include: tuple[str, ...] = (),
     **env: str,
 ) -> Service:
     pool = ["-P", "solo"] if concurrency == 1 else ["-P", pool_name, "-c", str(concurrency)]
@@ -241,6 +242,7 @@ def celery_worker(
         "-A",
         "tests.test_celery_worker",
         "worker",
+        *(f"--include={module}" for module in include),
         "-Q",
         QUEUE,
         "-n",

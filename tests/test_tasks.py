@@ -378,6 +378,8 @@ def test_prune_task_reports_counts() -> None:
         "failed_notices": 0,
         "tasks": 0,
         "rejections": 0,
+        "files": 0,
+        "kept_for_files": 0,
     }
 
 

@@ -17,6 +17,7 @@ from topview_callbacks.exceptions import TopviewConfigurationError
 SETTINGS_NAME = "TOPVIEW_CALLBACKS"
 DEFAULT_ACCOUNT = "default"
 PROCESSING_MODES = ("inline", "celery", "manual")
+ARCHIVE_KINDS = ("video", "image", "audio")
 
 #: Every key, its default and what it means (the README's settings table mirrors this).
 DEFAULTS: dict[str, Any] = {
@@ -92,6 +93,29 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_TOKEN": "",
     # Seconds the admin dashboard keeps the remaining Topview credit before asking again.
     "CREDIT_CACHE_SECONDS": 300,
+    # Archiving (docs/archiving.md): copy each successful task's output media into your own
+    # storage, off the request path, before Topview's URLs expire (7 days; presigned S3
+    # URLs: 24 h).
+    "ARCHIVE_MEDIA": False,
+    # The alias in STORAGES the files are written to (S3, GCS... through django-storages).
+    "ARCHIVE_STORAGE": "default",
+    # Where a file goes in that storage; {biz_type}, {task_id}, {kind} and {index} are
+    # required (they make the name unique), {account} and {ext} (".mp4"...) are optional.
+    "ARCHIVE_PATH": "topview/{account}/{biz_type}/{task_id}/{kind}-{index}{ext}",
+    # Hosts files are fetched from: exact names, or "*.example.com" for its subdomains.
+    # Topview's results name its S3 bucket (aigc.s3.amazonaws.com) and, with
+    # needCloudFrontUrl=true, CloudFront distributions.
+    "ARCHIVE_HOSTS": ["aigc.s3.amazonaws.com", "*.cloudfront.net", "*.topview.ai"],
+    # A file larger than this many bytes is not stored (state "refused").
+    "ARCHIVE_MAX_BYTES": 1024 * 1024 * 1024,
+    # Which kinds of output are archived.
+    "ARCHIVE_KINDS": list(ARCHIVE_KINDS),
+    # Seconds to connect, and the longest silence while reading, before a download is retried.
+    "ARCHIVE_TIMEOUT": 30.0,
+    # Tests and the demo only: fetch http:// URLs, and hosts that resolve to loopback or
+    # private addresses. Cloud metadata addresses are refused even then.
+    "ARCHIVE_ALLOW_HTTP": False,
+    "ARCHIVE_ALLOW_PRIVATE": False,
 }
 
 #: The health thresholds (``HEALTH`` overrides any of them); docs/operations.md explains each.
@@ -274,6 +298,42 @@ class TopviewSettings:
     @property
     def credit_cache_seconds(self) -> float:
         return float(self._get("CREDIT_CACHE_SECONDS"))
+
+    @property
+    def archive_media(self) -> bool:
+        return bool(self._get("ARCHIVE_MEDIA"))
+
+    @property
+    def archive_storage(self) -> str:
+        return str(self._get("ARCHIVE_STORAGE"))
+
+    @property
+    def archive_path(self) -> str:
+        return str(self._get("ARCHIVE_PATH"))
+
+    @property
+    def archive_hosts(self) -> list[str]:
+        return [str(host).lower() for host in self._get("ARCHIVE_HOSTS") or []]
+
+    @property
+    def archive_max_bytes(self) -> int:
+        return int(self._get("ARCHIVE_MAX_BYTES"))
+
+    @property
+    def archive_kinds(self) -> list[str]:
+        return [str(kind) for kind in self._get("ARCHIVE_KINDS") or []]
+
+    @property
+    def archive_timeout(self) -> float:
+        return float(self._get("ARCHIVE_TIMEOUT"))
+
+    @property
+    def archive_allow_http(self) -> bool:
+        return bool(self._get("ARCHIVE_ALLOW_HTTP"))
+
+    @property
+    def archive_allow_private(self) -> bool:
+        return bool(self._get("ARCHIVE_ALLOW_PRIVATE"))
 
     @property
     def accounts(self) -> dict[str, Account]:

@@ -8,6 +8,7 @@ no HTTP request. Polling (``polling.py``) and the sweep (``sweeping.py``) build 
 from __future__ import annotations
 
 import logging
+import random
 import traceback
 from collections.abc import Iterable
 from datetime import timedelta
@@ -21,6 +22,7 @@ from topview_callbacks.conf import topview_settings
 from topview_callbacks.exceptions import TopviewError
 from topview_callbacks.models import (
     FINAL_TASK_STATUSES,
+    ArchivedMedia,
     Notice,
     NoticeSource,
     NoticeState,
@@ -39,6 +41,22 @@ REPLAYABLE_STATES = (
     NoticeState.FAILED,
     NoticeState.IGNORED,
 )
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds to wait after ``attempts`` failed attempts: exponential, capped, jittered.
+
+    The one backoff of the package: notices retried by Celery, media downloads retried by
+    archiving (RETRY_BACKOFF, RETRY_BACKOFF_MAX, RETRY_JITTER).
+    """
+    delay = min(
+        topview_settings.retry_backoff * 2.0 ** max(attempts - 1, 0),
+        topview_settings.retry_backoff_max,
+    )
+    if topview_settings.retry_jitter:
+        # "Equal jitter": at least half the backoff, so retries never come back at once.
+        return delay / 2 + random.uniform(0, delay / 2)
+    return delay
 
 
 def _record_outcome(notice: Notice) -> str | None:
@@ -85,6 +103,11 @@ def _record_outcome(notice: Notice) -> str | None:
             task.save(update_fields=[*outcome, "notice_uuid", "updated_at"])
         Notice.objects.filter(pk=notice.pk).update(submitted_task=task)
         notice.submitted_task = task
+        if topview_settings.archive_media and task.status == TaskStatus.SUCCESS:
+            # In the outcome's own transaction: every path that records an outcome (callback,
+            # poll, sweep, replay) leaves the rows archiving works from; with VERIFY_WITH_QUERY
+            # they come from the verified result. The downloads happen later, elsewhere.
+            ArchivedMedia.objects.add_for_task(task, notice)
     return str(old_status)
 
 

@@ -52,5 +52,17 @@ def queue_for(mode: str) -> Restart | None:
     return None
 
 
+def archive_queue_for(mode: str) -> Restart | None:
+    """What starts the download of one archived-media row in ``mode``: a Celery message,
+    or None, meaning "download it here" (the command, the admin action). Downloads never
+    run in the callback request: with "inline" and "manual" the sweep or
+    ``topview_archive_media`` (cron) does them."""
+    if mode == "celery":
+        from topview_callbacks import tasks
+
+        return tasks.enqueue_media
+    return None
+
+
 def _process_inline(notice_id: int) -> None:
     processing.process_notice(notice_id)

@@ -96,6 +96,20 @@ notice_processed = Signal()
 #         the query failed; then the error is raised to the caller as before).
 task_polled = Signal()
 
+# Archiving (ARCHIVE_MEDIA), both sent with sender=ArchivedMedia and send_robust, after the
+# row's new state is saved:
+# media_archived: one output file is in the storage.
+#   kwargs: media (ArchivedMedia: file, size, sha256, content_type, kind, index),
+#           task (SubmittedTask).
+media_archived = Signal()
+# media_archive_failed: archiving one file stopped without a file; sent once per giving up
+#   (not for each retry). An operator can retry it (admin "archive now", or
+#   `topview_archive_media --retry-failed`).
+#   kwargs: media (ArchivedMedia), task (SubmittedTask), error (str: why),
+#           state (str: "failed" after MAX_ATTEMPTS, "expired" when the URL no longer works
+#           even after a fresh query, "refused" when a rule forbids the URL or the file).
+media_archive_failed = Signal()
+
 
 def send_lifecycle(signal: Signal, sender: type, **kwargs: Any) -> None:
     """Send a lifecycle signal: a failing receiver is logged, never breaks the pipeline.

@@ -11,16 +11,29 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
+from django.utils import timezone
 
-from topview_callbacks import polling, processing, pruning, sweeping
+from topview_callbacks import archiving, polling, processing, pruning, sweeping
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.models import Notice, NoticeState
+from topview_callbacks.models import MediaState, Notice, NoticeState
+from topview_callbacks.processing import retry_delay
+
+__all__ = [
+    "archive_media_task",
+    "enqueue_archive",
+    "enqueue_media",
+    "enqueue_notice",
+    "process_notice_task",
+    "prune_task",
+    "reconcile_task",
+    "retry_delay",
+    "sweep_task",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -32,18 +45,6 @@ PUBLISH_RETRY_POLICY = {
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
-
-
-def retry_delay(attempts: int) -> float:
-    """Seconds to wait after ``attempts`` failed attempts: exponential, capped, jittered."""
-    delay = min(
-        topview_settings.retry_backoff * 2.0 ** max(attempts - 1, 0),
-        topview_settings.retry_backoff_max,
-    )
-    if topview_settings.retry_jitter:
-        # "Equal jitter": at least half the backoff, so retries never come back at once.
-        return delay / 2 + random.uniform(0, delay / 2)
-    return delay
 
 
 def _fields(notice_id: int, task_id: str | None, notice: Notice | None = None) -> dict[str, Any]:
@@ -118,6 +119,13 @@ def _process(task: Task[Any, Any], notice_id: int) -> str | None:
         f"Topview notice {notice.uuid} ({notice.biz_type} {notice.task_id}, "
         f"account {notice.account}) [celery task {task_id}]"
     )
+    if (
+        topview_settings.archive_media
+        and notice.succeeded
+        and notice.submitted_task_id
+        and notice.state != NoticeState.DUPLICATE
+    ):
+        enqueue_archive(notice.submitted_task_id)
     if notice.state != NoticeState.FAILED:
         logger.info("%s: %s", described, notice.state, extra=fields)
         return str(notice.state)
@@ -164,8 +172,62 @@ def enqueue_notice(notice_id: int) -> None:
 
 @shared_task(name="topview_callbacks.sweep", ignore_result=True)
 def sweep_task() -> int:
-    """Periodic: queue notices stuck pending or processing past ``SWEEP_AFTER``."""
-    return sweeping.sweep(restart=enqueue_notice)
+    """Periodic: queue notices stuck pending or processing past ``SWEEP_AFTER``, and (with
+    ``ARCHIVE_MEDIA``) the media downloads that are due or were left by a dead worker."""
+    restarted = sweeping.sweep(restart=enqueue_notice)
+    if topview_settings.archive_media:
+        restarted += archiving.sweep(restart=enqueue_media, limit=1000)
+    return restarted
+
+
+@shared_task(
+    bind=True,
+    name="topview_callbacks.archive_media",
+    # As for notices: a worker that dies mid-download leaves the message to be delivered
+    # again; the row's claim goes stale without heartbeats, and the next run takes it.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    ignore_result=True,
+)
+def archive_media_task(self: Task[Any, Any], media_id: int) -> str | None:
+    """Download one output file into the storage; retried with backoff (``MAX_ATTEMPTS``)."""
+    if not (self.request.is_eager or self.request.called_directly):
+        close_old_connections()
+    try:
+        media = archiving.archive_one(media_id)
+    finally:
+        if not (self.request.is_eager or self.request.called_directly):
+            close_old_connections()
+    if media is None:
+        return None
+    if media.state == MediaState.PENDING and media.next_attempt_at is not None:
+        # The retry time is on the row too: if this message is lost, the sweep finds it.
+        countdown = max(0.0, (media.next_attempt_at - timezone.now()).total_seconds())
+        raise self.retry(countdown=countdown)
+    return str(media.state)
+
+
+def enqueue_media(media_id: int) -> None:
+    """Queue the download of one file once the current transaction commits. Never raises."""
+    transaction.on_commit(lambda: _publish_media(media_id))
+
+
+def _publish_media(media_id: int) -> None:
+    try:
+        archive_media_task.apply_async((media_id,), retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+    except Exception:
+        logger.exception(
+            "Could not queue the download of archived media id=%s; the sweep queues it later",
+            media_id,
+        )
+
+
+def enqueue_archive(task_pk: int) -> None:
+    """Queue the due downloads of one task's files, one message per file (so several
+    workers share a task's videos)."""
+    for media_id in archiving.due_media().filter(task_id=task_pk).values_list("pk", flat=True):
+        enqueue_media(media_id)
 
 
 @shared_task(name="topview_callbacks.reconcile", ignore_result=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.core.checks import Tags, register
 
 from topview_callbacks.checks.accounts import check_accounts
+from topview_callbacks.checks.archiving import check_archiving, check_archiving_security
 from topview_callbacks.checks.base import check_settings_dict
 from topview_callbacks.checks.endpoint import check_endpoint
 from topview_callbacks.checks.observability import check_metrics_token, check_observability
@@ -18,6 +19,8 @@ from topview_callbacks.checks.security import check_security
 
 __all__ = [
     "check_accounts",
+    "check_archiving",
+    "check_archiving_security",
     "check_endpoint",
     "check_metrics_token",
     "check_observability",
@@ -39,3 +42,5 @@ def register_checks() -> None:
     register(check_observability, Tags.compatibility)
     register(check_security, Tags.security)
     register(check_metrics_token, Tags.security)
+    register(check_archiving, Tags.compatibility)
+    register(check_archiving_security, Tags.security)
