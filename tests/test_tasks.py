@@ -85,21 +85,6 @@ def flaky() -> Any:
         signals.notice_received.disconnect(receiver)
 
 
-# --- retry policy ---------------------------------------------------------------------------
-
-
-def test_retry_delay_doubles_up_to_the_cap_without_jitter() -> None:
-    with topview(RETRY_BACKOFF=2, RETRY_BACKOFF_MAX=20, RETRY_JITTER=False):
-        assert [tasks.retry_delay(n) for n in range(1, 7)] == [2, 4, 8, 16, 20, 20]
-
-
-def test_retry_delay_jitter_stays_between_half_and_the_full_backoff() -> None:
-    with topview(RETRY_BACKOFF=8, RETRY_BACKOFF_MAX=600, RETRY_JITTER=True):
-        delays = [tasks.retry_delay(3) for _ in range(200)]
-    assert all(16 <= delay <= 32 for delay in delays)
-    assert len(set(delays)) > 100  # actually random, so failures don't retry in lockstep
-
-
 # --- enqueueing -----------------------------------------------------------------------------
 
 

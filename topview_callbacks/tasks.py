@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +20,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, t
 from topview_callbacks import polling, processing, pruning, sweeping
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import Notice, NoticeState
+from topview_callbacks.retrying import retry_delay
 
 logger = logging.getLogger(__name__)
 
@@ -32,18 +32,6 @@ PUBLISH_RETRY_POLICY = {
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
-
-
-def retry_delay(attempts: int) -> float:
-    """Seconds to wait after ``attempts`` failed attempts: exponential, capped, jittered."""
-    delay = min(
-        topview_settings.retry_backoff * 2.0 ** max(attempts - 1, 0),
-        topview_settings.retry_backoff_max,
-    )
-    if topview_settings.retry_jitter:
-        # "Equal jitter": at least half the backoff, so retries never come back at once.
-        return delay / 2 + random.uniform(0, delay / 2)
-    return delay
 
 
 def _fields(notice_id: int, task_id: str | None, notice: Notice | None = None) -> dict[str, Any]:
