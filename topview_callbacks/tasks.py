@@ -17,10 +17,8 @@ from typing import Any
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 
-from topview_callbacks import polling, processing, pruning, sweeping
+from topview_callbacks import polling, processing, pruning, retrying, sweeping
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.models import Notice, NoticeState
-from topview_callbacks.retrying import retry_delay
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +30,6 @@ PUBLISH_RETRY_POLICY = {
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
-
-
-def _fields(notice_id: int, task_id: str | None, notice: Notice | None = None) -> dict[str, Any]:
-    fields: dict[str, Any] = {"topview_notice_id": notice_id, "celery_task_id": task_id}
-    if notice is not None:
-        fields.update(notice.log_context())
-    return fields
 
 
 @shared_task(
@@ -69,6 +60,7 @@ def process_notice_task(self: Task[Any, Any], notice_id: int) -> str | None:
 
 def _process(task: Task[Any, Any], notice_id: int) -> str | None:
     task_id = task.request.id
+    runner, fields = f"celery task {task_id}", {"celery_task_id": task_id}
     try:
         # A failed notice with attempts left is taken too: by this task's own retry, or
         # when the sweep restarts it because that retry's message was lost.
@@ -78,55 +70,16 @@ def _process(task: Task[Any, Any], notice_id: int) -> str | None:
             retry_failed_below=topview_settings.max_attempts,
         )
     except (OperationalError, InterfaceError) as exc:
-        # The database is unreachable: nothing was claimed, or the claim goes stale and the
-        # sweep restarts it. Try again later rather than wait for the sweep.
-        if task.request.retries + 1 >= topview_settings.max_attempts:
+        delay = retrying.after_database_error(
+            notice_id, exc, task.request.retries, runner=runner, fields=fields, logger=logger
+        )
+        if delay is None:
             raise
-        delay = retry_delay(task.request.retries + 1)
-        logger.warning(
-            "Database error processing Topview notice id=%s [celery task %s]: %s; retry in %.1fs",
-            notice_id,
-            task_id,
-            exc,
-            delay,
-            extra=_fields(notice_id, task_id),
-        )
         raise task.retry(countdown=delay, exc=exc) from exc
-    if notice is None:
-        logger.info(
-            "Topview notice id=%s not claimed: already done, or another worker has it "
-            "[celery task %s]",
-            notice_id,
-            task_id,
-            extra=_fields(notice_id, task_id),
-        )
-        return None
-    fields = _fields(notice_id, task_id, notice)
-    described = (
-        f"Topview notice {notice.uuid} ({notice.biz_type} {notice.task_id}, "
-        f"account {notice.account}) [celery task {task_id}]"
-    )
-    if notice.state != NoticeState.FAILED:
-        logger.info("%s: %s", described, notice.state, extra=fields)
-        return str(notice.state)
-    if notice.attempts < topview_settings.max_attempts:
-        delay = retry_delay(notice.attempts)
-        logger.warning(
-            "%s: attempt %s of %s failed; retry in %.1fs",
-            described,
-            notice.attempts,
-            topview_settings.max_attempts,
-            delay,
-            extra=fields,
-        )
+    delay = retrying.after_attempt(notice_id, notice, runner=runner, fields=fields, logger=logger)
+    if delay is not None:
         raise task.retry(countdown=delay)
-    logger.error(
-        "%s: failed %s times; giving up. Replay it from the admin or `topview_reprocess`.",
-        described,
-        notice.attempts,
-        extra=fields,
-    )
-    return str(notice.state)
+    return None if notice is None else str(notice.state)
 
 
 def _publish(notice_id: int) -> None:

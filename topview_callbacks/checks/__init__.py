@@ -14,6 +14,7 @@ from topview_callbacks.checks.endpoint import check_endpoint
 from topview_callbacks.checks.polling import check_polling
 from topview_callbacks.checks.processing import check_processing
 from topview_callbacks.checks.security import check_security
+from topview_callbacks.checks.tasks_framework import check_tasks_framework
 
 __all__ = [
     "check_accounts",
@@ -22,6 +23,7 @@ __all__ = [
     "check_processing",
     "check_security",
     "check_settings_dict",
+    "check_tasks_framework",
     "register_checks",
 ]
 
@@ -33,4 +35,5 @@ def register_checks() -> None:
     register(check_endpoint, Tags.compatibility)
     register(check_processing, Tags.compatibility)
     register(check_polling, Tags.compatibility)
+    register(check_tasks_framework, Tags.compatibility)
     register(check_security, Tags.security)
