@@ -20,6 +20,7 @@ import pytest
 from tests import test_celery_worker as harness
 from tests.test_celery_worker import (
     QUEUE,
+    WORKER_READY,
     Service,
     calls,
     fired,
@@ -40,27 +41,34 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 db_name, running, clean_records = harness.db_name, harness.running, harness.clean_records
 
 TASKS_MODE = {"PROCESSING": "tasks", "TASKS_BACKEND": "database", "TASKS_QUEUE": QUEUE}
-WORKER_READY = "Starting worker worker_id="
-
-# The worker process: the recording receiver (imported with TOPVIEW_TEST_ROLE set), INFO
+# The worker process: the recording receiver (imported with TOPVIEW_TEST_ROLE set), our
 # logs on stderr, then django-tasks-db's own command.
-_RUN_WORKER = """
+_RUN_WORKER = f"""
 import logging, sys
-logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
+level = logging.INFO if "-v0" not in sys.argv else logging.WARNING
+logging.basicConfig(level=level, format="%(name)s %(levelname)s %(message)s")
 import tests.test_celery_worker
+print({WORKER_READY!r}, file=sys.stderr, flush=True)
 from django.core.management import execute_from_command_line
 execute_from_command_line(["manage.py", "db_worker", *sys.argv[1:]])
 """
 
 
 def tasks_worker(
-    database: str, *, overrides: dict[str, Any] | None = None, interval: float = 0.1, **env: str
+    database: str,
+    *,
+    overrides: dict[str, Any] | None = None,
+    interval: float = 0.1,
+    quiet: bool = False,
+    **env: str,
 ) -> Service:
-    """A ``db_worker`` on our queue of the "database" backend, once it is polling."""
+    """A ``db_worker`` on our queue of the "database" backend, started; ``quiet`` logs
+    warnings only (the benchmarks)."""
     argv = [
         sys.executable,
         "-c",
         _RUN_WORKER,
+        *(["-v0"] if quiet else []),
         "--backend=database",
         f"--queue-name={QUEUE}",
         f"--interval={interval}",
