@@ -10,7 +10,6 @@ process, so runs sharing the machine don't take each other's tasks.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import time
 from typing import Any
@@ -26,6 +25,7 @@ from tests.test_celery_worker import (
     fired,
     gunicorn,
     key,
+    kill_mid_notice,
     post_notice,
     process_env,
     records,
@@ -156,20 +156,12 @@ def test_a_worker_killed_mid_notice_loses_nothing_and_fires_once(
 
     from topview_callbacks import tasks_framework
     from topview_callbacks.models import Notice
-    from topview_callbacks.testing import deliver_notice, notice_payload
 
     overrides = {"SWEEP_AFTER": 3}
     first = tasks_worker(db_name, overrides=overrides)
     running.append(first)
     tasks_mode(settings, **overrides)
-    payload = notice_payload("VOICE_TEXT2VOICE")
-    records().hset(key("sleep"), payload["taskId"], 60)
-    assert deliver_notice(payload).status_code == 200
-    wait_for(lambda: calls().get(payload["uuid"]) == 1, 30, "the receiver to start")
-    first.kill(signal.SIGKILL)
-    records().hdel(key("sleep"), payload["taskId"])
-    assert states(payload["uuid"]) == {payload["uuid"]: "processing"}
-    assert fired() == {}
+    payload = kill_mid_notice(first)
     # django-tasks-db never hands a task of a dead worker to another: it stays RUNNING.
     assert list(DBTaskResult.objects.values_list("status", flat=True)) == ["RUNNING"]
 

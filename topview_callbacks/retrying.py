@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import random
+from datetime import timedelta
 from typing import Any
 
+from topview_callbacks import processing
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import Notice, NoticeState
 
@@ -26,6 +28,17 @@ def retry_delay(attempts: int) -> float:
         # "Equal jitter": at least half the backoff, so retries never come back at once.
         return delay / 2 + random.uniform(0, delay / 2)
     return delay
+
+
+def attempt(notice_id: int) -> Notice | None:
+    """``processing.process_notice`` as a queue's job runs it: it also takes over a notice
+    whose worker died (processing for ``SWEEP_AFTER``), and a failed one with attempts left
+    (this job is its retry, or the sweep's restart of a retry that never came)."""
+    return processing.process_notice(
+        notice_id,
+        stale_after=timedelta(seconds=topview_settings.sweep_after),
+        retry_failed_below=topview_settings.max_attempts,
+    )
 
 
 def after_attempt(

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 
-from topview_callbacks import polling, processing, pruning, retrying, sweeping
-from topview_callbacks.conf import topview_settings
+from topview_callbacks import polling, pruning, retrying, sweeping
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +60,7 @@ def _process(task: Task[Any, Any], notice_id: int) -> str | None:
     task_id = task.request.id
     runner, fields = f"celery task {task_id}", {"celery_task_id": task_id}
     try:
-        # A failed notice with attempts left is taken too: by this task's own retry, or
-        # when the sweep restarts it because that retry's message was lost.
-        notice = processing.process_notice(
-            notice_id,
-            stale_after=timedelta(seconds=topview_settings.sweep_after),
-            retry_failed_below=topview_settings.max_attempts,
-        )
+        notice = retrying.attempt(notice_id)
     except (OperationalError, InterfaceError) as exc:
         delay = retrying.after_database_error(
             notice_id, exc, task.request.retries, runner=runner, fields=fields, logger=logger

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from topview_callbacks import polling, processing, pruning, retrying, sweeping
+from topview_callbacks import polling, pruning, retrying, sweeping
 from topview_callbacks.conf import topview_settings
 
 if TYPE_CHECKING:
@@ -66,13 +66,7 @@ def process_notice(
     job_id = context.task_result.id
     runner, fields = f"django task {job_id}", {"django_task_id": job_id}
     try:
-        # A failed notice with attempts left is taken too: by this task's own retry, or
-        # when the sweep restarts it because no retry is coming.
-        notice = processing.process_notice(
-            notice_id,
-            stale_after=timedelta(seconds=topview_settings.sweep_after),
-            retry_failed_below=topview_settings.max_attempts,
-        )
+        notice = retrying.attempt(notice_id)
     except (OperationalError, InterfaceError) as exc:
         delay = retrying.after_database_error(
             notice_id, exc, database_retries, runner=runner, fields=fields, logger=logger
