@@ -6,6 +6,7 @@ TOPVIEW_TEST_DATABASE=postgres runs the suite on the machine's PostgreSQL
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 
@@ -31,6 +32,26 @@ INSTALLED_APPS = [
     "rest_framework",
     "topview_callbacks",
 ]
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:  # a test hiding the package raises here
+        return False
+
+
+# Django's Tasks framework, when installed: django.tasks (Django 6.0+) or the django-tasks
+# backport, with django-tasks-db's database backend (tests/test_tasks_worker.py runs its
+# worker). PROCESSING="tasks" uses the "default" one unless TASKS_BACKEND says "database".
+_TASKS = "django.tasks" if _importable("django.tasks") else "django_tasks"
+if _TASKS == "django_tasks" and _importable("django_tasks"):
+    INSTALLED_APPS.append("django_tasks")  # resets its backends when a test changes TASKS
+if _importable(_TASKS):
+    TASKS = {"default": {"BACKEND": f"{_TASKS}.backends.immediate.ImmediateBackend"}}
+if _importable(_TASKS) and _importable("django_tasks_db"):
+    INSTALLED_APPS.append("django_tasks_db")
+    TASKS["database"] = {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": []}
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -40,7 +40,7 @@ from topview_callbacks.models import (
     SubmittedTask,
     archive_storage,
 )
-from topview_callbacks.processing import retry_delay
+from topview_callbacks.retrying import retry_delay
 
 logger = logging.getLogger(__name__)
 

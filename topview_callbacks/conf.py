@@ -16,7 +16,7 @@ from topview_callbacks.exceptions import TopviewConfigurationError
 
 SETTINGS_NAME = "TOPVIEW_CALLBACKS"
 DEFAULT_ACCOUNT = "default"
-PROCESSING_MODES = ("inline", "celery", "manual")
+PROCESSING_MODES = ("inline", "celery", "tasks", "manual")
 ARCHIVE_KINDS = ("video", "image", "audio")
 
 #: Every key, its default and what it means (the README's settings table mirrors this).
@@ -45,18 +45,23 @@ DEFAULTS: dict[str, Any] = {
     # Request bodies larger than this many bytes are refused with 413.
     "MAX_BODY_SIZE": 2 * 1024 * 1024,
     # "inline": process after commit in the request; "celery": enqueue a Celery task;
-    # "manual": only store (run `manage.py topview_process_pending` or the Celery sweep).
+    # "tasks": enqueue a task of Django's Tasks framework (django.tasks, or the django-tasks
+    # backport); "manual": only store (run `manage.py topview_process_pending` or a sweep).
     "PROCESSING": "inline",
+    # "tasks": the alias in the project's TASKS setting whose backend runs our tasks ...
+    "TASKS_BACKEND": "default",
+    # ... and the queue they go to (the backend's QUEUES must list it, when it lists any).
+    "TASKS_QUEUE": "default",
     # Seconds before a call to Topview's API gives up.
     "REQUEST_TIMEOUT": 30.0,
-    # Celery: attempts at running a notice's receivers (the first one included) before the
+    # Celery and Tasks: attempts at running a notice's receivers (the first one included) before the
     # notice stays "failed" (replay it from the admin or `topview_reprocess`).
     "MAX_ATTEMPTS": 5,
-    # Celery: seconds before the first retry after a receiver raised; doubled on each
+    # Celery and Tasks: seconds before the first retry after a receiver raised; doubled on each
     # further attempt, capped at RETRY_BACKOFF_MAX.
     "RETRY_BACKOFF": 10.0,
     "RETRY_BACKOFF_MAX": 600.0,
-    # Celery: wait a random 50-100% of the backoff, so failures don't retry in lockstep.
+    # Celery and Tasks: wait a random 50-100% of the backoff, so failures don't retry in lockstep.
     "RETRY_JITTER": True,
     # Seconds after which a notice still pending (the broker was down) or still processing
     # (its worker died) counts as stuck: the sweep restarts it. Keep it above the longest
@@ -215,6 +220,16 @@ class TopviewSettings:
     @property
     def processing(self) -> str:
         return str(self._get("PROCESSING"))
+
+    @property
+    def tasks_backend(self) -> str:
+        """The ``TASKS`` alias ``PROCESSING="tasks"`` enqueues to."""
+        return str(self._get("TASKS_BACKEND"))
+
+    @property
+    def tasks_queue(self) -> str:
+        """The queue name ``PROCESSING="tasks"`` enqueues to."""
+        return str(self._get("TASKS_QUEUE"))
 
     @property
     def request_timeout(self) -> float:

@@ -8,7 +8,6 @@ no HTTP request. Polling (``polling.py``) and the sweep (``sweeping.py``) build 
 from __future__ import annotations
 
 import logging
-import random
 import traceback
 from collections.abc import Iterable
 from datetime import timedelta
@@ -41,22 +40,6 @@ REPLAYABLE_STATES = (
     NoticeState.FAILED,
     NoticeState.IGNORED,
 )
-
-
-def retry_delay(attempts: int) -> float:
-    """Seconds to wait after ``attempts`` failed attempts: exponential, capped, jittered.
-
-    The one backoff of the package: notices retried by Celery, media downloads retried by
-    archiving (RETRY_BACKOFF, RETRY_BACKOFF_MAX, RETRY_JITTER).
-    """
-    delay = min(
-        topview_settings.retry_backoff * 2.0 ** max(attempts - 1, 0),
-        topview_settings.retry_backoff_max,
-    )
-    if topview_settings.retry_jitter:
-        # "Equal jitter": at least half the backoff, so retries never come back at once.
-        return delay / 2 + random.uniform(0, delay / 2)
-    return delay
 
 
 def _record_outcome(notice: Notice) -> str | None:

@@ -1,9 +1,11 @@
 """Starting work on a stored notice: the one module that knows the processing backends.
 
 ``PROCESSING`` picks the backend: ``"inline"`` processes in this process (after the commit
-of the request that stored the notice), ``"celery"`` queues a Celery task, ``"manual"``
-only stores (``manage.py topview_process_pending`` or a sweep runs it later). The queue
-wrappers are imported only when their backend is chosen: the package works without Celery.
+of the request that stored the notice), ``"celery"`` queues a Celery task, ``"tasks"`` a
+task of Django's Tasks framework (on the ``TASKS_BACKEND`` and ``TASKS_QUEUE`` configured),
+``"manual"`` only stores (``manage.py topview_process_pending`` or a sweep runs it later).
+The queue wrappers are imported only when their backend is chosen: the package works
+without Celery and without the Tasks framework.
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ def queue_for(mode: str) -> Restart | None:
         from topview_callbacks import tasks
 
         return tasks.enqueue_notice
+    if mode == "tasks":
+        # django.tasks (Django 6.0+) or the django-tasks backport: optional too.
+        from topview_callbacks import tasks_framework
+
+        return tasks_framework.enqueue_notice
     return None
 
 

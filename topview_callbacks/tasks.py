@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 from django.utils import timezone
 
-from topview_callbacks import archiving, polling, processing, pruning, sweeping
+from topview_callbacks import archiving, polling, pruning, retrying, sweeping
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import MediaState, Notice, NoticeState
-from topview_callbacks.processing import retry_delay
 
 __all__ = [
     "archive_media_task",
@@ -31,7 +29,6 @@ __all__ = [
     "process_notice_task",
     "prune_task",
     "reconcile_task",
-    "retry_delay",
     "sweep_task",
 ]
 
@@ -45,13 +42,6 @@ PUBLISH_RETRY_POLICY = {
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
-
-
-def _fields(notice_id: int, task_id: str | None, notice: Notice | None = None) -> dict[str, Any]:
-    fields: dict[str, Any] = {"topview_notice_id": notice_id, "celery_task_id": task_id}
-    if notice is not None:
-        fields.update(notice.log_context())
-    return fields
 
 
 @shared_task(
@@ -82,71 +72,32 @@ def process_notice_task(self: Task[Any, Any], notice_id: int) -> str | None:
 
 def _process(task: Task[Any, Any], notice_id: int) -> str | None:
     task_id = task.request.id
+    runner, fields = f"celery task {task_id}", {"celery_task_id": task_id}
     try:
-        # A failed notice with attempts left is taken too: by this task's own retry, or
-        # when the sweep restarts it because that retry's message was lost.
-        notice = processing.process_notice(
-            notice_id,
-            stale_after=timedelta(seconds=topview_settings.sweep_after),
-            retry_failed_below=topview_settings.max_attempts,
-        )
+        notice = retrying.attempt(notice_id)
     except (OperationalError, InterfaceError) as exc:
-        # The database is unreachable: nothing was claimed, or the claim goes stale and the
-        # sweep restarts it. Try again later rather than wait for the sweep.
-        if task.request.retries + 1 >= topview_settings.max_attempts:
+        delay = retrying.after_database_error(
+            notice_id, exc, task.request.retries, runner=runner, fields=fields, logger=logger
+        )
+        if delay is None:
             raise
-        delay = retry_delay(task.request.retries + 1)
-        logger.warning(
-            "Database error processing Topview notice id=%s [celery task %s]: %s; retry in %.1fs",
-            notice_id,
-            task_id,
-            exc,
-            delay,
-            extra=_fields(notice_id, task_id),
-        )
         raise task.retry(countdown=delay, exc=exc) from exc
-    if notice is None:
-        logger.info(
-            "Topview notice id=%s not claimed: already done, or another worker has it "
-            "[celery task %s]",
-            notice_id,
-            task_id,
-            extra=_fields(notice_id, task_id),
-        )
-        return None
-    fields = _fields(notice_id, task_id, notice)
-    described = (
-        f"Topview notice {notice.uuid} ({notice.biz_type} {notice.task_id}, "
-        f"account {notice.account}) [celery task {task_id}]"
-    )
-    if (
+    if notice is not None and _archive_due(notice):
+        enqueue_archive(notice.submitted_task_id)  # type: ignore[arg-type]  # checked above
+    delay = retrying.after_attempt(notice_id, notice, runner=runner, fields=fields, logger=logger)
+    if delay is not None:
+        raise task.retry(countdown=delay)
+    return None if notice is None else str(notice.state)
+
+
+def _archive_due(notice: Notice) -> bool:
+    """Whether this run recorded a successful outcome whose files are to be archived."""
+    return (
         topview_settings.archive_media
         and notice.succeeded
-        and notice.submitted_task_id
+        and notice.submitted_task_id is not None
         and notice.state != NoticeState.DUPLICATE
-    ):
-        enqueue_archive(notice.submitted_task_id)
-    if notice.state != NoticeState.FAILED:
-        logger.info("%s: %s", described, notice.state, extra=fields)
-        return str(notice.state)
-    if notice.attempts < topview_settings.max_attempts:
-        delay = retry_delay(notice.attempts)
-        logger.warning(
-            "%s: attempt %s of %s failed; retry in %.1fs",
-            described,
-            notice.attempts,
-            topview_settings.max_attempts,
-            delay,
-            extra=fields,
-        )
-        raise task.retry(countdown=delay)
-    logger.error(
-        "%s: failed %s times; giving up. Replay it from the admin or `topview_reprocess`.",
-        described,
-        notice.attempts,
-        extra=fields,
     )
-    return str(notice.state)
 
 
 def _publish(notice_id: int) -> None:

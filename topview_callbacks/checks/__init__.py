@@ -16,6 +16,7 @@ from topview_callbacks.checks.observability import check_metrics_token, check_ob
 from topview_callbacks.checks.polling import check_polling
 from topview_callbacks.checks.processing import check_processing
 from topview_callbacks.checks.security import check_security
+from topview_callbacks.checks.tasks_framework import check_tasks_framework
 
 __all__ = [
     "check_accounts",
@@ -28,6 +29,7 @@ __all__ = [
     "check_processing",
     "check_security",
     "check_settings_dict",
+    "check_tasks_framework",
     "register_checks",
 ]
 
@@ -40,6 +42,7 @@ def register_checks() -> None:
     register(check_processing, Tags.compatibility)
     register(check_polling, Tags.compatibility)
     register(check_observability, Tags.compatibility)
+    register(check_tasks_framework, Tags.compatibility)
     register(check_security, Tags.security)
     register(check_metrics_token, Tags.security)
     register(check_archiving, Tags.compatibility)
