@@ -298,3 +298,56 @@ def test_deliver_notice_helper_posts_to_the_named_route() -> None:
     response = deliver_notice(notice_payload("SCRAPER"))
     assert response.status_code == 200
     assert Notice.objects.get().biz_type == "SCRAPER"
+
+
+# --- pinned down by mutation testing (docs/mutation-testing.md) ------------------------------
+
+
+@override_settings(TOPVIEW_CALLBACKS={"UID": UID, "NOTICE_TOKENS": [TOKEN]})
+def test_probes_need_the_configured_token_too() -> None:
+    client = Client()
+    assert_error(client.get(URL), 403, "Unknown notice URL token.")
+    assert_error(client.get(f"{URL}not-the-token/"), 403, "token")
+    probe = client.get(f"{URL}{TOKEN}/")
+    assert probe.status_code == 200
+    assert probe.json() == {"code": "200", "message": "Success", "result": None}
+
+
+def test_refusals_after_the_uid_check_name_the_account_and_the_notice_when_known() -> None:
+    # The acknowledgement's "result" tells Topview which account and notice it refers to.
+    mistyped = post(json.dumps({**notice_payload(), "status": 1}))
+    assert assert_error(mistyped, 400)["result"] == {
+        "uuid": None,
+        "topviewUid": UID,
+        "result": "fail",
+    }
+    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "MAX_BODY_SIZE": 300}):
+        too_big = post(json.dumps(notice_payload()))
+    assert assert_error(too_big, 413)["result"]["topviewUid"] == UID
+
+    def refuse_inserts(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.startswith("INSERT"):
+            raise OperationalError("connection refused")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(refuse_inserts):
+        unavailable = post(json.dumps(notice_payload(uuid="u-down")), uid="test-uid-brand-b")
+    assert assert_error(unavailable, 503)["result"] == {
+        "uuid": "u-down",
+        "topviewUid": "test-uid-brand-b",
+        "result": "fail",
+    }
+
+
+def test_unexpected_errors_are_logged_with_their_traceback(
+    monkeypatch: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def explode(**values: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Notice.objects, "record_delivery", explode)
+    with caplog.at_level("ERROR", logger="topview_callbacks.views"):
+        assert_error(post(json.dumps(notice_payload())), 500)
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.views"]
+    assert "Topview notice endpoint" in record.getMessage()
+    assert record.exc_info is not None and str(record.exc_info[1]) == "boom"
