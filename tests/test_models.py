@@ -70,3 +70,18 @@ def test_str_of_models_names_what_they_are() -> None:
     assert str(task) == "VOICE_CLONE t9 (submitted)"
     Notice.objects.record_delivery(uuid="u9", biz_type="VOICE_CLONE", task_id="t9", status="fail")
     assert str(Notice.objects.get()) == "VOICE_CLONE t9 fail (u9)"
+
+
+# --- pinned down by mutation testing (docs/mutation-testing.md) ------------------------------
+
+
+@pytest.mark.django_db
+def test_record_delivery_dates_the_first_delivery_at_its_reception() -> None:
+    received = timezone.now() - timedelta(hours=3)  # a caller may date the delivery itself
+    Notice.objects.record_delivery(
+        uuid="u-dated", biz_type="SCRAPER", task_id="t1", status="success", received_at=received
+    )
+    Notice.objects.record_delivery(uuid="u-now", biz_type="SCRAPER", task_id="t2", status="fail")
+    dated, now = Notice.objects.get(uuid="u-dated"), Notice.objects.get(uuid="u-now")
+    assert dated.received_at == dated.last_delivery_at == received
+    assert now.last_delivery_at == now.received_at
