@@ -301,6 +301,9 @@ def test_deliver_notice_helper_posts_to_the_named_route() -> None:
 
 
 # --- pinned down by mutation testing (docs/mutation-testing.md) ------------------------------
+# These live at the end of the module, with their imports, so the section merges cleanly.
+
+from django.db import DataError  # noqa: E402
 
 
 @override_settings(TOPVIEW_CALLBACKS={"UID": UID, "NOTICE_TOKENS": [TOKEN]})
@@ -351,3 +354,44 @@ def test_unexpected_errors_are_logged_with_their_traceback(
     [record] = [r for r in caplog.records if r.name == "topview_callbacks.views"]
     assert "Topview notice endpoint" in record.getMessage()
     assert record.exc_info is not None and str(record.exc_info[1]) == "boom"
+
+
+def refusing_inserts_with(exc: Exception) -> Any:
+    def wrapper(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.startswith("INSERT"):
+            raise exc
+        return execute(sql, params, many, context)
+
+    return connection.execute_wrapper(wrapper)
+
+
+def test_a_notice_the_database_refuses_gets_400_and_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # PostgreSQL refuses some values SQLite takes (DataError); Topview must not retry those.
+    too_long = DataError("value too long for type character varying")
+    with (
+        caplog.at_level("WARNING", logger="topview_callbacks.views"),
+        refusing_inserts_with(too_long),
+    ):
+        response = post(json.dumps(notice_payload(uuid="u-refused")))
+    body = assert_error(response, 400, "The notice could not be stored as sent.")
+    assert body["result"] == {"uuid": "u-refused", "topviewUid": UID, "result": "fail"}
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.views"]
+    assert record.levelname == "WARNING"
+    assert "u-refused" in record.getMessage() and "value too long" in record.getMessage()
+
+
+def test_database_outages_and_duplicates_are_logged_with_the_uuid(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("INFO", logger="topview_callbacks.views"):
+        with refusing_inserts_with(OperationalError("connection refused")):
+            post(json.dumps(notice_payload(uuid="u-outage")))
+        payload = json.dumps(notice_payload(uuid="u-twice"))
+        post(payload)
+        post(payload)
+    outage, duplicate = [r for r in caplog.records if r.name == "topview_callbacks.views"]
+    assert outage.levelname == "ERROR" and "u-outage" in outage.getMessage()
+    assert outage.exc_info is not None and "connection refused" in str(outage.exc_info[1])
+    assert duplicate.levelname == "INFO" and "u-twice" in duplicate.getMessage()
