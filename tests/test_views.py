@@ -395,3 +395,22 @@ def test_database_outages_and_duplicates_are_logged_with_the_uuid(
     assert outage.levelname == "ERROR" and "u-outage" in outage.getMessage()
     assert outage.exc_info is not None and "connection refused" in str(outage.exc_info[1])
     assert duplicate.levelname == "INFO" and "u-twice" in duplicate.getMessage()
+
+
+def test_a_body_of_exactly_max_body_size_is_accepted() -> None:
+    body = json.dumps(notice_payload())
+    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "MAX_BODY_SIZE": len(body) - 1}):
+        assert_error(post(body), 413, f"larger than {len(body) - 1} bytes")
+    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "MAX_BODY_SIZE": len(body)}):
+        assert post(body).status_code == 200
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read() -> None:
+    # The test client's input refuses reads past the real body, so reading it would fail.
+    assert_error(post(json.dumps(notice_payload()), CONTENT_LENGTH="99999999"), 413)
+    assert_error(post(json.dumps(notice_payload()), CONTENT_LENGTH="not-a-number"), 413)
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=100)
+def test_djangos_own_upload_limit_is_a_413_too() -> None:
+    assert_error(post(json.dumps(notice_payload())), 413)
