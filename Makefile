@@ -1,4 +1,4 @@
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench mutation
 
 demo:  ## set up and serve the example project on http://127.0.0.1:8000 (admin / admin)
 	scripts/demo.sh
@@ -13,3 +13,6 @@ lint:
 bench:
 	scripts/bootstrap.sh
 	.venv/bin/python bench/run.py
+
+mutation:  ## mutation testing of the core with mutmut (slow, not in CI; docs/mutation-testing.md)
+	scripts/mutation.sh
