@@ -7,6 +7,10 @@ on django-tasks-db's DatabaseBackend), keeping the backlog under ``--backlog``; 
 ``db_worker`` (tests/test_tasks_worker.py's, with the recording receiver) processes them.
 Its VmRSS is read from /proc at every 10% of the way.
 
+PostgreSQL's autovacuum keeps the task table's statistics fresh; where it is off (as on the
+development machine), django-tasks-db's claim query slows down as finished task rows pile
+up: run ``VACUUM ANALYZE`` on the database now and then, or prune them.
+
 Needs PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379 and django-tasks-db.
 Usage: .venv/bin/python bench/tasks_memory.py [--notices 100000] [--backlog 2000]
 """
@@ -23,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# Its own database: an hour-long run must not share tables that celery_rate.py empties.
+os.environ.setdefault("TOPVIEW_BENCH_DATABASE", "topview_bench_tasks_memory")
 
 from bench.celery_rate import DATABASE, ensure_database, processed, sql  # noqa: E402
 from tests.test_celery_worker import QUEUE, cleanup_redis, fired  # noqa: E402
