@@ -45,7 +45,8 @@ from tests.test_celery_worker import (  # noqa: E402  (needs ROOT on sys.path)
     records,
 )
 
-DATABASE = "topview_bench_celery"  # bench/tasks_rate.py's too
+# bench/tasks_rate.py's too. Each run empties its tables: give a long run its own database.
+DATABASE = os.environ.get("TOPVIEW_BENCH_DATABASE", "topview_bench_celery")
 
 
 @dataclass
