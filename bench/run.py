@@ -5,7 +5,14 @@ connections) with gunicorn on 127.0.0.1 and drives it with wrk, interleaving the
 endpoints round by round so both see the same machine. Needs PostgreSQL on
 127.0.0.1:5432 and wrk (`apt-get install wrk`). Usage:
 
-    .venv/bin/python bench/run.py [--duration 10] [--rounds 3] [--connections 16]
+    .venv/bin/python bench/run.py [--duration 8] [--rounds 5] [--workloads new known dup]
+
+Compared, each pair in the same round: the receive path (PROCESSING="manual") against a
+bare view doing the same one INSERT; inline processing (the signals fired in the request)
+against a bare view doing that INSERT in an atomic block and then sending the same signals
+to the same receivers; with ASYNC_PROCESSED_MARK off (the default) and on. Workloads: new
+notices, each the outcome of a task of its own ("new": the task is created from the
+notice; "known": submitted through the client first), and one uuid delivered again ("dup").
 """
 
 from __future__ import annotations
@@ -21,10 +28,10 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-ENDPOINTS = {"bare view": "/bare/notice/", "topview_callbacks": "/topview/notice/"}
 
 
 def ensure_database(name: str) -> None:
@@ -45,11 +52,15 @@ def sql(query: str) -> list[tuple[object, ...]]:
         return cursor.fetchall() if cursor.description else []
 
 
-def start_gunicorn(port: int, processing: str, workers: int) -> subprocess.Popen[bytes]:
+def start_gunicorn(
+    port: int, processing: str, workers: int, *, async_mark: bool = False, prepared: bool = False
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "BENCH_PROCESSING": processing,
+        "BENCH_ASYNC_MARK": "1" if async_mark else "0",
+        "BENCH_PREPARED": "1" if prepared else "0",
     }
     server = subprocess.Popen(
         [
@@ -108,39 +119,101 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def statements_per_new_notice() -> int:
-    """SQL statements our endpoint runs for one new notice (in-process, same settings)."""
+def statement_counts(processing: str) -> dict[str, int]:
+    """SQL statements our endpoint runs per delivery, request path and inline processing
+    included: a new notice of a new task, of a task submitted through the client, and a
+    repeated uuid (in-process, same settings, CaptureQueriesContext)."""
     code = """
-import django, json, uuid
+import django, json, sys
 django.setup()
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from topview_callbacks.models import SubmittedTask
 from topview_callbacks.testing import notice_payload
-seen = []
-def count(execute, sql, params, many, context):
-    seen.append(sql)
-    return execute(sql, params, many, context)
 client = Client()
-with connection.execute_wrapper(count):
-    response = client.post("/topview/notice/", data=json.dumps(notice_payload()),
-                           content_type="application/json", headers={"Topview-Uid": "bench-uid"})
-assert response.status_code == 200, response.content
-print(len(seen))
+def count(payload):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post("/topview/notice/", data=json.dumps(payload),
+                               content_type="application/json",
+                               headers={"Topview-Uid": "bench-uid"})
+    assert response.status_code == 200, response.content
+    return len(queries.captured_queries)
+new = notice_payload()
+known = notice_payload()
+SubmittedTask.objects.create(biz_type=known["bizType"], task_id=known["taskId"],
+                             notice_uuid=known["uuid"])
+print(json.dumps({"new": count(new), "dup": count(new), "known": count(known)}))
 """
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"}
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings", "BENCH_PROCESSING": processing}
     out = subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(out.stderr)
-    return int(out.stdout.strip().splitlines()[-1])
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def submit_tasks(prefix: str, per_thread: int) -> None:
+    """SubmittedTask rows for the task ids wrk will send (post_notice.lua), as the client
+    would have created them."""
+    sql(
+        "INSERT INTO topview_callbacks_submittedtask (account, biz_type, task_id, notice_uuid, "
+        "status, request_payload, error_message, submitted_at, poll_count, updated_at) "
+        f"SELECT 'default', 'M2V_PREVIEW', '{prefix}-' || t || '-' || n, "
+        f"'{prefix}-' || t || '-' || n, 'submitted', '{{}}', '', now(), 0, now() "
+        f"FROM generate_series(1, 2) t, generate_series(1, {per_thread}) n"
+    )
+
+
+# (endpoint label, server, path); servers: PROCESSING of the gunicorn serving it.
+ENDPOINTS = {
+    "bare INSERT": ("manual", "/bare/notice/"),
+    "ours, manual": ("manual", "/topview/notice/"),
+    "bare INSERT+signals": ("inline", "/bare/signals/"),
+    "ours, inline": ("inline", "/topview/notice/"),
+    "ours, inline+async mark": ("inline-async", "/topview/notice/"),
+    "ours, inline+prepared": ("inline-prepared", "/topview/notice/"),
+    "ours, inline+both": ("inline-async-prepared", "/topview/notice/"),
+}
+# Each server's PROCESSING and the two trade-off settings (ASYNC_PROCESSED_MARK,
+# PREPARED_STATEMENTS).
+SERVERS = {
+    "manual": ("manual", False, False),
+    "inline": ("inline", False, False),
+    "inline-async": ("inline", True, False),
+    "inline-prepared": ("inline", False, True),
+    "inline-async-prepared": ("inline", True, True),
+}
+# Per workload, the pairs compared: (baseline, ours).
+PAIRS = {
+    "new": [
+        ("bare INSERT", "ours, manual"),
+        ("bare INSERT+signals", "ours, inline"),
+        ("bare INSERT+signals", "ours, inline+async mark"),
+        ("bare INSERT+signals", "ours, inline+prepared"),
+        ("bare INSERT+signals", "ours, inline+both"),
+    ],
+    "known": [
+        ("bare INSERT+signals", "ours, inline"),
+        ("bare INSERT+signals", "ours, inline+async mark"),
+        ("bare INSERT+signals", "ours, inline+prepared"),
+        ("bare INSERT+signals", "ours, inline+both"),
+    ],
+    "dup": [("bare INSERT", "ours, manual"), ("bare INSERT+signals", "ours, inline")],
+}
+
+
+def load() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
     parser.add_argument("--port", type=int, default=8831)
+    parser.add_argument("--workloads", nargs="+", choices=tuple(PAIRS), default=list(PAIRS))
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -148,82 +221,83 @@ def main() -> None:
 
     ensure_database("topview_bench")
     sql("TRUNCATE topview_callbacks_notice, topview_callbacks_submittedtask CASCADE")
-    statements = statements_per_new_notice()
-    print(f"SQL statements per new notice on the request path: {statements}")
+    counts = {mode: statement_counts(mode) for mode in ("manual", "inline")}
+    print(f"SQL statements per delivery, request path and inline processing: {counts}")
+    print(f"load before: {load()}")
 
+    servers: dict[str, subprocess.Popen[bytes]] = {}
+    ports = {name: args.port + number for number, name in enumerate(SERVERS)}
     runs: dict[tuple[str, str], list[dict[str, float]]] = {}
     tag = str(int(time.time()))
-    server = start_gunicorn(args.port, "manual", args.workers)
     try:
-        for number, path in enumerate(ENDPOINTS.values()):  # warm up connections and caches
-            url = f"http://127.0.0.1:{args.port}{path}"
+        for name, port in ports.items():
+            processing, async_mark, prepared = SERVERS[name]
+            servers[name] = start_gunicorn(
+                port, processing, args.workers, async_mark=async_mark, prepared=prepared
+            )
+        for number, (server, path) in enumerate(ENDPOINTS.values()):  # warm up
+            url = f"http://127.0.0.1:{ports[server]}{path}"
             wrk(url, "new", f"{tag}-warm{number}", 2, args.connections)
         for round_number in range(args.rounds):
-            for mode in ("new", "dup"):
-                for name, path in ENDPOINTS.items():
-                    prefix = f"{tag}-{round_number}-{mode}-{path.strip('/').replace('/', '_')}"
-                    result = wrk(
-                        f"http://127.0.0.1:{args.port}{path}",
-                        mode,
-                        prefix,
-                        args.duration,
-                        args.connections,
-                    )
+            for workload in args.workloads:
+                pairs = PAIRS[workload]
+                names = list(dict.fromkeys(name for pair in pairs for name in pair))
+                if round_number % 2:  # alternate who goes first
+                    names.reverse()
+                for name in names:
+                    server, path = ENDPOINTS[name]
+                    prefix = f"{tag}-{round_number}-{workload}-{name.replace(' ', '')}"
+                    if workload == "known":
+                        submit_tasks(prefix, per_thread=1500 * args.duration)
+                    mode = "dup" if workload == "dup" else "new"
+                    url = f"http://127.0.0.1:{ports[server]}{path}"
+                    result = wrk(url, mode, prefix, args.duration, args.connections)
                     if mode == "new":
-                        stored = sql(
+                        result["stored"] = sql(
                             "SELECT count(*) FROM topview_callbacks_notice "
                             f"WHERE uuid LIKE '{prefix}-%'"
                         )[0][0]
-                        result["stored"] = stored
-                    runs.setdefault((name, mode), []).append(result)
-                    print(f"round {round_number + 1} {mode:3} {name:18} {result}")
+                    runs.setdefault((workload, name), []).append(result)
+                    print(f"round {round_number + 1} {workload:5} {name:24} {result}", flush=True)
     finally:
-        server.terminate()
-        server.wait()
-
-    # For information: the same endpoint with PROCESSING="inline" (signals in the request).
-    server = start_gunicorn(args.port, "inline", args.workers)
-    try:
-        inline = [
-            wrk(
-                f"http://127.0.0.1:{args.port}/topview/notice/",
-                "new",
-                f"{tag}-inline-{n}",
-                args.duration,
-                args.connections,
-            )
-            for n in range(args.rounds)
-        ]
-    finally:
-        server.terminate()
-        server.wait()
+        for server_process in servers.values():
+            server_process.terminate()
+            server_process.wait()
+    print(f"load after: {load()}")
 
     print()
     print(
-        f"gunicorn sync x{args.workers}, wrk -t2 -c{args.connections} -d{args.duration}s, "
-        f"median of {args.rounds} interleaved rounds, PostgreSQL, ~1 KB notices"
+        f"gunicorn sync x{args.workers} per server, wrk -t2 -c{args.connections} "
+        f"-d{args.duration}s, medians of {args.rounds} interleaved rounds, PostgreSQL, ~1 KB"
     )
-    print(f"{'notices':8} {'endpoint':18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}")
-    summary = {}
-    for mode in ("new", "dup"):
-        bare = statistics.median(r["rps"] for r in runs[("bare view", mode)])
-        for name in ENDPOINTS:
-            rows = runs[(name, mode)]
-            rps = statistics.median(r["rps"] for r in rows)
-            p50 = statistics.median(r["p50_ms"] for r in rows)
-            p99 = statistics.median(r["p99_ms"] for r in rows)
-            ratio = rps / bare
-            summary[f"{mode}/{name}"] = {"rps": rps, "p50_ms": p50, "p99_ms": p99, "ratio": ratio}
-            print(f"{mode:8} {name:18} {rps:8.0f} {p50:8.2f} {p99:8.2f} {rps / bare:6.2f}")
-    inline_rps = statistics.median(r["rps"] for r in inline)
-    bare_new = statistics.median(r["rps"] for r in runs[("bare view", "new")])
-    summary["new/topview_callbacks inline processing"] = {"rps": inline_rps}
     print(
-        f"{'new':8} {'ours, inline':18} {inline_rps:8.0f} "
-        f"{statistics.median(r['p50_ms'] for r in inline):8.2f} "
-        f"{statistics.median(r['p99_ms'] for r in inline):8.2f} {inline_rps / bare_new:6.2f}"
-        "   (PROCESSING=inline: the signals run in the request)"
+        f"{'workload':8} {'endpoint':24} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'vs':20} {'ratio':>5}  ratio per round"
     )
+    summary: dict[str, Any] = {"statements": counts}
+    for workload in args.workloads:
+        for baseline, ours in PAIRS[workload]:
+            base_rows, our_rows = runs[(workload, baseline)], runs[(workload, ours)]
+            ratios = [o["rps"] / b["rps"] for o, b in zip(our_rows, base_rows, strict=True)]
+            rps = statistics.median(r["rps"] for r in our_rows)
+            ratio = statistics.median(ratios)
+            p50 = statistics.median(r["p50_ms"] for r in our_rows)
+            p99 = statistics.median(r["p99_ms"] for r in our_rows)
+            base_rps = statistics.median(r["rps"] for r in base_rows)
+            rounds = ", ".join(f"{r:.2f}" for r in ratios)
+            print(f"{workload:8} {baseline:24} {base_rps:7.0f}")
+            print(
+                f"{workload:8} {ours:24} {rps:7.0f} {p50:7.2f} {p99:7.2f} "
+                f"{baseline:20} {ratio:5.2f}  ({rounds})"
+            )
+            summary[f"{workload}/{ours} vs {baseline}"] = {
+                "rps": rps,
+                "baseline_rps": base_rps,
+                "ratio": ratio,
+                "ratios": ratios,
+                "p50_ms": p50,
+                "p99_ms": p99,
+            }
     bad = sum(r["non_2xx"] for rows in runs.values() for r in rows)
     lost = [
         (key, r["requests"], r["stored"])
@@ -233,7 +307,7 @@ def main() -> None:
     ]
     print(f"non-2xx answers: {bad}; runs where stored rows < answered requests: {lost or 'none'}")
     if args.json:
-        args.json.write_text(json.dumps({"statements": statements, "summary": summary}, indent=2))
+        args.json.write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -25,5 +25,7 @@ TOPVIEW_CALLBACKS = {
     "NOTICE_URL": "https://example.com/topview/notice/",
     # "manual": the request path only stores; processing is measured separately.
     "PROCESSING": os.environ.get("BENCH_PROCESSING", "manual"),
+    "ASYNC_PROCESSED_MARK": os.environ.get("BENCH_ASYNC_MARK") == "1",
+    "PREPARED_STATEMENTS": os.environ.get("BENCH_PREPARED") == "1",
 }
 LOGGING = {"version": 1, "disable_existing_loggers": True}

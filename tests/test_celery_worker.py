@@ -437,6 +437,34 @@ def test_worker_processes_every_notice_once(
     assert f"Topview notice {uuids[0]}" in running[0].output()  # structured log lines
 
 
+def test_batches_process_every_notice_once_and_retry_failures_alone(
+    db_name: str, running: list[Service], settings: Any
+) -> None:
+    from topview_callbacks.models import Notice
+    from topview_callbacks.testing import deliver_notice, notice_payload
+
+    batching = {"BATCH_SIZE": 10, "MAX_ATTEMPTS": 2, "RETRY_BACKOFF": 0.5}
+    running.append(celery_worker(db_name, concurrency=2, overrides=batching))
+    settings.TOPVIEW_CALLBACKS = {**settings.TOPVIEW_CALLBACKS, "PROCESSING": "celery", **batching}
+    payloads = [notice_payload(biz) for biz in ("M2V_PREVIEW", "VOICE_CLONE", "SCRAPER") * 9]
+    failing = payloads[4]
+    records().sadd(key("fail"), failing["taskId"])
+    for payload in payloads + payloads[:3]:  # three delivered twice
+        assert deliver_notice(payload).status_code == 200
+    uuids = [p["uuid"] for p in payloads]
+    expected = {uuid: "processed" for uuid in uuids} | {failing["uuid"]: "failed"}
+
+    def settled() -> bool:
+        done = states(*uuids) == expected
+        return done and Notice.objects.get(uuid=failing["uuid"]).attempts == 2
+
+    wait_for(settled, 60, "the batches and the retry")
+    time.sleep(1.0)
+    assert fired() == {uuid: 1 for uuid in uuids if uuid != failing["uuid"]}
+    assert calls()[failing["uuid"]] == 2  # the drain's attempt, then its own retry message
+    assert "topview_callbacks.drain" in running[0].output()
+
+
 def test_a_worker_keeping_connections_recovers_when_the_database_drops_them(
     db_name: str, running: list[Service], settings: Any
 ) -> None:

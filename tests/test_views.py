@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from django.db import OperationalError, connection
 from django.test import Client, override_settings
 
-from topview_callbacks import processing, signals
+from topview_callbacks import processing, scheduling, signals, sweeping
 from topview_callbacks.models import Notice, NoticeState
 from topview_callbacks.testing import deliver_notice, notice_payload
 
@@ -219,7 +220,7 @@ def test_oversized_body_gets_413() -> None:
 
 def test_database_unavailable_gets_503_and_nothing_is_stored() -> None:
     def refuse_inserts(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if sql.startswith("INSERT"):
+        if sql.startswith(("INSERT", "WITH")):
             raise OperationalError("connection refused")
         return execute(sql, params, many, context)
 
@@ -233,7 +234,7 @@ def test_the_notice_is_committed_before_the_acknowledgement_even_with_atomic_req
     seen: list[bool] = []
 
     def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if sql.startswith("INSERT INTO"):
+        if sql.startswith(("INSERT INTO", "WITH")):
             seen.append(connection.in_atomic_block)
         return execute(sql, params, many, context)
 
@@ -292,6 +293,7 @@ def test_unexpected_errors_are_a_json_500_not_an_html_page(monkeypatch: Any) -> 
         raise RuntimeError("boom")
 
     monkeypatch.setattr(Notice.objects, "record_delivery", explode)
+    monkeypatch.setattr(scheduling, "store", explode)
     body = assert_error(post(json.dumps(notice_payload())), 500, "retry")
     assert "boom" not in body["message"]
 
@@ -303,8 +305,13 @@ def test_a_failure_to_start_processing_still_acknowledges_and_leaves_it_pending(
         raise OperationalError("lost connection")
 
     monkeypatch.setattr(processing, "process_notice", broken)
+    monkeypatch.setattr(processing, "process_claimed", broken)
     assert post(json.dumps(notice_payload())).status_code == 200
-    assert Notice.objects.get().state == NoticeState.PENDING
+    # Pending; or, inline on PostgreSQL, claimed by the request's own INSERT. Either way
+    # the sweep restarts it (here: after SWEEP_AFTER = 0).
+    notice = Notice.objects.get()
+    assert notice.state in (NoticeState.PENDING, NoticeState.PROCESSING)
+    assert list(sweeping.stuck_notices(timedelta(0), pending_after=timedelta(0))) == [notice]
 
 
 def test_deliver_notice_helper_posts_to_the_named_route() -> None:

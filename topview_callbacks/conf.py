@@ -63,6 +63,22 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_BACKOFF_MAX": 600.0,
     # Celery and Tasks: wait a random 50-100% of the backoff, so failures don't retry in lockstep.
     "RETRY_JITTER": True,
+    # Celery: notices one "drain" task processes (claimed one at a time, oldest pending
+    # first, FOR UPDATE SKIP LOCKED on PostgreSQL). 1: one task per notice. Above 1, the web
+    # side publishes at most one drain message per BATCH_WINDOW and process (plus one due at
+    # the window's end), so Celery's per-message cost is shared by the notices of a window.
+    "BATCH_SIZE": 1,
+    # Celery with BATCH_SIZE > 1: seconds a web process waits before it publishes another
+    # drain message; a notice waits at most about this long for its drain to start.
+    "BATCH_WINDOW": 0.05,
+    # PostgreSQL: commit the final "processed" mark with synchronous_commit=off (one WAL
+    # flush less per notice). A database crash may then lose the marks of the last moments:
+    # those notices are found by the sweep and their receivers run again. Off: always durable.
+    "ASYNC_PROCESSED_MARK": False,
+    # PostgreSQL: run the pipeline's few statements as server-side prepared statements
+    # (parsed and planned once per connection). Off by default: connection poolers in
+    # transaction mode (PgBouncer before 1.21, without max_prepared_statements) break them.
+    "PREPARED_STATEMENTS": False,
     # Seconds after which a notice still pending (the broker was down) or still processing
     # (its worker died) counts as stuck: the sweep restarts it. Keep it above the longest
     # time your receivers may take, or a slow receiver could be run twice.
@@ -255,6 +271,22 @@ class TopviewSettings:
     def sweep_after(self) -> float:
         """Seconds; see ``SWEEP_AFTER``."""
         return float(self._get("SWEEP_AFTER"))
+
+    @property
+    def batch_size(self) -> int:
+        return max(int(self._get("BATCH_SIZE")), 1)
+
+    @property
+    def batch_window(self) -> float:
+        return float(self._get("BATCH_WINDOW"))
+
+    @property
+    def async_processed_mark(self) -> bool:
+        return bool(self._get("ASYNC_PROCESSED_MARK"))
+
+    @property
+    def prepared_statements(self) -> bool:
+        return bool(self._get("PREPARED_STATEMENTS"))
 
     @property
     def prune_after_days(self) -> int:

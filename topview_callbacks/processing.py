@@ -15,7 +15,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from topview_callbacks import biz_types, signals
+from topview_callbacks import biz_types, outcomes, signals
 from topview_callbacks.client import TopviewClient
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.exceptions import TopviewError
@@ -159,6 +159,15 @@ def process_notice(
     ``retry_failed_below``, a ``failed`` one with fewer attempts than that (a retry).
     """
     stale_before = timezone.now() - stale_after if stale_after is not None else None
+    if outcomes.supported():
+        # PostgreSQL: claim, record and link in one statement (outcomes.py).
+        condition = Notice.objects.claimable_sql(
+            outcomes.connection(), claim_from, stale_before, retry_failed_below
+        )
+        claimed = None
+        if condition is not None:
+            claimed = outcomes.claim_and_record(notice_id, *condition)
+        return None if claimed is None else process_claimed(claimed)
     # Claiming, reading and recording the outcome share one transaction (one commit), except
     # when VERIFY_WITH_QUERY must ask Topview first: no row lock is held across that call.
     with transaction.atomic():
@@ -183,6 +192,24 @@ def process_notice(
             return notice
         with transaction.atomic():
             old_status = _record_outcome(notice)
+    return _deliver(notice, old_status)
+
+
+def process_claimed(claimed: outcomes.Claimed) -> Notice:
+    """Fire the signals for a notice ``outcomes`` claimed (and, mostly, recorded) already.
+
+    When the statement recorded nothing (the task already had its outcome, or belongs to
+    another account), the portable path decides which: duplicate or ignored.
+    """
+    notice, old_status = claimed.notice, claimed.old_status
+    if notice.submitted_task_id is None:
+        with transaction.atomic():
+            old_status = _record_outcome(notice)
+    return _deliver(notice, old_status)
+
+
+def _deliver(notice: Notice, old_status: str | None) -> Notice:
+    """Send the signals for a claimed notice whose outcome is recorded; mark the result."""
     if notice.state == NoticeState.IGNORED:
         return notice
     if notice.state == NoticeState.DUPLICATE:
@@ -216,27 +243,24 @@ def process_notice(
             notice.account,
             extra=notice.log_context(),
         )
-        Notice.objects.filter(pk=notice_id).update(state=NoticeState.FAILED, last_error=error)
+        Notice.objects.filter(pk=notice.pk).update(state=NoticeState.FAILED, last_error=error)
         notice.state, notice.last_error = NoticeState.FAILED, error
         signals.send_lifecycle(
             signals.notice_processing_failed, sender=Notice, notice=notice, error=error
         )
         return notice
-    processed_at = timezone.now()
-    Notice.objects.filter(pk=notice_id).update(
-        state=NoticeState.PROCESSED, processed_at=processed_at
-    )
-    notice.state, notice.processed_at = NoticeState.PROCESSED, processed_at
+    outcomes.mark_processed(notice)
     signals.send_lifecycle(signals.notice_processed, sender=Notice, notice=notice)
     return notice
 
 
-def announce_stored(notice_id: int) -> None:
+def announce_stored(notice_id: int, notice: Notice | None = None) -> None:
     """Send ``notice_stored`` for a notice just stored (by the endpoint or by a poll)."""
     # Fetching the row costs a query on the request path: only when someone listens.
     if not signals.notice_stored.has_listeners(Notice):
         return
-    notice = Notice.objects.filter(pk=notice_id).first()
+    if notice is None:
+        notice = Notice.objects.filter(pk=notice_id).first()
     if notice is not None:
         signals.send_lifecycle(signals.notice_stored, sender=Notice, notice=notice)
 

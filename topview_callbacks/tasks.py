@@ -11,24 +11,29 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+import time
 from typing import Any
 
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 from django.utils import timezone
 
-from topview_callbacks import archiving, polling, pruning, retrying, sweeping
+from topview_callbacks import archiving, batching, polling, pruning, retrying, sweeping
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import MediaState, Notice, NoticeState
 
 __all__ = [
     "archive_media_task",
+    "drain_task",
     "enqueue_archive",
     "enqueue_media",
+    "enqueue_new_notice",
     "enqueue_notice",
     "process_notice_task",
     "prune_task",
     "reconcile_task",
+    "request_drain",
     "sweep_task",
 ]
 
@@ -100,9 +105,13 @@ def _archive_due(notice: Notice) -> bool:
     )
 
 
-def _publish(notice_id: int) -> None:
+def _publish_options(countdown: float | None) -> dict[str, Any]:
+    return {"countdown": countdown, "retry": True, "retry_policy": PUBLISH_RETRY_POLICY}
+
+
+def _publish(notice_id: int, countdown: float | None = None) -> None:
     try:
-        process_notice_task.apply_async((notice_id,), retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+        process_notice_task.apply_async((notice_id,), **_publish_options(countdown))
     except Exception:
         logger.exception(
             "Could not queue Topview notice id=%s (is the broker down?); it stays pending "
@@ -119,6 +128,102 @@ def enqueue_notice(notice_id: int) -> None:
     ``sweep`` finds it after ``SWEEP_AFTER`` seconds.
     """
     transaction.on_commit(lambda: _publish(notice_id))
+
+
+def enqueue_new_notice(notice_id: int) -> None:
+    """``PROCESSING="celery"``: start a notice the view just stored. Never raises.
+
+    With ``BATCH_SIZE`` 1, the notice gets its own message (``enqueue_notice``). Above 1, a
+    drain is requested instead (``request_drain``): one message for the notices of a window.
+    """
+    if topview_settings.batch_size > 1:
+        transaction.on_commit(request_drain)
+    else:
+        enqueue_notice(notice_id)
+
+
+class _DrainRequests:
+    """When this process last asked for a drain: at most one message per ``BATCH_WINDOW``
+    right away, and one more due at the window's end for the notices stored meanwhile."""
+
+    lock = threading.Lock()
+    window_ends = 0.0  # time.monotonic() until which the last immediate message covers us
+    trailing_for = 0.0  # the window end a delayed message is already due at
+
+
+def request_drain() -> None:
+    """Ask a worker to drain pending notices, after this process committed one. Never raises.
+
+    Every notice committed before a drain's last claim is taken by that drain, so a notice
+    needs a drain that starts after its commit: the immediate message of its window, or the
+    one due at the window's end (published by the first notice that found the window taken),
+    or that one if already published. The sweep stays the safety net for lost messages.
+    """
+    now = time.monotonic()
+    requests = _DrainRequests
+    with requests.lock:
+        if now >= requests.window_ends:
+            requests.window_ends, countdown = now + topview_settings.batch_window, None
+        elif requests.trailing_for < requests.window_ends:
+            requests.trailing_for = requests.window_ends
+            countdown = requests.window_ends - now
+        else:
+            return
+    _publish_drain(countdown)
+
+
+def _publish_drain(countdown: float | None = None) -> None:
+    try:
+        drain_task.apply_async(**_publish_options(countdown))
+    except Exception:
+        logger.exception(
+            "Could not queue a drain of pending Topview notices (is the broker down?); they "
+            "stay pending until the sweep queues them"
+        )
+
+
+@shared_task(
+    bind=True,
+    name="topview_callbacks.drain",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    ignore_result=True,
+)
+def drain_task(self: Task[Any, Any]) -> int:
+    """Process up to ``BATCH_SIZE`` pending notices (``batching.drain``); returns how many.
+
+    A notice whose receiver raised gets its own ``process_notice`` message, due after its
+    backoff (attempts are counted on the notice). A full batch asks for another drain.
+    """
+    eager = self.request.is_eager or self.request.called_directly
+    runner, fields = f"celery drain {self.request.id}", {"celery_task_id": self.request.id}
+    if not eager:
+        close_old_connections()
+    limit = topview_settings.batch_size
+    try:
+        notices = batching.drain(limit)
+    except (OperationalError, InterfaceError) as exc:
+        delay = retrying.after_database_error(
+            0, exc, self.request.retries, runner=runner, fields=fields, logger=logger
+        )
+        if delay is None:
+            raise
+        raise self.retry(countdown=delay, exc=exc) from exc
+    finally:
+        if not eager:
+            close_old_connections()
+    for notice in notices:
+        if _archive_due(notice):
+            enqueue_archive(notice.submitted_task_id)  # type: ignore[arg-type]  # checked
+        delay = retrying.after_attempt(
+            notice.pk, notice, runner=runner, fields=fields, logger=logger
+        )
+        if delay is not None:
+            _publish(notice.pk, countdown=delay)
+    if len(notices) >= limit:
+        _publish_drain()
+    return len(notices)
 
 
 @shared_task(name="topview_callbacks.sweep", ignore_result=True)

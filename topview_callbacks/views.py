@@ -201,7 +201,7 @@ class NoticeView(APIView):
         headers = stored_headers(django_request)
         stale_before = timezone.now() - timedelta(seconds=topview_settings.sweep_after)
         try:
-            delivery = Notice.objects.record_delivery(
+            delivery = scheduling.store(
                 uuid=notice.uuid,
                 account=account.name,
                 biz_type=notice.biz_type,
@@ -231,7 +231,7 @@ class NoticeView(APIView):
             )
 
         if delivery.created:
-            transaction.on_commit(lambda: scheduling.start(delivery.notice_id))
+            transaction.on_commit(lambda: scheduling.start(delivery))
         elif delivery.needs_restart:
             # Stored earlier but never processed (the answer to that delivery was lost, the
             # process died) or its worker died: this delivery starts it again. The claim in
@@ -241,7 +241,7 @@ class NoticeView(APIView):
                 notice.uuid,
                 extra={"topview_notice_id": delivery.notice_id, "topview_notice_uuid": notice.uuid},
             )
-            transaction.on_commit(lambda: scheduling.start(delivery.notice_id, redelivered=True))
+            transaction.on_commit(lambda: scheduling.start(delivery, redelivered=True))
         else:
             logger.info("Duplicate delivery of Topview notice %s", notice.uuid)
             signals.send_lifecycle(

@@ -66,18 +66,37 @@ class NoticeManager(models.Manager["Notice"]):
         to ``pending`` by the same statement, so the caller can restart it
         (``Delivery.needs_restart``) without another query.
         """
-        model = self.model
-        connection = connections[router.db_for_write(model)]
+        connection = connections[router.db_for_write(self.model)]
+        sql, params = self.delivery_sql(connection, values, stale_before, max_attempts)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        assert row is not None  # RETURNING always gives the row, inserted or updated
+        notice_id, delivery_count, row_state = row
+        return Delivery(notice_id=notice_id, created=delivery_count == 1, state=str(row_state))
+
+    def delivery_sql(
+        self,
+        connection: BaseDatabaseWrapper,
+        values: dict[str, Any],
+        stale_before: datetime | None,
+        max_attempts: int,
+        expressions: dict[str, str] | None = None,
+    ) -> tuple[str, list[Any]]:
+        """``record_delivery``'s statement; ``expressions`` gives SQL for some columns'
+        values instead of parameters (``outcomes`` links a new notice to its task)."""
         column = self._column_sql(connection)
-        now = timezone.now()
-        values.setdefault("received_at", now)
+        expressions = expressions or {}
+        values.setdefault("received_at", timezone.now())
         values.setdefault("last_delivery_at", values["received_at"])
-        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+        fields = [f for f in self.model._meta.concrete_fields if not f.primary_key]
         params = [
             f.get_db_prep_save(values[f.name] if f.name in values else f.get_default(), connection)
             for f in fields
+            if f.name not in expressions
         ]
-        table = connection.ops.quote_name(model._meta.db_table)
+        placeholders = [expressions.get(f.name, "%s") for f in fields]
+        table = connection.ops.quote_name(self.model._meta.db_table)
         count, last = column("delivery_count"), column("last_delivery_at")
         state = column("state")
         reset = ""
@@ -95,17 +114,12 @@ class NoticeManager(models.Manager["Notice"]):
             ]
         sql = (
             f"INSERT INTO {table} ({', '.join(column(f.name) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"VALUES ({', '.join(placeholders)}) "
             f"ON CONFLICT ({column('uuid')}) DO UPDATE SET "
             f"{count} = {table}.{count} + 1, {last} = EXCLUDED.{last}{reset} "
             f"RETURNING {column('id')}, {count}, {state}"
         )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        assert row is not None  # RETURNING always gives the row, inserted or updated
-        notice_id, delivery_count, row_state = row
-        return Delivery(notice_id=notice_id, created=delivery_count == 1, state=str(row_state))
+        return sql, params
 
     def claim(
         self,
@@ -124,31 +138,49 @@ class NoticeManager(models.Manager["Notice"]):
         of two workers claiming at once, exactly one gets the row.
         """
         connection = connections[router.db_for_write(self.model)]
+        claimable = self.claimable_sql(connection, states, stale_before, retry_failed_below)
+        if claimable is None:
+            return None
+        condition, condition_params = claimable
         column = self._column_sql(connection)
         table = connection.ops.quote_name(self.model._meta.db_table)
         state, attempts = column("state"), column("attempts")
         started = column("processing_started_at")
-        moment = connection.ops.adapt_datetimefield_value
-        states = list(states)
-        claimable: list[str] = []
-        claimable_params: list[Any] = []
-        if states:
-            claimable.append(f"{state} IN ({', '.join(['%s'] * len(states))})")
-            claimable_params += states
-        if stale_before is not None:
-            claimable.append(f"({state} = %s AND {started} < %s)")
-            claimable_params += [NoticeState.PROCESSING, moment(stale_before)]
-        if retry_failed_below is not None:
-            claimable.append(f"({state} = %s AND {attempts} < %s)")
-            claimable_params += [NoticeState.FAILED, retry_failed_below]
-        if not claimable:
-            return None
         sql = (
             f"UPDATE {table} SET {state} = %s, {attempts} = {attempts} + 1, {started} = %s "
-            f"WHERE {column('id')} = %s AND ({' OR '.join(claimable)}) RETURNING *"
+            f"WHERE {column('id')} = %s AND ({condition}) RETURNING *"
         )
-        params = [NoticeState.PROCESSING, moment(timezone.now()), notice_id, *claimable_params]
+        moment = connection.ops.adapt_datetimefield_value(timezone.now())
+        params = [NoticeState.PROCESSING, moment, notice_id, *condition_params]
         return next(iter(self.raw(sql, params).using(connection.alias)), None)
+
+    def claimable_sql(
+        self,
+        connection: BaseDatabaseWrapper,
+        states: Iterable[str],
+        stale_before: datetime | None,
+        retry_failed_below: int | None,
+    ) -> tuple[str, list[Any]] | None:
+        """The condition ``claim`` puts on a notice's row; None when nothing is claimable."""
+        column = self._column_sql(connection)
+        state, attempts = column("state"), column("attempts")
+        started = column("processing_started_at")
+        states = list(states)
+        claimable: list[str] = []
+        params: list[Any] = []
+        if states:
+            claimable.append(f"{state} IN ({', '.join(['%s'] * len(states))})")
+            params += states
+        if stale_before is not None:
+            claimable.append(f"({state} = %s AND {started} < %s)")
+            params += [
+                NoticeState.PROCESSING,
+                connection.ops.adapt_datetimefield_value(stale_before),
+            ]
+        if retry_failed_below is not None:
+            claimable.append(f"({state} = %s AND {attempts} < %s)")
+            params += [NoticeState.FAILED, retry_failed_below]
+        return (" OR ".join(claimable), params) if claimable else None
 
     def _column_sql(self, connection: BaseDatabaseWrapper) -> Callable[[str], str]:
         """A function giving the quoted column of a field, for the raw statements above."""
