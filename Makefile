@@ -1,4 +1,4 @@
-.PHONY: demo test lint docs bench
+.PHONY: demo test lint docs bench mutation
 
 demo:  ## set up and serve the example project on http://127.0.0.1:8000 (admin / admin)
 	scripts/demo.sh
@@ -18,3 +18,6 @@ docs:  ## serve the documentation site with live reload on http://127.0.0.1:8001
 bench:
 	scripts/bootstrap.sh
 	.venv/bin/python bench/run.py
+
+mutation:  ## mutation testing of the core with mutmut (slow, not in CI; docs/mutation-testing.md)
+	scripts/mutation.sh

@@ -26,6 +26,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.test_celery_worker import (  # noqa: E402  (needs ROOT on sys.path)
+    Service,
     celery_worker,
     cleanup_redis,
     fired,
@@ -42,7 +45,20 @@ from tests.test_celery_worker import (  # noqa: E402  (needs ROOT on sys.path)
     records,
 )
 
-DATABASE = "topview_bench_celery"
+# bench/tasks_rate.py's too. Each run empties its tables: give a long run its own database.
+DATABASE = os.environ.get("TOPVIEW_BENCH_DATABASE", "topview_bench_celery")
+
+
+@dataclass
+class Queue:
+    """What the harness needs to know of a processing backend: its settings, its workers,
+    and what else to empty between runs. bench/tasks_rate.py measures Django Tasks with it."""
+
+    name: str
+    overrides: dict[str, Any]
+    start_workers: Callable[[argparse.Namespace], list[Service]]
+    tables: list[str] = field(default_factory=list)
+    describe: str = ""
 
 
 def ensure_database() -> None:
@@ -93,86 +109,58 @@ def submit_tasks(prefix: str, per_thread: int) -> None:
 
 
 def latencies() -> list[float]:
-    """Seconds from each notice's storing (received_at) to its receiver's first call."""
-    rows = sql(
-        "SELECT uuid, extract(epoch FROM received_at) FROM topview_callbacks_notice "
-        "WHERE state = 'processed'"
+    """Seconds from each notice's receipt (``received_at``) to its receiver's call, which the
+    recording receiver stamps in Redis (the last call: the one that fired)."""
+    received = sql(
+        "SELECT uuid, extract(epoch FROM received_at)::float8 FROM topview_callbacks_notice"
     )
     pipe = records().pipeline(transaction=False)
-    for uuid, _ in rows:
-        pipe.lindex(key(f"times:{uuid}"), 0)
+    for uuid, _at in received:
+        pipe.lindex(key(f"times:{uuid}"), -1)
     called = pipe.execute()
-    return sorted(float(c) - float(r) for (_, r), c in zip(rows, called, strict=True) if c)
+    return sorted(
+        float(call) - float(at)
+        for (_uuid, at), call in zip(received, called, strict=True)
+        if call is not None
+    )
 
 
 def percentile(values: list[float], share: float) -> float:
-    return values[min(int(share * len(values)), len(values) - 1)] if values else float("nan")
+    return values[min(len(values) - 1, int(share * len(values)))] if values else float("nan")
 
 
-def post_notices(args: argparse.Namespace, port: int, prefix: str) -> str:
-    """wrk posting new notices (uuids ``<prefix>-<thread>-<n>``) for --duration; its output."""
-    env = {**os.environ, "BENCH_MODE": "new", "BENCH_PREFIX": prefix}
-    return subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{args.connections}",
-            f"-d{args.duration}s",
-            "-s",
-            str(ROOT / "bench" / "post_notice.lua"),
-            f"http://127.0.0.1:{port}/topview/notice/",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
-def receive_only(args: argparse.Namespace) -> float:
-    """The manual-mode receive rate (web alone, nothing processed), for comparison."""
-    sql("TRUNCATE topview_callbacks_notice, topview_callbacks_submittedtask")
-    web, port = gunicorn(
-        DATABASE, workers=args.web_workers, overrides={"UID": "bench-uid", "PROCESSING": "manual"}
-    )
-    try:
-        out = post_notices(args, port, f"manual-{time.time_ns()}")
-    finally:
-        web.stop()
-        web.log.unlink(missing_ok=True)
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-
-
-def run(args: argparse.Namespace, known_tasks: bool) -> dict[str, float]:
-    """One workload: wrk against gunicorn while the worker processes; the figures."""
-    sql("TRUNCATE topview_callbacks_notice, topview_callbacks_submittedtask")
+def run(args: argparse.Namespace, known_tasks: bool, queue: Queue) -> dict[str, float]:
+    """One workload: wrk against gunicorn while the workers process; the figures."""
+    tables = ["topview_callbacks_notice", "topview_callbacks_submittedtask", *queue.tables]
+    sql(f"TRUNCATE {', '.join(tables)}")
     cleanup_redis()
-    prefix = f"celery-{time.time_ns()}"
+    prefix = f"{queue.name}-{time.time_ns()}"
     submitted = 2 * 1500 * args.duration if known_tasks else 0  # more than wrk can send
     if submitted:
         submit_tasks(prefix, per_thread=submitted // 2)
-    batching = {
-        "BATCH_SIZE": args.batch_size,
-        "BATCH_WINDOW": args.batch_window,
-        "ASYNC_PROCESSED_MARK": args.async_mark,
-        "PREPARED_STATEMENTS": args.prepared,
-    }
-    overrides = {"UID": "bench-uid", "PROCESSING": "celery", **batching}
-    services = []
+    overrides = {"UID": "bench-uid", **queue.overrides}
+    services: list[Service] = []
     try:
-        worker = celery_worker(
-            DATABASE,
-            concurrency=args.celery_concurrency,
-            loglevel="warning",
-            pool_name=args.pool,
-            overrides=batching,
-            TOPVIEW_TEST_DB_REUSE_MAX=str(args.db_reuse_max),
-        )
-        services.append(worker)
+        services.extend(queue.start_workers(args))
         web, port = gunicorn(DATABASE, workers=args.web_workers, overrides=overrides)
         services.append(web)
+        env = {**os.environ, "BENCH_MODE": "new", "BENCH_PREFIX": prefix}
         started = time.monotonic()
-        out = post_notices(args, port, prefix)
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t2",
+                f"-c{args.connections}",
+                f"-d{args.duration}s",
+                "-s",
+                str(ROOT / "bench" / "post_notice.lua"),
+                f"http://127.0.0.1:{port}/topview/notice/",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         received_at = time.monotonic()
         requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -187,8 +175,8 @@ def run(args: argparse.Namespace, known_tasks: bool) -> dict[str, float]:
             time.sleep(0.2)
         finished = time.monotonic()
         twice = sum(1 for count in fired().values() if count > 1)
-        waits = latencies()
         created = int(sql("SELECT count(*) FROM topview_callbacks_submittedtask")[0][0])
+        waits = latencies()
     finally:
         for service in reversed(services):
             service.stop()
@@ -205,18 +193,27 @@ def run(args: argparse.Namespace, known_tasks: bool) -> dict[str, float]:
         "e2e_rate": done / (finished - started),
         "drain_rate": (done - processed_at_receive_end) / max(finished - received_at, 1e-9),
         "processed_while_receiving": processed_at_receive_end,
-        "p50_latency_ms": 1000 * percentile(waits, 0.5),
-        "p99_latency_ms": 1000 * percentile(waits, 0.99),
+        "p50_ms": percentile(waits, 0.50) * 1000,
+        "p99_ms": percentile(waits, 0.99) * 1000,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def celery_workers(args: argparse.Namespace) -> list[Service]:
+    return [
+        celery_worker(
+            DATABASE,
+            concurrency=args.celery_concurrency,
+            loglevel="warning",
+            pool_name=args.pool,
+            TOPVIEW_TEST_DB_REUSE_MAX=str(args.db_reuse_max),
+        )
+    ]
+
+
+def common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds of wrk (default 10)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--web-workers", type=int, default=2)
-    parser.add_argument("--celery-concurrency", type=int, default=2)
-    parser.add_argument("--pool", default="prefork", help="Celery pool (prefork, threads)")
     parser.add_argument(
         "--tasks",
         nargs="+",
@@ -224,46 +221,20 @@ def main() -> None:
         default=["known", "unknown"],
         help="workloads: notices for submitted tasks, for tasks never seen (default: both)",
     )
-    parser.add_argument(
-        "--db-reuse-max",
-        type=int,
-        default=1000,
-        help="the worker's CELERY_DB_REUSE_MAX (default 1000; 0: Celery's default, which "
-        "closes the database connection after every task)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=1,
-        help="BATCH_SIZE (default 1: a message per notice; above: drains)",
-    )
-    parser.add_argument("--batch-window", type=float, default=0.05, help="BATCH_WINDOW")
-    parser.add_argument(
-        "--manual", action="store_true", help="also measure the manual-mode receive rate"
-    )
-    parser.add_argument("--async-mark", action="store_true", help="ASYNC_PROCESSED_MARK")
-    parser.add_argument("--prepared", action="store_true", help="PREPARED_STATEMENTS")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3; medians)")
     parser.add_argument("--timeout", type=float, default=300, help="max seconds to drain")
-    args = parser.parse_args()
 
-    ensure_database()
+
+def rounds(args: argparse.Namespace, queue: Queue) -> None:
+    """``args.rounds`` rounds of each workload, interleaved; each run, then the medians."""
     print(
         f"wrk -t2 -c{args.connections} -d{args.duration}s, gunicorn sync -w{args.web_workers}, "
-        f"celery {args.pool} -c{args.celery_concurrency} (CELERY_DB_REUSE_MAX="
-        f"{args.db_reuse_max}), BATCH_SIZE={args.batch_size}, ASYNC_PROCESSED_MARK="
-        f"{args.async_mark}, PREPARED_STATEMENTS={args.prepared}; workloads interleaved, "
-        f"{args.rounds} round(s)"
+        f"{queue.describe}; workloads interleaved, {args.rounds} round(s)"
     )
-    print(f"load before: {os.getloadavg()}")
     results: dict[str, list[dict[str, float]]] = {workload: [] for workload in args.tasks}
-    manual: list[float] = []
     for number in range(1, args.rounds + 1):
-        if args.manual:
-            manual.append(receive_only(args))
-            print(f"  round {number}, manual mode: receive {manual[-1]:.0f}/s", flush=True)
         for workload, runs in results.items():
-            r = run(args, known_tasks=workload == "known")
+            r = run(args, known_tasks=workload == "known", queue=queue)
             runs.append(r)
             print(
                 f"  round {number}, {workload} tasks: {r['requests']:.0f} acknowledged "
@@ -271,8 +242,8 @@ def main() -> None:
                 f"processed, {r['twice']:.0f} twice, {r['tasks_from_notices']:.0f} tasks "
                 f"created from notices; receive {r['receive_rate']:.0f}/s, "
                 f"end to end {r['e2e_rate']:.0f}/s ({r['e2e_rate'] / r['receive_rate']:.0%}), "
-                f"drain {r['drain_rate']:.0f}/s; received -> signal p50 "
-                f"{r['p50_latency_ms']:.0f} ms, p99 {r['p99_latency_ms']:.0f} ms",
+                f"drain {r['drain_rate']:.0f}/s; received -> signal p50 {r['p50_ms']:.0f} ms, "
+                f"p99 {r['p99_ms']:.0f} ms",
                 flush=True,
             )
     print("medians:")
@@ -281,26 +252,41 @@ def main() -> None:
         e2e = statistics.median(r["e2e_rate"] for r in runs)
         share = statistics.median(r["e2e_rate"] / r["receive_rate"] for r in runs)
         drain = statistics.median(r["drain_rate"] for r in runs)
-        p50 = statistics.median(r["p50_latency_ms"] for r in runs)
-        p99 = statistics.median(r["p99_latency_ms"] for r in runs)
-        shares = ", ".join(f"{r['e2e_rate'] / r['receive_rate']:.0%}" for r in runs)
+        p50 = statistics.median(r["p50_ms"] for r in runs)
+        p99 = statistics.median(r["p99_ms"] for r in runs)
         print(
             f"  {workload:>7} tasks: receive {receive:5.0f}/s, end to end {e2e:5.0f}/s "
-            f"= {share:.0%} of receive (rounds: {shares}); drain alone {drain:.0f}/s; "
-            f"received -> signal p50 {p50:.0f} ms, p99 {p99:.0f} ms"
+            f"= {share:.0%} of receive; drain alone {drain:.0f}/s; received -> signal "
+            f"p50 {p50:.0f} ms, p99 {p99:.0f} ms"
         )
-        if manual:
-            by_round = ", ".join(
-                f"{r['e2e_rate'] / m:.0%}" for r, m in zip(runs, manual, strict=True)
-            )
-            print(
-                f"  {workload:>7} tasks: end to end / manual-mode receive "
-                f"{statistics.median(manual):.0f}/s = {e2e / statistics.median(manual):.0%} "
-                f"(rounds: {by_round})"
-            )
     lost = sum(r["stored"] - r["done"] for runs in results.values() for r in runs)
     twice = sum(r["twice"] for runs in results.values() for r in runs)
-    print(f"  lost: {lost:.0f}, fired twice: {twice:.0f}; load after: {os.getloadavg()}")
+    print(f"  lost: {lost:.0f}, fired twice: {twice:.0f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_arguments(parser)
+    parser.add_argument("--celery-concurrency", type=int, default=2)
+    parser.add_argument("--pool", default="prefork", help="Celery pool (prefork, threads)")
+    parser.add_argument(
+        "--db-reuse-max",
+        type=int,
+        default=1000,
+        help="the worker's CELERY_DB_REUSE_MAX (default 1000; 0: Celery's default, which "
+        "closes the database connection after every task)",
+    )
+    args = parser.parse_args()
+
+    ensure_database()
+    queue = Queue(
+        name="celery",
+        overrides={"PROCESSING": "celery"},
+        start_workers=celery_workers,
+        describe=f"celery {args.pool} -c{args.celery_concurrency} "
+        f"(CELERY_DB_REUSE_MAX={args.db_reuse_max})",
+    )
+    rounds(args, queue)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.dispatch import Signal
 
+from tests.media_server import MediaServer
 from topview_callbacks import signals
 
 ON_POSTGRES = settings.DATABASE_VENDOR == "postgres"
@@ -36,6 +42,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         skip_redis = pytest.mark.skip(reason="needs Redis: nothing answers at 127.0.0.1:6379")
         for item in redis_items:
             item.add_marker(skip_redis)
+    # moto's standalone S3 server (archiving to S3): skipped without it, except in CI.
+    s3_items = [item for item in items if "s3" in item.keywords]
+    if s3_items and not shutil.which("moto_server", path=os.path.dirname(sys.executable)):
+        if SERVICES_REQUIRED:
+            raise pytest.UsageError("moto_server is required here: pip install 'moto[server]'.")
+        skip_s3 = pytest.mark.skip(reason="needs moto_server: pip install 'moto[server]'")
+        for item in s3_items:
+            item.add_marker(skip_s3)
     if ON_POSTGRES:
         return
     skip = pytest.mark.skip(
@@ -98,3 +112,66 @@ def failing_receiver() -> Iterator[Any]:
     signals.notice_received.connect(receiver, weak=False)
     yield Receiver
     signals.notice_received.disconnect(receiver)
+
+
+# --- archiving: a media server on 127.0.0.1 and settings that let the tests fetch from it ---
+
+ARCHIVED_SIZE = 200_000
+
+
+@pytest.fixture
+def server() -> Iterator[MediaServer]:
+    """``tests.media_server.MediaServer`` serving ``ARCHIVED_SIZE``-byte files."""
+    server = MediaServer(size=ARCHIVED_SIZE).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def archive_settings(settings: Any, tmp_path: Path) -> Any:
+    """ARCHIVE_MEDIA on, http and 127.0.0.1 allowed, files in ``tmp_path/media``."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media"), "base_url": "/media/"},
+        },
+    }
+    settings.TOPVIEW_CALLBACKS = {
+        **settings.TOPVIEW_CALLBACKS,
+        "ARCHIVE_MEDIA": True,
+        "ARCHIVE_ALLOW_HTTP": True,
+        "ARCHIVE_ALLOW_PRIVATE": True,
+        "ARCHIVE_HOSTS": ["127.0.0.1"],
+        "ARCHIVE_MAX_BYTES": 1_000_000,
+        "ARCHIVE_TIMEOUT": 1.0,
+        "RETRY_BACKOFF": 0,
+        "RETRY_JITTER": False,
+        "MAX_ATTEMPTS": 3,
+    }
+    return settings
+
+
+_HIDE = """
+import sys
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if any(name == hidden or name.startswith(hidden + ".") for hidden in HIDDEN):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Hide())
+import django
+django.setup()
+"""
+
+
+def run_without(hidden: tuple[str, ...], code: str) -> str:
+    """Run ``code`` in a new Python process where ``hidden`` packages can't be imported,
+    after ``django.setup()`` with the test settings (on SQLite); returns its output."""
+    script = f"HIDDEN = {hidden!r}\n{_HIDE}\n{textwrap.dedent(code)}"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    env.pop("TOPVIEW_TEST_DATABASE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -6,7 +6,9 @@ TOPVIEW_TEST_DATABASE=postgres runs the suite on the machine's PostgreSQL
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import tempfile
 
 SECRET_KEY = "tests-only"
 DEBUG = False
@@ -15,6 +17,10 @@ USE_TZ = True
 ROOT_URLCONF = "tests.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "static/"
+# Archived media land here unless a test sets its own storage (never in the repository).
+MEDIA_ROOT = os.environ.get(
+    "TOPVIEW_TEST_MEDIA_ROOT", os.path.join(tempfile.gettempdir(), "topview-test-media")
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -26,6 +32,26 @@ INSTALLED_APPS = [
     "rest_framework",
     "topview_callbacks",
 ]
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:  # a test hiding the package raises here
+        return False
+
+
+# Django's Tasks framework, when installed: django.tasks (Django 6.0+) or the django-tasks
+# backport, with django-tasks-db's database backend (tests/test_tasks_worker.py runs its
+# worker). PROCESSING="tasks" uses the "default" one unless TASKS_BACKEND says "database".
+_TASKS = "django.tasks" if _importable("django.tasks") else "django_tasks"
+if _TASKS == "django_tasks" and _importable("django_tasks"):
+    INSTALLED_APPS.append("django_tasks")  # resets its backends when a test changes TASKS
+if _importable(_TASKS):
+    TASKS = {"default": {"BACKEND": f"{_TASKS}.backends.immediate.ImmediateBackend"}}
+if _importable(_TASKS) and _importable("django_tasks_db"):
+    INSTALLED_APPS.append("django_tasks_db")
+    TASKS["database"] = {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": []}
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -231,6 +231,7 @@ def celery_worker(
     overrides: dict[str, Any] | None = None,
     loglevel: str = "info",
     pool_name: str = "prefork",
+    include: tuple[str, ...] = (),
     **env: str,
 ) -> Service:
     pool = ["-P", "solo"] if concurrency == 1 else ["-P", pool_name, "-c", str(concurrency)]
@@ -241,6 +242,7 @@ def celery_worker(
         "-A",
         "tests.test_celery_worker",
         "worker",
+        *(f"--include={module}" for module in include),
         "-Q",
         QUEUE,
         "-n",
@@ -394,6 +396,22 @@ def states(*uuids: str) -> dict[str, str]:
     return dict(Notice.objects.filter(uuid__in=uuids).values_list("uuid", "state"))
 
 
+def kill_mid_notice(worker: Service) -> dict[str, Any]:
+    """Deliver a notice whose receiver sleeps and SIGKILL ``worker`` while it does; the
+    notice is left processing, its signal not fired. Returns its payload."""
+    from topview_callbacks.testing import deliver_notice, notice_payload
+
+    payload = notice_payload("VOICE_TEXT2VOICE")
+    records().hset(key("sleep"), payload["taskId"], 60)
+    assert deliver_notice(payload).status_code == 200
+    wait_for(lambda: calls().get(payload["uuid"]) == 1, 30, "the receiver to start")
+    worker.kill(signal.SIGKILL)
+    records().hdel(key("sleep"), payload["taskId"])
+    assert states(payload["uuid"]) == {payload["uuid"]: "processing"}
+    assert fired() == {}
+    return payload
+
+
 # --- tests ----------------------------------------------------------------------------------
 
 
@@ -526,7 +544,6 @@ def test_a_worker_killed_mid_processing_is_taken_over_once(
 ) -> None:
     from topview_callbacks import sweeping, tasks
     from topview_callbacks.models import Notice
-    from topview_callbacks.testing import deliver_notice, notice_payload
 
     # Redis redelivers an unacknowledged message after the visibility timeout; the sweep
     # (SWEEP_AFTER) queues it again anyway. Whichever comes first processes it, once.
@@ -535,14 +552,7 @@ def test_a_worker_killed_mid_processing_is_taken_over_once(
     first = celery_worker(db_name, overrides=overrides, **worker_env)
     running.append(first)
     settings.TOPVIEW_CALLBACKS = {**settings.TOPVIEW_CALLBACKS, "PROCESSING": "celery"}
-    payload = notice_payload("VOICE_TEXT2VOICE")
-    records().hset(key("sleep"), payload["taskId"], 60)
-    assert deliver_notice(payload).status_code == 200
-    wait_for(lambda: calls().get(payload["uuid"]) == 1, 30, "the receiver to start")
-    first.kill(signal.SIGKILL)
-    records().hdel(key("sleep"), payload["taskId"])
-    assert states(payload["uuid"]) == {payload["uuid"]: "processing"}
-    assert fired() == {}
+    payload = kill_mid_notice(first)
 
     second = celery_worker(db_name, overrides=overrides, **worker_env)
     running.append(second)

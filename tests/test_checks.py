@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import pytest
@@ -200,3 +201,119 @@ def test_default_processing_settings_pass_the_checks() -> None:
     assert (
         not {"topview_callbacks.E020", "topview_callbacks.W020", "topview_callbacks.W021"} & found
     )
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"HEALTH": []}, "topview_callbacks.E050"),
+        ({"HEALTH": {"FAILED_24H_WARNING": -1}}, "topview_callbacks.E050"),
+        ({"HEALTH": {"NO_SUCH_THRESHOLD": 1}}, "topview_callbacks.E050"),
+        ({"PRUNE_REJECTIONS_AFTER_DAYS": 0}, "topview_callbacks.E053"),
+        ({"CREDIT_CACHE_SECONDS": "5"}, "topview_callbacks.E053"),
+    ],
+)
+def test_observability_settings_are_checked(extra: dict[str, Any], expected: str) -> None:
+    assert ids(TOPVIEW_CALLBACKS={**GOOD, **extra}) == [expected]
+
+
+def test_metrics_without_prometheus_client_is_e051(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "prometheus_client" else real(name, *a),
+    )
+    assert ids(TOPVIEW_CALLBACKS={**GOOD, "METRICS": True}) == ["topview_callbacks.E051"]
+
+
+def test_a_short_metrics_token_is_a_security_error() -> None:
+    with override_settings(TOPVIEW_CALLBACKS={**GOOD, "METRICS_TOKEN": "short"}):
+        assert [m.id for m in ours(tags=[Tags.security])] == ["topview_callbacks.E052"]
+
+
+def test_a_missing_multiprocess_directory_is_w050(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/nonexistent/prometheus")
+    assert ids(TOPVIEW_CALLBACKS={**GOOD, "METRICS": True}) == ["topview_callbacks.W050"]
+
+
+# --- PROCESSING="tasks": Django's Tasks framework --------------------------------------------
+
+TASKS_MODE = {**GOOD, "PROCESSING": "tasks"}
+_FRAMEWORK = "django.tasks" if importlib.util.find_spec("django.tasks") else "django_tasks"
+needs_tasks = pytest.mark.skipif(
+    importlib.util.find_spec(_FRAMEWORK) is None, reason="needs django.tasks or django-tasks"
+)
+
+
+def backend(name: str, **params: Any) -> dict[str, Any]:
+    return {"BACKEND": f"{_FRAMEWORK}.backends.{name}", **params}
+
+
+def tasks_ids(**settings: Any) -> list[str]:
+    """Only this check: the framework's own check raises on a backend it can't load."""
+    from topview_callbacks.checks import check_tasks_framework
+
+    with override_settings(**settings):
+        return [message.id for message in check_tasks_framework()]  # type: ignore[misc]
+
+
+class NoDeferBackend:
+    """Stands for a backend with workers that can't run a task later (no ``run_after``)."""
+
+    supports_defer = False
+
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        self.alias, self.queues = alias, set(params.get("QUEUES", ["default"]))
+
+    def validate_task(self, task: Any) -> None:
+        pass
+
+
+@needs_tasks
+def test_tasks_mode_with_a_backend_that_has_workers_passes() -> None:
+    pytest.importorskip("django_tasks_db")
+    assert ids(TOPVIEW_CALLBACKS={**TASKS_MODE, "TASKS_BACKEND": "database"}) == []
+
+
+@needs_tasks
+@pytest.mark.parametrize(
+    ("values", "tasks", "expected"),
+    [
+        ({"TASKS_QUEUE": ""}, None, "topview_callbacks.E061"),
+        ({"TASKS_BACKEND": 3}, None, "topview_callbacks.E061"),
+        ({"TASKS_BACKEND": "workers"}, None, "topview_callbacks.E062"),
+        ({}, {"default": {"BACKEND": "no.such.Backend"}}, "topview_callbacks.E062"),
+        ({"TASKS_QUEUE": "topview"}, None, "topview_callbacks.E063"),
+        ({}, {"default": backend("immediate.ImmediateBackend")}, "topview_callbacks.W060"),
+        ({}, {"default": backend("dummy.DummyBackend")}, "topview_callbacks.W061"),
+        (
+            {},
+            {"default": {"BACKEND": "tests.test_checks.NoDeferBackend"}},
+            "topview_callbacks.W062",
+        ),
+    ],
+)
+def test_tasks_framework_checks(
+    values: dict[str, Any], tasks: dict[str, Any] | None, expected: str
+) -> None:
+    settings = {"TASKS": tasks} if tasks is not None else {}
+    assert tasks_ids(TOPVIEW_CALLBACKS={**TASKS_MODE, **values}, **settings) == [expected]
+
+
+@needs_tasks
+def test_w060_the_immediate_backend_is_fine_while_debugging() -> None:
+    assert ids(TOPVIEW_CALLBACKS=TASKS_MODE) == ["topview_callbacks.W060"]
+    assert ids(TOPVIEW_CALLBACKS=TASKS_MODE, DEBUG=True) == []
+    assert ids(TOPVIEW_CALLBACKS=GOOD) == []  # inline: the Tasks framework is not used
+
+
+def test_e060_tasks_processing_without_the_tasks_framework(monkeypatch: pytest.MonkeyPatch) -> None:
+    find_spec = importlib.util.find_spec
+    hidden = ("django.tasks", "django_tasks")
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in hidden else find_spec(name)
+    )
+    assert ids(TOPVIEW_CALLBACKS=TASKS_MODE) == ["topview_callbacks.E060"]

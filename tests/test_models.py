@@ -88,3 +88,18 @@ def test_error_summary_is_the_exception_line_of_the_traceback(
     last_error: str, summary: str
 ) -> None:
     assert Notice(last_error=last_error).error_summary == summary
+
+
+# --- pinned down by mutation testing (docs/mutation-testing.md) ------------------------------
+
+
+@pytest.mark.django_db
+def test_record_delivery_dates_the_first_delivery_at_its_reception() -> None:
+    received = timezone.now() - timedelta(hours=3)  # a caller may date the delivery itself
+    Notice.objects.record_delivery(
+        uuid="u-dated", biz_type="SCRAPER", task_id="t1", status="success", received_at=received
+    )
+    Notice.objects.record_delivery(uuid="u-now", biz_type="SCRAPER", task_id="t2", status="fail")
+    dated, now = Notice.objects.get(uuid="u-dated"), Notice.objects.get(uuid="u-now")
+    assert dated.received_at == dated.last_delivery_at == received
+    assert now.last_delivery_at == now.received_at

@@ -206,3 +206,185 @@ def test_a_duplicate_notice_cannot_be_replayed_into_a_second_outcome(record_sign
     assert fired.calls == []
     assert Notice.objects.get(pk=late.pk).state == NoticeState.DUPLICATE
     assert SubmittedTask.objects.get(task_id="t-dup").status == TaskStatus.FAIL
+
+
+# --- pinned down by mutation testing (docs/mutation-testing.md) ------------------------------
+# These live at the end of the module, with their imports, so the section merges cleanly.
+
+import responses  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+QUERY_VOICE = "https://api.topview.test/v1/voice/clone/task/query"
+QUERY_REPLACE = "https://api.topview.test/v1/product_avatar/task/image_replace/result"
+
+
+def topview(**values: Any) -> Any:
+    return override_settings(TOPVIEW_CALLBACKS={**settings.TOPVIEW_CALLBACKS, **values})
+
+
+def query_answer(**result: Any) -> dict[str, Any]:
+    return {"code": "200", "message": "Success", "result": {"errorMsg": None, **result}}
+
+
+def test_a_replay_fires_with_the_linked_task_and_reports_no_status_change(
+    record_signal: Any,
+) -> None:
+    signals.m2v_preview.connect(broken_receiver)
+    try:
+        notice = receive(notice_payload(uuid="n-relink"))
+    finally:
+        signals.m2v_preview.disconnect(broken_receiver)
+    task = SubmittedTask.objects.get()
+    fired = record_signal(signals.m2v_preview)
+    changed = record_signal(signals.task_status_changed)
+    assert processing.replay_notice(notice.pk) is not None
+    assert fired.calls[0]["task"] == task  # the task the first attempt recorded, not None
+    assert changed.calls == []  # the outcome was recorded once, on the first attempt
+
+
+def test_a_submitted_task_reports_its_status_change(record_signal: Any) -> None:
+    changed = record_signal(signals.task_status_changed)
+    task = SubmittedTask.objects.create(
+        biz_type="M2V_PREVIEW", task_id="t-sub", status=TaskStatus.SUBMITTED
+    )
+    notice = receive(notice_payload(task_id="t-sub"))
+    [call] = changed.calls
+    assert call["sender"] is SubmittedTask
+    assert call["task"] == task
+    assert (call["old_status"], call["new_status"]) == (TaskStatus.SUBMITTED, TaskStatus.SUCCESS)
+    assert call["notice"].pk == notice.pk
+
+
+def test_outcome_and_failure_signals_are_sent_by_the_notice_model(record_signal: Any) -> None:
+    generic = record_signal(signals.notice_received)
+    failed = record_signal(signals.notice_processing_failed)
+    signals.m2v_preview.connect(broken_receiver)
+    try:
+        receive(notice_payload())
+    finally:
+        signals.m2v_preview.disconnect(broken_receiver)
+    assert generic.calls[0]["sender"] is Notice
+    assert failed.calls[0]["sender"] is Notice
+
+
+def test_a_failing_receiver_is_logged_with_the_notice_and_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    payload = notice_payload(uuid="n-logged", task_id="t-logged")
+    signals.m2v_preview.connect(broken_receiver)
+    try:
+        with caplog.at_level("ERROR", logger="topview_callbacks.processing"):
+            receive(payload)
+    finally:
+        signals.m2v_preview.disconnect(broken_receiver)
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing"]
+    message = record.getMessage()
+    assert all(word in message for word in ("n-logged", "M2V_PREVIEW", "t-logged", "default"))
+    assert record.exc_info is not None and "receiver bug 42" in str(record.exc_info[1])
+    assert record.topview_notice_uuid == "n-logged"  # type: ignore[attr-defined]
+
+
+def test_a_duplicate_outcome_is_logged_and_stamped_processed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    receive(notice_payload(task_id="t-twice", status="fail"))
+    with caplog.at_level("INFO", logger="topview_callbacks.processing"):
+        late = receive(notice_payload(task_id="t-twice", uuid="n-late"))
+    assert late.state == NoticeState.DUPLICATE
+    assert late.processed_at is not None  # done with, as far as the pruning and admin go
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing"]
+    assert all(word in record.getMessage() for word in ("n-late", "M2V_PREVIEW", "t-twice"))
+    assert record.topview_task_id == "t-twice"  # type: ignore[attr-defined]
+
+
+def test_a_task_keeps_the_first_callback_uuid_it_learns() -> None:
+    unknown = SubmittedTask.objects.create(
+        biz_type="M2V_PREVIEW", task_id="t-no-uuid", status=TaskStatus.RUNNING
+    )
+    known = SubmittedTask.objects.create(
+        biz_type="M2V_PREVIEW", task_id="t-uuid", notice_uuid="n-from-submit"
+    )
+    receive(notice_payload(task_id="t-no-uuid", uuid="n-callback"))
+    receive(notice_payload(task_id="t-uuid", uuid="n-another"))
+    unknown.refresh_from_db()
+    known.refresh_from_db()
+    assert unknown.notice_uuid == "n-callback"
+    assert known.notice_uuid == "n-from-submit"
+
+
+def test_a_polled_outcome_is_not_taken_for_the_callback_uuid() -> None:
+    running = SubmittedTask.objects.create(
+        biz_type="VOICE_CLONE", task_id="t-polled", status=TaskStatus.RUNNING
+    )
+    for task_id in ("t-polled", "t-first-seen-in-a-poll"):
+        delivery = Notice.objects.record_delivery(
+            uuid=f"poll:VOICE_CLONE:{task_id}",
+            biz_type="VOICE_CLONE",
+            task_id=task_id,
+            status="success",
+            source="poll",
+        )
+        assert processing.process_notice(delivery.notice_id) is not None
+    running.refresh_from_db()
+    assert running.status == TaskStatus.SUCCESS
+    assert running.notice_uuid == ""
+    assert SubmittedTask.objects.get(task_id="t-first-seen-in-a-poll").notice_uuid == ""
+
+
+@responses.activate
+def test_verification_asks_about_the_notices_task_with_its_accounts_key() -> None:
+    responses.get(QUERY_VOICE, json=query_answer(taskId="t-brand", status="success"))
+    with topview(VERIFY_WITH_QUERY=True):
+        response = deliver_notice(
+            notice_payload("VOICE_CLONE", task_id="t-brand"), uid="test-uid-brand-b"
+        )
+    assert response.status_code == 200
+    [call] = responses.calls
+    assert "taskId=t-brand" in str(call.request.url)
+    assert call.request.headers["Authorization"] == "Bearer sk-brand-b"
+    assert Notice.objects.get().state == NoticeState.PROCESSED
+
+
+@responses.activate
+def test_verification_reads_the_state_where_the_product_puts_it() -> None:
+    # This product's query result has "taskStatus", not "status" (biz_types.py).
+    responses.get(QUERY_REPLACE, json=query_answer(taskId="t-img", taskStatus="success"))
+    with topview(VERIFY_WITH_QUERY=True):
+        notice = receive(notice_payload("PRODUCT_AVATAR_REPLACE_PRODUCT_IMAGE", task_id="t-img"))
+    assert notice.state == NoticeState.PROCESSED
+    assert SubmittedTask.objects.get(task_id="t-img").status == TaskStatus.SUCCESS
+
+
+@responses.activate
+def test_a_verified_outcome_takes_topviews_error_message_too() -> None:
+    responses.get(
+        QUERY_VOICE, json=query_answer(taskId="t-v1", status="fail", errorMsg="quota exceeded")
+    )
+    responses.get(QUERY_VOICE, json=query_answer(taskId="t-v2", status="success"))
+    with topview(VERIFY_WITH_QUERY=True):
+        claimed_success = receive(notice_payload("VOICE_CLONE", task_id="t-v1"))
+        claimed_failure = receive(
+            notice_payload("VOICE_CLONE", task_id="t-v2", status="fail", error_msg="it broke")
+        )
+    assert (claimed_success.status, claimed_success.error_message) == ("fail", "quota exceeded")
+    assert SubmittedTask.objects.get(task_id="t-v1").error_message == "quota exceeded"
+    assert (claimed_failure.status, claimed_failure.error_message) == ("success", "")
+    assert SubmittedTask.objects.get(task_id="t-v2").error_message == ""
+
+
+@responses.activate
+def test_an_unconfirmed_notice_is_returned_pending_with_the_reason_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with topview(PROCESSING="manual"):
+        stored = receive(notice_payload("VOICE_CLONE", uuid="n-early", task_id="t-early"))
+    responses.get(QUERY_VOICE, json=query_answer(taskId="t-early", status="running"))
+    with topview(VERIFY_WITH_QUERY=True), caplog.at_level("WARNING"):
+        notice = processing.process_notice(stored.pk)
+    assert notice is not None
+    assert notice.state == NoticeState.PENDING
+    assert "running" in notice.last_error
+    assert Notice.objects.get(pk=stored.pk).last_error == notice.last_error
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing"]
+    assert "n-early" in record.getMessage() and "running" in record.getMessage()
+    assert record.topview_notice_uuid == "n-early"  # type: ignore[attr-defined]

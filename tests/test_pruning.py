@@ -151,7 +151,10 @@ def test_command_prunes_and_reports() -> None:
     keep = notice(10).uuid
     out = io.StringIO()
     call_command("topview_prune", "--older-than", "90d", "--failed-older-than", "30d", stdout=out)
-    assert "Deleted 1 notice(s), 1 failed notice(s) and 0 task(s)." in out.getvalue()
+    assert (
+        "Deleted 1 notice(s), 1 failed notice(s), 0 task(s), 0 archived file(s) and "
+        "0 rejection count(s)" in out.getvalue()
+    )
     assert remaining() == {keep}
 
 

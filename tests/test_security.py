@@ -370,8 +370,8 @@ def test_f6_the_path_token_never_reaches_a_log_line(
     lines = [record.getMessage() for record in caplog.records]
     assert not any(token in line for line in lines), lines
     assert not [r for r in caplog.records if r.name == "django.request"]  # logged once, by us
-    (line,) = [r.getMessage() for r in caplog.records if r.name == "topview_callbacks.views"]
-    assert "/topview/notice/<token>/" in line and str(status) in line
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "topview_callbacks.rejections"]
+    assert f"({status})" in line and "rejected" in line
 
 
 def test_f6_the_log_filter_redacts_access_log_lines() -> None:

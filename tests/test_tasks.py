@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import subprocess
-import sys
-import textwrap
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +16,7 @@ from django.test import override_settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from tests.conftest import run_without
 from topview_callbacks import processing, signals, sweeping, tasks
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
 from topview_callbacks.testing import deliver_notice, notice_payload
@@ -83,21 +80,6 @@ def flaky() -> Any:
     yield connect
     for receiver in receivers:
         signals.notice_received.disconnect(receiver)
-
-
-# --- retry policy ---------------------------------------------------------------------------
-
-
-def test_retry_delay_doubles_up_to_the_cap_without_jitter() -> None:
-    with topview(RETRY_BACKOFF=2, RETRY_BACKOFF_MAX=20, RETRY_JITTER=False):
-        assert [tasks.retry_delay(n) for n in range(1, 7)] == [2, 4, 8, 16, 20, 20]
-
-
-def test_retry_delay_jitter_stays_between_half_and_the_full_backoff() -> None:
-    with topview(RETRY_BACKOFF=8, RETRY_BACKOFF_MAX=600, RETRY_JITTER=True):
-        delays = [tasks.retry_delay(3) for _ in range(200)]
-    assert all(16 <= delay <= 32 for delay in delays)
-    assert len(set(delays)) > 100  # actually random, so failures don't retry in lockstep
 
 
 # --- enqueueing -----------------------------------------------------------------------------
@@ -373,7 +355,14 @@ def test_reconcile_task_runs_the_real_reconcile_and_returns_plain_data() -> None
 def test_prune_task_reports_counts() -> None:
     notice = store()
     _age(notice, 100 * 86400, state=NoticeState.PROCESSED)
-    assert tasks.prune_task.apply().get() == {"notices": 1, "failed_notices": 0, "tasks": 0}
+    assert tasks.prune_task.apply().get() == {
+        "notices": 1,
+        "failed_notices": 0,
+        "tasks": 0,
+        "rejections": 0,
+        "files": 0,
+        "kept_for_files": 0,
+    }
 
 
 # --- lifecycle signals ----------------------------------------------------------------------
@@ -418,30 +407,17 @@ def test_a_failing_lifecycle_receiver_is_logged_and_changes_nothing(
 
 
 def test_the_package_works_without_celery_installed() -> None:
-    script = textwrap.dedent(
+    out = run_without(
+        ("celery",),
         """
-        import sys
-        class NoCelery:
-            def find_spec(self, name, path=None, target=None):
-                if name == "celery" or name.startswith("celery."):
-                    raise ModuleNotFoundError("No module named 'celery'", name="celery")
-        sys.meta_path.insert(0, NoCelery())
-        import django
-        django.setup()
         import topview_callbacks.admin, topview_callbacks.processing, topview_callbacks.views
         from django.core.management import call_command
         call_command("check")
         assert "celery" not in sys.modules
         print("ok")
-        """
+        """,
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    env.pop("TOPVIEW_TEST_DATABASE", None)
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("ok")
+    assert out.strip().endswith("ok")
 
 
 @pytest.mark.postgres

@@ -318,3 +318,127 @@ def test_deliver_notice_helper_posts_to_the_named_route() -> None:
     response = deliver_notice(notice_payload("SCRAPER"))
     assert response.status_code == 200
     assert Notice.objects.get().biz_type == "SCRAPER"
+
+
+# --- pinned down by mutation testing (docs/mutation-testing.md) ------------------------------
+# These live at the end of the module, with their imports, so the section merges cleanly.
+
+from django.db import DataError  # noqa: E402
+
+
+@override_settings(TOPVIEW_CALLBACKS={"UID": UID, "NOTICE_TOKENS": [TOKEN]})
+def test_probes_need_the_configured_token_too() -> None:
+    client = Client()
+    assert_error(client.get(URL), 403, "Unknown notice URL token.")
+    assert_error(client.get(f"{URL}not-the-token/"), 403, "token")
+    probe = client.get(f"{URL}{TOKEN}/")
+    assert probe.status_code == 200
+    assert probe.json() == {"code": "200", "message": "Success", "result": None}
+
+
+def test_refusals_after_the_uid_check_name_the_account_and_the_notice_when_known() -> None:
+    # The acknowledgement's "result" tells Topview which account and notice it refers to.
+    mistyped = post(json.dumps({**notice_payload(), "status": 1}))
+    assert assert_error(mistyped, 400)["result"] == {
+        "uuid": None,
+        "topviewUid": UID,
+        "result": "fail",
+    }
+    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "MAX_BODY_SIZE": 300}):
+        too_big = post(json.dumps(notice_payload()))
+    assert assert_error(too_big, 413)["result"]["topviewUid"] == UID
+
+    def refuse_inserts(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.startswith(("INSERT", "WITH")):  # WITH: the one-statement inline path
+            raise OperationalError("connection refused")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(refuse_inserts):
+        unavailable = post(json.dumps(notice_payload(uuid="u-down")), uid="test-uid-brand-b")
+    assert assert_error(unavailable, 503)["result"] == {
+        "uuid": "u-down",
+        "topviewUid": "test-uid-brand-b",
+        "result": "fail",
+    }
+
+
+def test_unexpected_errors_are_logged_with_their_traceback(
+    monkeypatch: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def explode(**values: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(scheduling, "store", explode)  # the view's one statement
+    with caplog.at_level("ERROR", logger="topview_callbacks.views"):
+        assert_error(post(json.dumps(notice_payload())), 500)
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.views"]
+    assert "Topview notice endpoint" in record.getMessage()
+    assert record.exc_info is not None and str(record.exc_info[1]) == "boom"
+
+
+def refusing_inserts_with(exc: Exception) -> Any:
+    def wrapper(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.startswith(("INSERT", "WITH")):  # WITH: the one-statement inline path
+            raise exc
+        return execute(sql, params, many, context)
+
+    return connection.execute_wrapper(wrapper)
+
+
+def test_a_notice_the_database_refuses_gets_400_and_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # PostgreSQL refuses some values SQLite takes (DataError); Topview must not retry those.
+    too_long = DataError("value too long for type character varying")
+    with (
+        caplog.at_level("WARNING", logger="topview_callbacks.rejections"),
+        refusing_inserts_with(too_long),
+    ):
+        response = post(json.dumps(notice_payload(uuid="u-refused")))
+    body = assert_error(response, 400, "The notice could not be stored as sent.")
+    assert body["result"] == {"uuid": "u-refused", "topviewUid": UID, "result": "fail"}
+    # Logged once, with the rest of the refusals (rejections.record), naming the cause.
+    [record] = [
+        r
+        for r in caplog.records
+        if r.name == "topview_callbacks.rejections"
+        and r.getMessage().startswith("Topview notice rejected")
+    ]
+    assert record.levelname == "WARNING"
+    assert "u-refused" in record.getMessage() and "value too long" in record.getMessage()
+
+
+def test_database_outages_and_duplicates_are_logged_with_the_uuid(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("INFO", logger="topview_callbacks.views"):
+        with refusing_inserts_with(OperationalError("connection refused")):
+            post(json.dumps(notice_payload(uuid="u-outage")))
+        payload = json.dumps(notice_payload(uuid="u-twice"))
+        post(payload)
+        post(payload)
+    outage, duplicate = [r for r in caplog.records if r.name == "topview_callbacks.views"]
+    assert outage.levelname == "ERROR" and "u-outage" in outage.getMessage()
+    assert outage.exc_info is not None and "connection refused" in str(outage.exc_info[1])
+    assert duplicate.levelname == "INFO" and "u-twice" in duplicate.getMessage()
+
+
+def test_a_body_of_exactly_max_body_size_is_accepted() -> None:
+    body = json.dumps(notice_payload())
+    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "MAX_BODY_SIZE": len(body) - 1}):
+        assert_error(post(body), 413, f"larger than {len(body) - 1} bytes")
+    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "MAX_BODY_SIZE": len(body)}):
+        assert post(body).status_code == 200
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read() -> None:
+    # Declared over MAX_BODY_SIZE but under Django's DATA_UPLOAD_MAX_MEMORY_SIZE; the test
+    # client's input refuses reads past the real body, so reading it would fail.
+    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "MAX_BODY_SIZE": 300}):
+        assert_error(post(b"{}", CONTENT_LENGTH="1000"), 413, "larger than 300 bytes")
+    assert_error(post(json.dumps(notice_payload()), CONTENT_LENGTH="not-a-number"), 413)
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=100)
+def test_djangos_own_upload_limit_is_a_413_too() -> None:
+    assert_error(post(json.dumps(notice_payload())), 413)

@@ -11,6 +11,18 @@ class TopviewCallbacksConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here: checks import the models, which need the app registry.
+        from django.test.signals import setting_changed
+
         from topview_callbacks.checks import register_checks
+        from topview_callbacks.conf import topview_settings
+        from topview_callbacks.models import reset_archive_storage
 
         register_checks()
+        setting_changed.connect(reset_archive_storage, dispatch_uid="topview_archive_storage")
+        if topview_settings.metrics:
+            # Needs the `metrics` extra; check E051 says so when it is missing.
+            try:
+                from topview_callbacks.metrics import receivers
+            except ImportError:
+                return
+            receivers.connect()

@@ -192,6 +192,21 @@ def media_urls(biz_type: str, result: Any) -> list[tuple[str, str]]:
     return found
 
 
+def numbered_media(media: list[tuple[str, str]]) -> list[tuple[str, int, str]]:
+    """``(kind, index, url)``: ``media_urls`` numbered per kind from 0, in the table's order.
+
+    ``(kind, index)`` names one output of a task: archiving keys its rows on it, and the
+    admin finds the archived copy of a URL with it.
+    """
+    seen: dict[str, int] = {}
+    numbered = []
+    for kind, url in media:
+        index = seen.get(kind, 0)
+        seen[kind] = index + 1
+        numbered.append((kind, index, url))
+    return numbered
+
+
 def task_status(biz_type: str, result: Any) -> str:
     """The state of a task in a query result: "init", "running", "success" or "fail".
 

@@ -16,7 +16,8 @@ from topview_callbacks.exceptions import TopviewConfigurationError
 
 SETTINGS_NAME = "TOPVIEW_CALLBACKS"
 DEFAULT_ACCOUNT = "default"
-PROCESSING_MODES = ("inline", "celery", "manual")
+PROCESSING_MODES = ("inline", "celery", "tasks", "manual")
+ARCHIVE_KINDS = ("video", "image", "audio")
 
 #: Every key, its default and what it means (the README's settings table mirrors this).
 DEFAULTS: dict[str, Any] = {
@@ -44,18 +45,23 @@ DEFAULTS: dict[str, Any] = {
     # Request bodies larger than this many bytes are refused with 413.
     "MAX_BODY_SIZE": 2 * 1024 * 1024,
     # "inline": process after commit in the request; "celery": enqueue a Celery task;
-    # "manual": only store (run `manage.py topview_process_pending` or the Celery sweep).
+    # "tasks": enqueue a task of Django's Tasks framework (django.tasks, or the django-tasks
+    # backport); "manual": only store (run `manage.py topview_process_pending` or a sweep).
     "PROCESSING": "inline",
+    # "tasks": the alias in the project's TASKS setting whose backend runs our tasks ...
+    "TASKS_BACKEND": "default",
+    # ... and the queue they go to (the backend's QUEUES must list it, when it lists any).
+    "TASKS_QUEUE": "default",
     # Seconds before a call to Topview's API gives up.
     "REQUEST_TIMEOUT": 30.0,
-    # Celery: attempts at running a notice's receivers (the first one included) before the
+    # Celery and Tasks: attempts at running a notice's receivers (the first one included) before the
     # notice stays "failed" (replay it from the admin or `topview_reprocess`).
     "MAX_ATTEMPTS": 5,
-    # Celery: seconds before the first retry after a receiver raised; doubled on each
+    # Celery and Tasks: seconds before the first retry after a receiver raised; doubled on each
     # further attempt, capped at RETRY_BACKOFF_MAX.
     "RETRY_BACKOFF": 10.0,
     "RETRY_BACKOFF_MAX": 600.0,
-    # Celery: wait a random 50-100% of the backoff, so failures don't retry in lockstep.
+    # Celery and Tasks: wait a random 50-100% of the backoff, so failures don't retry in lockstep.
     "RETRY_JITTER": True,
     # Celery: notices one "drain" task processes (claimed one at a time, oldest pending
     # first, FOR UPDATE SKIP LOCKED on PostgreSQL). 1: one task per notice. Above 1, the web
@@ -97,6 +103,62 @@ DEFAULTS: dict[str, Any] = {
     # True: before firing the signals for a callback, confirm it with the query endpoint and
     # keep Topview's answer (callbacks are unsigned). One API call per callback.
     "VERIFY_WITH_QUERY": False,
+    # Days after which the per-minute counts of rejected deliveries are pruned.
+    "PRUNE_REJECTIONS_AFTER_DAYS": 30,
+    # Thresholds of `manage.py topview_health` (and its health-check plugin, the dashboard and
+    # the metrics' gauges): any of HEALTH_DEFAULTS' keys; the others keep their default.
+    "HEALTH": {},
+    # True: count the pipeline's events for Prometheus (needs the `metrics` extra).
+    "METRICS": False,
+    # A bearer token that may read the metrics URL (staff with view permission always may).
+    "METRICS_TOKEN": "",
+    # Seconds the admin dashboard keeps the remaining Topview credit before asking again.
+    "CREDIT_CACHE_SECONDS": 300,
+    # Archiving (docs/archiving.md): copy each successful task's output media into your own
+    # storage, off the request path, before Topview's URLs expire (7 days; presigned S3
+    # URLs: 24 h).
+    "ARCHIVE_MEDIA": False,
+    # The alias in STORAGES the files are written to (S3, GCS... through django-storages).
+    "ARCHIVE_STORAGE": "default",
+    # Where a file goes in that storage; {biz_type}, {task_id}, {kind} and {index} are
+    # required (they make the name unique), {account} and {ext} (".mp4"...) are optional.
+    "ARCHIVE_PATH": "topview/{account}/{biz_type}/{task_id}/{kind}-{index}{ext}",
+    # Hosts files are fetched from: exact names, or "*.example.com" for its subdomains.
+    # Topview's results name its S3 bucket (aigc.s3.amazonaws.com) and, with
+    # needCloudFrontUrl=true, CloudFront distributions.
+    "ARCHIVE_HOSTS": ["aigc.s3.amazonaws.com", "*.cloudfront.net", "*.topview.ai"],
+    # A file larger than this many bytes is not stored (state "refused").
+    "ARCHIVE_MAX_BYTES": 1024 * 1024 * 1024,
+    # Which kinds of output are archived.
+    "ARCHIVE_KINDS": list(ARCHIVE_KINDS),
+    # Seconds to connect, and the longest silence while reading, before a download is retried.
+    "ARCHIVE_TIMEOUT": 30.0,
+    # Tests and the demo only: fetch http:// URLs, and hosts that resolve to loopback or
+    # private addresses. Cloud metadata addresses are refused even then.
+    "ARCHIVE_ALLOW_HTTP": False,
+    "ARCHIVE_ALLOW_PRIVATE": False,
+}
+
+#: The health thresholds (``HEALTH`` overrides any of them); docs/operations.md explains each.
+HEALTH_DEFAULTS: dict[str, float] = {
+    # The oldest pending or processing notice, in multiples of SWEEP_AFTER: beyond it the
+    # sweep is not running (warning) or cannot keep up (critical).
+    "STUCK_WARNING_FACTOR": 2.0,
+    "STUCK_CRITICAL_FACTOR": 6.0,
+    # Notices whose receivers failed, received in the last 24 hours.
+    "FAILED_24H_WARNING": 1,
+    "FAILED_24H_CRITICAL": 50,
+    # Open tasks whose poll time passed more than OVERDUE_GRACE_SECONDS ago (no reconcile).
+    "OVERDUE_GRACE_SECONDS": 900,
+    "OVERDUE_WARNING": 1,
+    "OVERDUE_CRITICAL": 100,
+    # Hours without any notice while tasks are open (callbacks are not reaching us).
+    "SILENCE_WARNING_HOURS": 6,
+    "SILENCE_CRITICAL_HOURS": 24,
+    # Rejected deliveries in the last hour, for any reason ...
+    "REJECTIONS_WARNING": 10,
+    # ... and those refused for a wrong UID or path token: a settings mistake that loses results.
+    "AUTH_REJECTIONS_CRITICAL": 1,
 }
 
 
@@ -176,6 +238,16 @@ class TopviewSettings:
         return str(self._get("PROCESSING"))
 
     @property
+    def tasks_backend(self) -> str:
+        """The ``TASKS`` alias ``PROCESSING="tasks"`` enqueues to."""
+        return str(self._get("TASKS_BACKEND"))
+
+    @property
+    def tasks_queue(self) -> str:
+        """The queue name ``PROCESSING="tasks"`` enqueues to."""
+        return str(self._get("TASKS_QUEUE"))
+
+    @property
     def request_timeout(self) -> float:
         return float(self._get("REQUEST_TIMEOUT"))
 
@@ -250,6 +322,65 @@ class TopviewSettings:
     @property
     def verify_with_query(self) -> bool:
         return bool(self._get("VERIFY_WITH_QUERY"))
+
+    @property
+    def prune_rejections_after_days(self) -> int:
+        return int(self._get("PRUNE_REJECTIONS_AFTER_DAYS"))
+
+    @property
+    def health(self) -> dict[str, float]:
+        """``HEALTH_DEFAULTS`` updated with the ``HEALTH`` setting's known keys."""
+        value = self._get("HEALTH")
+        given = value if isinstance(value, dict) else {}
+        return {key: float(given.get(key, default)) for key, default in HEALTH_DEFAULTS.items()}
+
+    @property
+    def metrics(self) -> bool:
+        return bool(self._get("METRICS"))
+
+    @property
+    def metrics_token(self) -> str:
+        return str(self._get("METRICS_TOKEN") or "")
+
+    @property
+    def credit_cache_seconds(self) -> float:
+        return float(self._get("CREDIT_CACHE_SECONDS"))
+
+    @property
+    def archive_media(self) -> bool:
+        return bool(self._get("ARCHIVE_MEDIA"))
+
+    @property
+    def archive_storage(self) -> str:
+        return str(self._get("ARCHIVE_STORAGE"))
+
+    @property
+    def archive_path(self) -> str:
+        return str(self._get("ARCHIVE_PATH"))
+
+    @property
+    def archive_hosts(self) -> list[str]:
+        return [str(host).lower() for host in self._get("ARCHIVE_HOSTS") or []]
+
+    @property
+    def archive_max_bytes(self) -> int:
+        return int(self._get("ARCHIVE_MAX_BYTES"))
+
+    @property
+    def archive_kinds(self) -> list[str]:
+        return [str(kind) for kind in self._get("ARCHIVE_KINDS") or []]
+
+    @property
+    def archive_timeout(self) -> float:
+        return float(self._get("ARCHIVE_TIMEOUT"))
+
+    @property
+    def archive_allow_http(self) -> bool:
+        return bool(self._get("ARCHIVE_ALLOW_HTTP"))
+
+    @property
+    def archive_allow_private(self) -> bool:
+        return bool(self._get("ARCHIVE_ALLOW_PRIVATE"))
 
     @property
     def accounts(self) -> dict[str, Account]:

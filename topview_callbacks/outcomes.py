@@ -72,9 +72,14 @@ def connection() -> BaseDatabaseWrapper:
 
 
 def supported() -> bool:
-    """Whether the one-statement path applies: PostgreSQL, and no VERIFY_WITH_QUERY (a
-    callback's outcome may only be recorded once Topview's query confirmed it)."""
-    return connection().vendor == "postgresql" and not topview_settings.verify_with_query
+    """Whether the one-statement path applies: PostgreSQL, no VERIFY_WITH_QUERY (a
+    callback's outcome may only be recorded once Topview's query confirmed it), and no
+    ARCHIVE_MEDIA (its rows are written in the outcome's own transaction, by processing)."""
+    return (
+        connection().vendor == "postgresql"
+        and not topview_settings.verify_with_query
+        and not topview_settings.archive_media
+    )
 
 
 def store_claimed(

@@ -29,7 +29,7 @@ from topview_callbacks.models import (
     SubmittedTask,
     TaskStatus,
 )
-from topview_callbacks.processing import process_notice
+from topview_callbacks.processing import announce_stored, process_notice
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +118,14 @@ def poll_task(
     if not claimed:
         return None
     client = client or TopviewClient(task.account)
-    result = client.query(task.biz_type, task.task_id)
-    state = biz_types.task_status(task.biz_type, result)
+    try:
+        result = client.query(task.biz_type, task.task_id)
+        state = biz_types.task_status(task.biz_type, result)
+    except Exception:
+        signals.send_lifecycle(signals.task_polled, sender=SubmittedTask, task=task, answer="error")
+        raise
+    answer = str(state) if state in FINAL_TASK_STATUSES else "running"
+    signals.send_lifecycle(signals.task_polled, sender=SubmittedTask, task=task, answer=answer)
     if state not in FINAL_TASK_STATUSES:
         if task.status == TaskStatus.SUBMITTED:
             SubmittedTask.objects.filter(pk=task.pk, status=TaskStatus.SUBMITTED).update(
@@ -158,6 +164,7 @@ def poll_task(
         delivery = Notice.objects.record_delivery(uuid=_poll_uuid(task, own=True), **values)
         if not delivery.created:
             return None  # that notice is stored already: its processing delivers it
+    announce_stored(delivery.notice_id)
     return process_notice(delivery.notice_id)
 
 

@@ -21,6 +21,7 @@ from topview_callbacks.conf import topview_settings
 from topview_callbacks.exceptions import TopviewError
 from topview_callbacks.models import (
     FINAL_TASK_STATUSES,
+    ArchivedMedia,
     Notice,
     NoticeSource,
     NoticeState,
@@ -85,6 +86,11 @@ def _record_outcome(notice: Notice) -> str | None:
             task.save(update_fields=[*outcome, "notice_uuid", "updated_at"])
         Notice.objects.filter(pk=notice.pk).update(submitted_task=task)
         notice.submitted_task = task
+        if topview_settings.archive_media and task.status == TaskStatus.SUCCESS:
+            # In the outcome's own transaction: every path that records an outcome (callback,
+            # poll, sweep, replay) leaves the rows archiving works from; with VERIFY_WITH_QUERY
+            # they come from the verified result. The downloads happen later, elsewhere.
+            ArchivedMedia.objects.add_for_task(task, notice)
     return str(old_status)
 
 
@@ -118,10 +124,11 @@ def _owned_by_another_account(notice: Notice) -> bool:
 
 
 def _mark_duplicate(notice: Notice, task: SubmittedTask) -> None:
+    now = timezone.now()
     Notice.objects.filter(pk=notice.pk).update(
-        submitted_task=task, state=NoticeState.DUPLICATE, processed_at=timezone.now()
+        submitted_task=task, state=NoticeState.DUPLICATE, processed_at=now
     )
-    notice.submitted_task, notice.state = task, NoticeState.DUPLICATE
+    notice.submitted_task, notice.state, notice.processed_at = task, NoticeState.DUPLICATE, now
 
 
 def _send_outcome_signals(notice: Notice) -> None:
@@ -213,6 +220,7 @@ def _deliver(notice: Notice, old_status: str | None) -> Notice:
             notice.task_id,
             extra=notice.log_context(),
         )
+        signals.send_lifecycle(signals.notice_processed, sender=Notice, notice=notice)
         return notice
     if old_status is not None and old_status != notice.status:
         signals.send_lifecycle(
@@ -242,7 +250,19 @@ def _deliver(notice: Notice, old_status: str | None) -> Notice:
         )
         return notice
     outcomes.mark_processed(notice)
+    signals.send_lifecycle(signals.notice_processed, sender=Notice, notice=notice)
     return notice
+
+
+def announce_stored(notice_id: int, notice: Notice | None = None) -> None:
+    """Send ``notice_stored`` for a notice just stored (by the endpoint or by a poll)."""
+    # Fetching the row costs a query on the request path: only when someone listens.
+    if not signals.notice_stored.has_listeners(Notice):
+        return
+    if notice is None:
+        notice = Notice.objects.filter(pk=notice_id).first()
+    if notice is not None:
+        signals.send_lifecycle(signals.notice_stored, sender=Notice, notice=notice)
 
 
 def replay_notice(notice_id: int) -> Notice | None:

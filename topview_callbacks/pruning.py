@@ -10,16 +10,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import (
     FINAL_TASK_STATUSES,
+    ArchivedMedia,
     Notice,
     NoticeState,
+    RejectedDelivery,
     SubmittedTask,
     TaskStatus,
+    archive_storage,
 )
 
 logger = logging.getLogger(__name__)
@@ -30,11 +33,31 @@ PRUNABLE_STATES = (NoticeState.PROCESSED, NoticeState.DUPLICATE, NoticeState.IGN
 
 @dataclass(frozen=True)
 class PruneResult:
-    """How many rows ``prune`` deleted."""
+    """How many rows ``prune`` deleted (and archived files, with ``delete_files``)."""
 
     notices: int
     failed_notices: int
     tasks: int
+    rejections: int = 0  # per-minute rows of rejected deliveries
+    files: int = 0
+    kept_for_files: int = 0  # old tasks kept because they have archived files
+
+
+def _delete_task_media(task_ids: list[int], delete_files: bool) -> int:
+    """Delete the archived-media rows of these tasks, their stored files first when
+    ``delete_files`` (each one logged); returns how many files were deleted."""
+    deleted = 0
+    rows = ArchivedMedia.objects.filter(task_id__in=task_ids)
+    if delete_files:
+        storage = archive_storage()
+        for media in rows.exclude(file=""):
+            storage.delete(str(media.file.name))
+            logger.info(
+                "Pruning deleted archived file %s (task %s)", media.file.name, media.task_id
+            )
+            deleted += 1
+    rows.delete()
+    return deleted
 
 
 def _delete_in_batches(queryset: QuerySet[Any], batch_size: int) -> int:
@@ -55,12 +78,15 @@ def prune(
     older_than: timedelta | None = None,
     failed_older_than: timedelta | None = None,
     batch_size: int = 1000,
+    delete_files: bool = False,
 ) -> PruneResult:
     """Delete old finished notices, old failed ones, then final or expired tasks left without
-    notices.
+    notices, and the counts of rejected deliveries older than ``PRUNE_REJECTIONS_AFTER_DAYS``.
 
     Defaults: ``PRUNE_AFTER_DAYS`` and ``PRUNE_FAILED_AFTER_DAYS``; failed notices are never
-    pruned sooner than the others. Pending and processing notices are never pruned.
+    pruned sooner than the others. Pending and processing notices are never pruned. A task
+    with archived files is kept, unless ``delete_files``: then its files are deleted from
+    the storage (each logged) before its rows.
     """
     if older_than is None:
         older_than = timedelta(days=topview_settings.prune_after_days)
@@ -79,19 +105,45 @@ def prune(
     # A final task keeps a late duplicate callback from firing again; once its notices are
     # gone (and it is as old as they were), it goes too. So does a task that expired without
     # an outcome, once it was submitted that long ago: no outcome comes after months.
-    tasks = _delete_in_batches(
-        SubmittedTask.objects.filter(
-            Q(status__in=FINAL_TASK_STATUSES, completed_at__lt=now - older_than)
-            | Q(status=TaskStatus.EXPIRED, submitted_at__lt=now - older_than),
-            notices__isnull=True,
+    old_tasks = SubmittedTask.objects.filter(
+        Q(status__in=FINAL_TASK_STATUSES, completed_at__lt=now - older_than)
+        | Q(status=TaskStatus.EXPIRED, submitted_at__lt=now - older_than),
+        notices__isnull=True,
+    )
+    with_files = old_tasks.filter(
+        Exists(ArchivedMedia.objects.filter(task=OuterRef("pk")).exclude(file=""))
+    )
+    kept = 0 if delete_files else with_files.count()
+    if not delete_files:
+        # Archived files are what users paid for: never deleted unless asked to.
+        old_tasks = old_tasks.exclude(pk__in=with_files.values("pk"))
+    files = tasks = 0
+    while ids := list(old_tasks.order_by().values_list("pk", flat=True)[:batch_size]):
+        files += _delete_task_media(ids, delete_files)
+        _, per_model = SubmittedTask.objects.filter(pk__in=ids).delete()
+        tasks += per_model.get(SubmittedTask._meta.label, 0)
+    rejections = _delete_in_batches(
+        RejectedDelivery.objects.filter(
+            minute__lt=now - timedelta(days=topview_settings.prune_rejections_after_days)
         ),
         batch_size,
     )
-    result = PruneResult(notices=notices, failed_notices=failed, tasks=tasks)
+    result = PruneResult(
+        notices=notices,
+        failed_notices=failed,
+        tasks=tasks,
+        rejections=rejections,
+        files=files,
+        kept_for_files=kept,
+    )
     logger.info(
-        "Pruned %s notice(s), %s failed notice(s) and %s task(s)",
+        "Pruned %s notice(s), %s failed notice(s), %s task(s), %s archived file(s) and %s "
+        "rejection count(s); kept %s task(s) for their archived files",
         result.notices,
         result.failed_notices,
         result.tasks,
+        result.files,
+        result.rejections,
+        result.kept_for_files,
     )
     return result

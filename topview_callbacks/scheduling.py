@@ -1,9 +1,11 @@
 """Starting work on a stored notice: the one module that knows the processing backends.
 
 ``PROCESSING`` picks the backend: ``"inline"`` processes in this process (after the commit
-of the request that stored the notice), ``"celery"`` queues a Celery task, ``"manual"``
-only stores (``manage.py topview_process_pending`` or a sweep runs it later). The queue
-wrappers are imported only when their backend is chosen: the package works without Celery.
+of the request that stored the notice), ``"celery"`` queues a Celery task, ``"tasks"`` a
+task of Django's Tasks framework (on the ``TASKS_BACKEND`` and ``TASKS_QUEUE`` configured),
+``"manual"`` only stores (``manage.py topview_process_pending`` or a sweep runs it later).
+The queue wrappers are imported only when their backend is chosen: the package works
+without Celery and without the Tasks framework.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from topview_callbacks import outcomes, processing, signals
+from topview_callbacks import outcomes, processing
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import Delivery, Notice
 
@@ -50,7 +52,7 @@ def start(notice: int | Delivery, *, redelivered: bool = False) -> None:
     claimed = notice.claimed if isinstance(notice, outcomes.StoredClaimed) else None
     try:
         if not redelivered:
-            _send_stored_signal(notice_id, claimed.notice if claimed else None)
+            processing.announce_stored(notice_id, claimed.notice if claimed else None)
         if claimed is not None:
             processing.process_claimed(claimed)
             return
@@ -74,18 +76,25 @@ def queue_for(mode: str) -> Restart | None:
         from topview_callbacks import tasks
 
         return tasks.enqueue_new_notice
+    if mode == "tasks":
+        # django.tasks (Django 6.0+) or the django-tasks backport: optional too.
+        from topview_callbacks import tasks_framework
+
+        return tasks_framework.enqueue_notice
+    return None
+
+
+def archive_queue_for(mode: str) -> Restart | None:
+    """What starts the download of one archived-media row in ``mode``: a Celery message,
+    or None, meaning "download it here" (the command, the admin action). Downloads never
+    run in the callback request: with "inline" and "manual" the sweep or
+    ``topview_archive_media`` (cron) does them."""
+    if mode == "celery":
+        from topview_callbacks import tasks
+
+        return tasks.enqueue_media
     return None
 
 
 def _process_inline(notice_id: int) -> None:
     processing.process_notice(notice_id)
-
-
-def _send_stored_signal(notice_id: int, notice: Notice | None) -> None:
-    # Fetching the row costs a query on the request path: only when someone listens.
-    if not signals.notice_stored.has_listeners(Notice):
-        return
-    if notice is None:
-        notice = Notice.objects.filter(pk=notice_id).first()
-    if notice is not None:
-        signals.send_lifecycle(signals.notice_stored, sender=Notice, notice=notice)

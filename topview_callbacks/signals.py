@@ -63,8 +63,9 @@ notice_processing_failed = Signal()
 # kwargs: task (SubmittedTask, status "expired").
 task_expired = Signal()
 
-# A new notice was committed (not sent for repeated deliveries of a stored uuid), just before
-# its processing starts. Sent with send_robust: a failing receiver is logged, never raised.
+# A new notice was committed, by the endpoint or by a poll (not sent for repeated deliveries
+# of a stored uuid), just before its processing starts. Sent with send_robust: a failing
+# receiver is logged, never raised.
 # kwargs: notice (Notice). The row is fetched only when a receiver is connected.
 notice_stored = Signal()
 
@@ -73,6 +74,41 @@ notice_stored = Signal()
 # kwargs: task (SubmittedTask), old_status (str), new_status (str), notice (Notice | None:
 #         the notice that brought the change).
 task_status_changed = Signal()
+
+# The endpoint refused a delivery (any non-2xx answer), after it was logged and counted
+# (sender=Notice; send_robust). Nothing was stored.
+# kwargs: reason (str, e.g. "wrong_uid", "invalid", "too_large"), status (int: the HTTP
+#         status), remote_addr (str), account (str | None: when the UID was known),
+#         uuid (str | None: when the body was readable).
+notice_rejected = Signal()
+
+# A delivery repeated a uuid already stored: acknowledged again, nothing new stored
+# (sender=Notice; send_robust). kwargs: uuid (str), account (str).
+notice_redelivered = Signal()
+
+# process_notice finished a notice without a receiver failing: it is "processed", or
+# "duplicate" when its task already had an outcome (sender=Notice; send_robust).
+# kwargs: notice (Notice, with state and processed_at set).
+notice_processed = Signal()
+
+# polling.poll_task asked Topview about a task (sender=SubmittedTask; send_robust).
+# kwargs: task (SubmittedTask), answer (str: "success", "fail", "running", or "error" when
+#         the query failed; then the error is raised to the caller as before).
+task_polled = Signal()
+
+# Archiving (ARCHIVE_MEDIA), both sent with sender=ArchivedMedia and send_robust, after the
+# row's new state is saved:
+# media_archived: one output file is in the storage.
+#   kwargs: media (ArchivedMedia: file, size, sha256, content_type, kind, index),
+#           task (SubmittedTask).
+media_archived = Signal()
+# media_archive_failed: archiving one file stopped without a file; sent once per giving up
+#   (not for each retry). An operator can retry it (admin "archive now", or
+#   `topview_archive_media --retry-failed`).
+#   kwargs: media (ArchivedMedia), task (SubmittedTask), error (str: why),
+#           state (str: "failed" after MAX_ATTEMPTS, "expired" when the URL no longer works
+#           even after a fresh query, "refused" when a rule forbids the URL or the file).
+media_archive_failed = Signal()
 
 
 def send_lifecycle(signal: Signal, sender: type, **kwargs: Any) -> None:

@@ -11,18 +11,31 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 import threading
 import time
-from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
+from django.utils import timezone
 
-from topview_callbacks import batching, polling, processing, pruning, sweeping
+from topview_callbacks import archiving, batching, polling, pruning, retrying, sweeping
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.models import Notice, NoticeState
+from topview_callbacks.models import MediaState, Notice, NoticeState
+
+__all__ = [
+    "archive_media_task",
+    "drain_task",
+    "enqueue_archive",
+    "enqueue_media",
+    "enqueue_new_notice",
+    "enqueue_notice",
+    "process_notice_task",
+    "prune_task",
+    "reconcile_task",
+    "request_drain",
+    "sweep_task",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -36,39 +49,18 @@ PUBLISH_RETRY_POLICY = {
 }
 
 
-def retry_delay(attempts: int) -> float:
-    """Seconds to wait after ``attempts`` failed attempts: exponential, capped, jittered."""
-    delay = min(
-        topview_settings.retry_backoff * 2.0 ** max(attempts - 1, 0),
-        topview_settings.retry_backoff_max,
-    )
-    if topview_settings.retry_jitter:
-        # "Equal jitter": at least half the backoff, so retries never come back at once.
-        return delay / 2 + random.uniform(0, delay / 2)
-    return delay
-
-
-def _fields(notice_id: int, task_id: str | None, notice: Notice | None = None) -> dict[str, Any]:
-    fields: dict[str, Any] = {"topview_notice_id": notice_id, "celery_task_id": task_id}
-    if notice is not None:
-        fields.update(notice.log_context())
-    return fields
-
-
-# The notice tasks (one notice, a drain): acknowledged only when done, so a worker that
-# dies mid-task leaves the message to be delivered again (Redis: after its visibility
-# timeout), and the claim's stale_after lets that delivery take the notice over. Attempts
-# are counted on the notice (``attempts``), which survives lost messages.
-NOTICE_TASK_OPTIONS: dict[str, Any] = {
-    "bind": True,
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    "max_retries": None,
-    "ignore_result": True,
-}
-
-
-@shared_task(name="topview_callbacks.process_notice", **NOTICE_TASK_OPTIONS)
+@shared_task(
+    bind=True,
+    name="topview_callbacks.process_notice",
+    # Acknowledged only when done: a worker that dies mid-task leaves the message to be
+    # delivered again (Redis: after its visibility timeout), and the claim's stale_after
+    # lets that delivery take the notice over.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # Attempts are counted on the notice (``attempts``), which survives lost messages.
+    max_retries=None,
+    ignore_result=True,
+)
 def process_notice_task(self: Task[Any, Any], notice_id: int) -> str | None:
     """Process one notice; retry with backoff while its receivers raise, up to MAX_ATTEMPTS."""
     if self.request.is_eager or self.request.called_directly:
@@ -85,64 +77,32 @@ def process_notice_task(self: Task[Any, Any], notice_id: int) -> str | None:
 
 def _process(task: Task[Any, Any], notice_id: int) -> str | None:
     task_id = task.request.id
+    runner, fields = f"celery task {task_id}", {"celery_task_id": task_id}
     try:
-        # A failed notice with attempts left is taken too: by this task's own retry, or
-        # when the sweep restarts it because that retry's message was lost.
-        notice = processing.process_notice(
-            notice_id,
-            stale_after=timedelta(seconds=topview_settings.sweep_after),
-            retry_failed_below=topview_settings.max_attempts,
-        )
+        notice = retrying.attempt(notice_id)
     except (OperationalError, InterfaceError) as exc:
-        # The database is unreachable: nothing was claimed, or the claim goes stale and the
-        # sweep restarts it. Try again later rather than wait for the sweep.
-        if task.request.retries + 1 >= topview_settings.max_attempts:
+        delay = retrying.after_database_error(
+            notice_id, exc, task.request.retries, runner=runner, fields=fields, logger=logger
+        )
+        if delay is None:
             raise
-        delay = retry_delay(task.request.retries + 1)
-        logger.warning(
-            "Database error processing Topview notice id=%s [celery task %s]: %s; retry in %.1fs",
-            notice_id,
-            task_id,
-            exc,
-            delay,
-            extra=_fields(notice_id, task_id),
-        )
         raise task.retry(countdown=delay, exc=exc) from exc
-    if notice is None:
-        logger.info(
-            "Topview notice id=%s not claimed: already done, or another worker has it "
-            "[celery task %s]",
-            notice_id,
-            task_id,
-            extra=_fields(notice_id, task_id),
-        )
-        return None
-    fields = _fields(notice_id, task_id, notice)
-    described = (
-        f"Topview notice {notice.uuid} ({notice.biz_type} {notice.task_id}, "
-        f"account {notice.account}) [celery task {task_id}]"
-    )
-    if notice.state != NoticeState.FAILED:
-        logger.info("%s: %s", described, notice.state, extra=fields)
-        return str(notice.state)
-    if notice.attempts < topview_settings.max_attempts:
-        delay = retry_delay(notice.attempts)
-        logger.warning(
-            "%s: attempt %s of %s failed; retry in %.1fs",
-            described,
-            notice.attempts,
-            topview_settings.max_attempts,
-            delay,
-            extra=fields,
-        )
+    if notice is not None and _archive_due(notice):
+        enqueue_archive(notice.submitted_task_id)  # type: ignore[arg-type]  # checked above
+    delay = retrying.after_attempt(notice_id, notice, runner=runner, fields=fields, logger=logger)
+    if delay is not None:
         raise task.retry(countdown=delay)
-    logger.error(
-        "%s: failed %s times; giving up. Replay it from the admin or `topview_reprocess`.",
-        described,
-        notice.attempts,
-        extra=fields,
+    return None if notice is None else str(notice.state)
+
+
+def _archive_due(notice: Notice) -> bool:
+    """Whether this run recorded a successful outcome whose files are to be archived."""
+    return (
+        topview_settings.archive_media
+        and notice.succeeded
+        and notice.submitted_task_id is not None
+        and notice.state != NoticeState.DUPLICATE
     )
-    return str(notice.state)
 
 
 def _publish_options(countdown: float | None) -> dict[str, Any]:
@@ -161,6 +121,15 @@ def _publish(notice_id: int, countdown: float | None = None) -> None:
         )
 
 
+def enqueue_notice(notice_id: int) -> None:
+    """Queue processing of a stored notice once the current transaction commits. Never raises.
+
+    If the broker is unreachable the error is logged and the notice stays pending, where
+    ``sweep`` finds it after ``SWEEP_AFTER`` seconds.
+    """
+    transaction.on_commit(lambda: _publish(notice_id))
+
+
 def enqueue_new_notice(notice_id: int) -> None:
     """``PROCESSING="celery"``: start a notice the view just stored. Never raises.
 
@@ -171,15 +140,6 @@ def enqueue_new_notice(notice_id: int) -> None:
         transaction.on_commit(request_drain)
     else:
         enqueue_notice(notice_id)
-
-
-def enqueue_notice(notice_id: int) -> None:
-    """Queue processing of a stored notice once the current transaction commits. Never raises.
-
-    If the broker is unreachable the error is logged and the notice stays pending, where
-    ``sweep`` finds it after ``SWEEP_AFTER`` seconds.
-    """
-    transaction.on_commit(lambda: _publish(notice_id))
 
 
 class _DrainRequests:
@@ -222,7 +182,14 @@ def _publish_drain(countdown: float | None = None) -> None:
         )
 
 
-@shared_task(name="topview_callbacks.drain", **NOTICE_TASK_OPTIONS)
+@shared_task(
+    bind=True,
+    name="topview_callbacks.drain",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    ignore_result=True,
+)
 def drain_task(self: Task[Any, Any]) -> int:
     """Process up to ``BATCH_SIZE`` pending notices (``batching.drain``); returns how many.
 
@@ -230,35 +197,30 @@ def drain_task(self: Task[Any, Any]) -> int:
     backoff (attempts are counted on the notice). A full batch asks for another drain.
     """
     eager = self.request.is_eager or self.request.called_directly
+    runner, fields = f"celery drain {self.request.id}", {"celery_task_id": self.request.id}
     if not eager:
         close_old_connections()
     limit = topview_settings.batch_size
     try:
         notices = batching.drain(limit)
     except (OperationalError, InterfaceError) as exc:
-        if self.request.retries + 1 >= topview_settings.max_attempts:
+        delay = retrying.after_database_error(
+            0, exc, self.request.retries, runner=runner, fields=fields, logger=logger
+        )
+        if delay is None:
             raise
-        delay = retry_delay(self.request.retries + 1)
-        logger.warning("Database error draining Topview notices: %s; retry in %.1fs", exc, delay)
         raise self.retry(countdown=delay, exc=exc) from exc
     finally:
         if not eager:
             close_old_connections()
     for notice in notices:
-        fields = _fields(notice.pk, self.request.id, notice)
-        if notice.state == NoticeState.FAILED and notice.attempts < topview_settings.max_attempts:
-            delay = retry_delay(notice.attempts)
-            logger.warning(
-                "Topview notice %s: attempt %s of %s failed; retry in %.1fs",
-                notice.uuid,
-                notice.attempts,
-                topview_settings.max_attempts,
-                delay,
-                extra=fields,
-            )
+        if _archive_due(notice):
+            enqueue_archive(notice.submitted_task_id)  # type: ignore[arg-type]  # checked
+        delay = retrying.after_attempt(
+            notice.pk, notice, runner=runner, fields=fields, logger=logger
+        )
+        if delay is not None:
             _publish(notice.pk, countdown=delay)
-        else:
-            logger.info("Topview notice %s: %s", notice.uuid, notice.state, extra=fields)
     if len(notices) >= limit:
         _publish_drain()
     return len(notices)
@@ -266,8 +228,62 @@ def drain_task(self: Task[Any, Any]) -> int:
 
 @shared_task(name="topview_callbacks.sweep", ignore_result=True)
 def sweep_task() -> int:
-    """Periodic: queue notices stuck pending or processing past ``SWEEP_AFTER``."""
-    return sweeping.sweep(restart=enqueue_notice)
+    """Periodic: queue notices stuck pending or processing past ``SWEEP_AFTER``, and (with
+    ``ARCHIVE_MEDIA``) the media downloads that are due or were left by a dead worker."""
+    restarted = sweeping.sweep(restart=enqueue_notice)
+    if topview_settings.archive_media:
+        restarted += archiving.sweep(restart=enqueue_media, limit=1000)
+    return restarted
+
+
+@shared_task(
+    bind=True,
+    name="topview_callbacks.archive_media",
+    # As for notices: a worker that dies mid-download leaves the message to be delivered
+    # again; the row's claim goes stale without heartbeats, and the next run takes it.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    ignore_result=True,
+)
+def archive_media_task(self: Task[Any, Any], media_id: int) -> str | None:
+    """Download one output file into the storage; retried with backoff (``MAX_ATTEMPTS``)."""
+    if not (self.request.is_eager or self.request.called_directly):
+        close_old_connections()
+    try:
+        media = archiving.archive_one(media_id)
+    finally:
+        if not (self.request.is_eager or self.request.called_directly):
+            close_old_connections()
+    if media is None:
+        return None
+    if media.state == MediaState.PENDING and media.next_attempt_at is not None:
+        # The retry time is on the row too: if this message is lost, the sweep finds it.
+        countdown = max(0.0, (media.next_attempt_at - timezone.now()).total_seconds())
+        raise self.retry(countdown=countdown)
+    return str(media.state)
+
+
+def enqueue_media(media_id: int) -> None:
+    """Queue the download of one file once the current transaction commits. Never raises."""
+    transaction.on_commit(lambda: _publish_media(media_id))
+
+
+def _publish_media(media_id: int) -> None:
+    try:
+        archive_media_task.apply_async((media_id,), retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+    except Exception:
+        logger.exception(
+            "Could not queue the download of archived media id=%s; the sweep queues it later",
+            media_id,
+        )
+
+
+def enqueue_archive(task_pk: int) -> None:
+    """Queue the due downloads of one task's files, one message per file (so several
+    workers share a task's videos)."""
+    for media_id in archiving.due_media().filter(task_id=task_pk).values_list("pk", flat=True):
+        enqueue_media(media_id)
 
 
 @shared_task(name="topview_callbacks.reconcile", ignore_result=True)

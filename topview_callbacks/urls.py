@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from topview_callbacks.metrics.view import metrics
 from topview_callbacks.views import NoticeView
 
 app_name = "topview_callbacks"
@@ -12,4 +13,6 @@ urlpatterns = [
     path("notice/", NoticeView.as_view(), name="notice"),
     # Used when NOTICE_TOKENS is set: the NOTICE_URL given to Topview ends in one token.
     path("notice/<str:token>/", NoticeView.as_view(), name="notice-with-token"),
+    # Prometheus' scrape target; 404 unless METRICS is on (see metrics/view.py).
+    path("metrics/", metrics, name="metrics"),
 ]

@@ -18,7 +18,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from topview_callbacks import scheduling
+from topview_callbacks import rejections, scheduling, signals
 from topview_callbacks.auth import (
     account_for_uid,
     address_is_allowed,
@@ -27,7 +27,7 @@ from topview_callbacks.auth import (
 )
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.exceptions import NoticeValidationError
-from topview_callbacks.log_filters import redact
+from topview_callbacks.models import Notice
 from topview_callbacks.serializers import acknowledgement, parse_notice
 
 logger = logging.getLogger(__name__)
@@ -86,13 +86,21 @@ def envelope(status: int, body: dict[str, Any]) -> HttpResponse:
 
 
 def error(
-    status: int, message: str, *, uuid: str | None = None, uid: str | None = None
+    status: int,
+    message: str,
+    *,
+    uuid: str | None = None,
+    uid: str | None = None,
+    reason: str | None = None,
+    detail: str = "",
 ) -> HttpResponse:
+    """The contract's error envelope; ``reason`` (default: by status) says why, for
+    ``rejections.record``."""
     response = envelope(
         status,
         acknowledgement(uuid=uuid, topview_uid=uid, ok=False, code=str(status), message=message),
     )
-    setattr(response, "topview_message", message)  # noqa: B010 (read by finalize_response)
+    rejections.describe(response, message=message, reason=reason, uuid=uuid, detail=detail)
     return response
 
 
@@ -129,20 +137,12 @@ class NoticeView(APIView):
     def finalize_response(  # the stubs say Response; DRF takes any HttpResponseBase
         self, request: Request, response: Any, *args: Any, **kwargs: Any
     ) -> Any:
-        # Every refusal is logged here, once, with the path token redacted; Django's request
-        # logger (which would print "Forbidden: /topview/notice/<the token>/") is told that
-        # it has been. 5xx answers were logged with their traceback where they happened.
+        # Every answer passes here, whichever branch built it: a refusal is logged once,
+        # without the path token or the UID, counted and signalled (rejections.record).
+        # Django's request logger, which would print "Forbidden: /topview/notice/<the
+        # token>/", is told that it has been logged.
+        rejections.record(request._request, response)
         if response.status_code >= 400:
-            if response.status_code < 500:
-                logger.warning(
-                    "Topview notice endpoint refused %s %s from %s: %s %s",
-                    request.method,
-                    redact(request.path),
-                    request._request.META.get("REMOTE_ADDR") or "?",
-                    response.status_code,
-                    getattr(response, "topview_message", ""),
-                    extra={"status_code": response.status_code},
-                )
             setattr(response, "_has_been_logged", True)  # noqa: B010 (Django's own flag)
         return super().finalize_response(request, response, *args, **kwargs)
 
@@ -158,7 +158,7 @@ class NoticeView(APIView):
     def get(self, request: Request, token: str | None = None) -> HttpResponse:
         """Probes (GET/HEAD) learn that the endpoint is here; nothing is stored."""
         if not token_is_valid(token):
-            return error(403, "Unknown notice URL token.")
+            return error(403, "Unknown notice URL token.", reason=rejections.token_reason(token))
         return envelope(200, {"code": "200", "message": "Success", "result": None})
 
     def post(self, request: Request, token: str | None = None) -> HttpResponse:
@@ -168,15 +168,21 @@ class NoticeView(APIView):
         # The token is checked against the account's tokens (the global ones and its own),
         # or against every account's when the UID is unknown, so the message stays the same.
         if not token_is_valid(token, account):
-            return error(403, "Unknown notice URL token.")
+            return error(403, "Unknown notice URL token.", reason=rejections.token_reason(token))
         if account is None:
-            return error(403, "Missing or unknown Topview-Uid header.")
+            return error(
+                403, "Missing or unknown Topview-Uid header.", reason=rejections.uid_reason(uid)
+            )
         address = sender_address(
             django_request.META.get("REMOTE_ADDR"),
             django_request.META.get("HTTP_X_FORWARDED_FOR"),
         )
         if not address_is_allowed(address, account):
-            return error(403, "This address may not deliver notices for this account.")
+            return error(
+                403,
+                "This address may not deliver notices for this account.",
+                reason="address_not_allowed",
+            )
 
         limit = topview_settings.max_body_size
         try:
@@ -190,7 +196,7 @@ class NoticeView(APIView):
         try:
             notice = parse_notice(raw)
         except NoticeValidationError as exc:
-            return error(exc.status_code, str(exc), uid=account.uid)
+            return error(exc.status_code, str(exc), uid=account.uid, reason="invalid")
 
         headers = stored_headers(django_request)
         stale_before = timezone.now() - timedelta(seconds=topview_settings.sweep_after)
@@ -210,9 +216,13 @@ class NoticeView(APIView):
                 max_attempts=topview_settings.max_attempts,
             )
         except (DataError, IntegrityError) as exc:
-            logger.warning("Topview notice %s could not be stored as sent: %s", notice.uuid, exc)
             return error(
-                400, "The notice could not be stored as sent.", uuid=notice.uuid, uid=account.uid
+                400,
+                "The notice could not be stored as sent.",
+                uuid=notice.uuid,
+                uid=account.uid,
+                reason="not_storable",
+                detail=str(exc),
             )
         except DatabaseError:
             logger.exception("Database unavailable; Topview notice %s not stored", notice.uuid)
@@ -234,4 +244,7 @@ class NoticeView(APIView):
             transaction.on_commit(lambda: scheduling.start(delivery, redelivered=True))
         else:
             logger.info("Duplicate delivery of Topview notice %s", notice.uuid)
+            signals.send_lifecycle(
+                signals.notice_redelivered, sender=Notice, uuid=notice.uuid, account=account.name
+            )
         return envelope(200, acknowledgement(uuid=notice.uuid, topview_uid=account.uid, ok=True))

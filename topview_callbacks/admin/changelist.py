@@ -68,6 +68,13 @@ class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
         return super().count
 
 
+def planner_estimate(queryset: QuerySet[Any]) -> int | None:
+    """PostgreSQL's estimate of how many rows ``queryset`` matches (None on other databases)."""
+    if connections[queryset.db].vendor != "postgresql":
+        return None
+    return _planner_rows(queryset)
+
+
 def _count_within(queryset: QuerySet[Any], timeout_ms: int) -> int | None:
     """``COUNT(*)``, or None when PostgreSQL gives up after ``timeout_ms``."""
     connection = connections[queryset.db]

@@ -16,8 +16,16 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from topview_callbacks import biz_types
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
+from topview_callbacks.models import (
+    ArchivedMedia,
+    MediaState,
+    Notice,
+    NoticeState,
+    SubmittedTask,
+    TaskStatus,
+)
 
 STATE_COLOURS = {
     NoticeState.PENDING: "#8a6d00",
@@ -61,15 +69,30 @@ def preformatted(text: str) -> str:
     return format_html('<pre style="{}">{}</pre>', PRE_STYLE, text or "-")
 
 
-def media_preview(media: Iterable[tuple[str, str]]) -> str:
-    """Players for the output media; only http(s) URLs ever reach the page."""
+def media_preview(
+    media: Iterable[tuple[str, str]], copies: dict[tuple[str, int], str] | None = None
+) -> str:
+    """Players for the output media, playing the archived copy (``copies``, by kind and
+    index) when there is one; only http(s) URLs and our own storage's URLs reach the page.
+    Topview's URLs on hosts outside MEDIA_PREVIEW_HOSTS (when set) are shown as text."""
     hosts = topview_settings.media_preview_hosts
-    safe = [
-        {"kind": kind, "url": url, "preview": _previewable(url, hosts)}
-        for kind, url in media
-        if urlsplit(url).scheme.lower() in ("http", "https") and urlsplit(url).netloc
-    ]
-    return render_to_string("topview_callbacks/media_preview.html", {"media": safe})
+    items = []
+    for kind, index, url in biz_types.numbered_media(list(media)):
+        copy = (copies or {}).get((kind, index))
+        if copy is not None:
+            items.append({"kind": kind, "url": copy, "archived": True, "preview": True})
+        elif urlsplit(url).scheme.lower() in ("http", "https") and urlsplit(url).netloc:
+            preview = _previewable(url, hosts)
+            items.append({"kind": kind, "url": url, "archived": False, "preview": preview})
+    return render_to_string("topview_callbacks/media_preview.html", {"media": items})
+
+
+def archived_copies(task: SubmittedTask | None) -> dict[tuple[str, int], str]:
+    """The URLs of a task's archived files, by (kind, index)."""
+    if task is None:
+        return {}
+    rows = ArchivedMedia.objects.filter(task=task, state=MediaState.ARCHIVED).exclude(file="")
+    return {(media.kind, media.index): media.file.url for media in rows}
 
 
 def _previewable(url: str, hosts: list[str]) -> bool:
@@ -100,7 +123,8 @@ class OutcomeFields:
 
     @admin.display(description=_("preview"))
     def media_preview(self, row: Notice | SubmittedTask) -> str:
-        return media_preview(row.media())
+        task = row if isinstance(row, SubmittedTask) else row.submitted_task
+        return media_preview(row.media(), archived_copies(task))
 
     @admin.display(description=_("result"))
     def result_json(self, row: Notice | SubmittedTask) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -14,6 +17,7 @@ from topview_callbacks.admin.changelist import (
     FastListMixin,
     NoticeStatusFilter,
 )
+from topview_callbacks.admin.dashboard import dashboard_view
 from topview_callbacks.admin.display import (
     NoticeStateColumn,
     OutcomeFields,
@@ -72,6 +76,18 @@ class NoticeAdmin(NoticeStateColumn, OutcomeFields, FastListMixin, OperatorAdmin
         "raw_body_text",
         "headers_json",
     )
+
+    def get_urls(self) -> list[URLPattern]:
+        # The pipeline dashboard sits beside the notices, under their view permission.
+        dashboard = path(
+            "dashboard/",
+            self.admin_site.admin_view(self.dashboard),
+            name="topview_callbacks_notice_dashboard",
+        )
+        return [dashboard, *super().get_urls()]
+
+    def dashboard(self, request: HttpRequest, *args: Any) -> HttpResponse:
+        return dashboard_view(self, request)
 
     @admin.display(description=_("submitted task"))
     def task_link(self, notice: Notice) -> str:

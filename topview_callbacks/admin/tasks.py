@@ -16,6 +16,7 @@ from topview_callbacks.admin.display import (
     coloured,
     pretty_json,
 )
+from topview_callbacks.admin.media import ArchivedMediaInline, ArchiveFilter, archive_now
 from topview_callbacks.admin.permissions import OperatorAdmin, ReadOnlyMixin
 from topview_callbacks.models import Notice, SubmittedTask
 
@@ -46,12 +47,12 @@ class SubmittedTaskAdmin(OutcomeFields, FastListMixin, OperatorAdmin):
         "poll_count",
         "next_poll_at",
     )
-    list_filter = ("status", BizTypeFilter, AccountFilter)
+    list_filter = ("status", BizTypeFilter, AccountFilter, ArchiveFilter)
     search_fields = ("task_id__exact",)
     search_help_text = _("Exact task id.")
     date_hierarchy = "submitted_at"
-    actions = (actions.poll_now,)
-    inlines = (NoticeInline,)
+    actions = (actions.poll_now, archive_now)
+    inlines = (NoticeInline, ArchivedMediaInline)
     fieldsets = (
         (
             None,

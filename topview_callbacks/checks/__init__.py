@@ -9,19 +9,27 @@ from __future__ import annotations
 from django.core.checks import Tags, register
 
 from topview_callbacks.checks.accounts import check_accounts
+from topview_callbacks.checks.archiving import check_archiving, check_archiving_security
 from topview_callbacks.checks.base import check_settings_dict
 from topview_callbacks.checks.endpoint import check_endpoint
+from topview_callbacks.checks.observability import check_metrics_token, check_observability
 from topview_callbacks.checks.polling import check_polling
 from topview_callbacks.checks.processing import check_processing
 from topview_callbacks.checks.security import check_security
+from topview_callbacks.checks.tasks_framework import check_tasks_framework
 
 __all__ = [
     "check_accounts",
+    "check_archiving",
+    "check_archiving_security",
     "check_endpoint",
+    "check_metrics_token",
+    "check_observability",
     "check_polling",
     "check_processing",
     "check_security",
     "check_settings_dict",
+    "check_tasks_framework",
     "register_checks",
 ]
 
@@ -33,4 +41,9 @@ def register_checks() -> None:
     register(check_endpoint, Tags.compatibility)
     register(check_processing, Tags.compatibility)
     register(check_polling, Tags.compatibility)
+    register(check_observability, Tags.compatibility)
+    register(check_tasks_framework, Tags.compatibility)
     register(check_security, Tags.security)
+    register(check_metrics_token, Tags.security)
+    register(check_archiving, Tags.compatibility)
+    register(check_archiving_security, Tags.security)

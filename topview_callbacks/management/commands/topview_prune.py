@@ -51,6 +51,13 @@ class Command(BaseCommand):
             help="Rows deleted per statement (default 1000).",
         )
 
+        parser.add_argument(
+            "--delete-files",
+            action="store_true",
+            help="Also prune old tasks that have archived media, deleting those files from "
+            "ARCHIVE_STORAGE (each one logged). Without it such tasks are kept.",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1.")
@@ -58,10 +65,13 @@ class Command(BaseCommand):
             older_than=options["older_than"],
             failed_older_than=options["failed_older_than"],
             batch_size=options["batch_size"],
+            delete_files=options["delete_files"],
         )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Deleted {result.notices} notice(s), {result.failed_notices} failed "
-                f"notice(s) and {result.tasks} task(s)."
+                f"notice(s), {result.tasks} task(s), {result.files} archived file(s) and "
+                f"{result.rejections} rejection count(s); kept {result.kept_for_files} "
+                "task(s) that have archived files."
             )
         )

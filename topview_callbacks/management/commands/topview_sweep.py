@@ -14,7 +14,8 @@ class Command(BaseCommand):
     help = (
         "Restart Topview notices stuck pending (the broker was down) or processing (a worker "
         "died) for longer than SWEEP_AFTER: for cron users; Celery users schedule "
-        "topview_callbacks.sweep instead."
+        "topview_callbacks.sweep instead (Django Tasks users can enqueue "
+        "topview_callbacks.tasks_framework.sweep)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -31,7 +32,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--enqueue",
             action="store_true",
-            help="Queue them as Celery tasks instead of processing them in this command.",
+            help="Queue them (as Celery tasks, or as Django Tasks with PROCESSING='tasks') "
+            "instead of processing them in this command.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -40,10 +42,13 @@ class Command(BaseCommand):
             raise CommandError("--older-than must be a positive number of seconds.")
         restart = None
         if options["enqueue"]:
+            # The queue PROCESSING names; Celery when it names none (inline, manual).
+            mode = "tasks" if topview_settings.processing == "tasks" else "celery"
             try:
-                restart = queue_for("celery")
+                restart = queue_for(mode)
             except ImportError as exc:
-                raise CommandError(f"--enqueue needs Celery: {exc}") from exc
+                needs = "Celery" if mode == "celery" else "django.tasks or django-tasks"
+                raise CommandError(f"--enqueue needs {needs}: {exc}") from exc
         done = sweep(
             older_than=timedelta(seconds=seconds) if seconds is not None else None,
             limit=options["limit"],

@@ -1,0 +1,49 @@
+"""The archiving checks (E040-E045, W040, W041): each fires on its problem, none on the default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.checks import Tags
+
+from tests.test_checks import GOOD, ids, ours
+
+CELERY = {**GOOD, "PROCESSING": "celery", "ARCHIVE_MEDIA": True}
+
+
+def test_archiving_on_with_celery_and_the_defaults_passes(settings: Any) -> None:
+    settings.CELERY_DB_REUSE_MAX = 1000
+    assert ids(TOPVIEW_CALLBACKS=CELERY) == []
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"ARCHIVE_MEDIA": "yes"}, "E040"),
+        ({"ARCHIVE_ALLOW_PRIVATE": 0}, "E040"),
+        ({"ARCHIVE_STORAGE": "nowhere"}, "E041"),
+        ({"ARCHIVE_PATH": "topview/{task_id}{ext}"}, "E042"),
+        ({"ARCHIVE_PATH": "{biz_type}/{task_id}/{kind}{index}/{secret}"}, "E042"),
+        ({"ARCHIVE_PATH": "{biz_type"}, "E042"),
+        ({"ARCHIVE_HOSTS": "aigc.s3.amazonaws.com"}, "E043"),
+        ({"ARCHIVE_HOSTS": ["https://aigc.s3.amazonaws.com/"]}, "E043"),
+        ({"ARCHIVE_MAX_BYTES": 0}, "E044"),
+        ({"ARCHIVE_TIMEOUT": "30"}, "E044"),
+        ({"ARCHIVE_KINDS": ["video", "pdf"]}, "E045"),
+        ({"PROCESSING": "inline"}, "W041"),
+    ],
+)
+def test_each_archiving_problem_has_its_id(
+    config: dict[str, Any], expected: str, settings: Any
+) -> None:
+    settings.CELERY_DB_REUSE_MAX = 1000
+    assert ids(TOPVIEW_CALLBACKS={**CELERY, **config}) == [f"topview_callbacks.{expected}"]
+
+
+@pytest.mark.parametrize("key", ["ARCHIVE_ALLOW_HTTP", "ARCHIVE_ALLOW_PRIVATE"])
+def test_unsafe_fetching_without_debug_is_a_deploy_warning(key: str, settings: Any) -> None:
+    settings.TOPVIEW_CALLBACKS = {**GOOD, key: True}
+    assert [m.id for m in ours(tags=[Tags.security])] == ["topview_callbacks.W040"]
+    settings.DEBUG = True
+    assert [m.id for m in ours(tags=[Tags.security])] == []

@@ -1,0 +1,177 @@
+"""health.py and ``topview_health``: each probe against known fixtures, exit codes, the plugin."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.test import RequestFactory, override_settings
+from django.utils import timezone
+
+from topview_callbacks import health
+from topview_callbacks.models import Notice, NoticeState, RejectedDelivery, SubmittedTask
+from topview_callbacks.testing import deliver_notice, notice_payload
+
+pytestmark = pytest.mark.django_db
+
+NOW = timezone.now()
+SETTINGS = {"UID": "test-uid-NsDAaOPF4jLu", "API_KEY": "k", "SWEEP_AFTER": 300}
+
+
+@pytest.fixture(autouse=True)
+def settings_for_health() -> Any:
+    with override_settings(TOPVIEW_CALLBACKS=SETTINGS):
+        yield
+
+
+def notice(state: str, age: timedelta, **values: Any) -> Notice:
+    n = Notice.objects.count()
+    return Notice.objects.create(
+        uuid=f"u-{n}",
+        biz_type="VOICE_CLONE",
+        task_id=f"t-{n}",
+        status="success",
+        state=state,
+        received_at=NOW - age,
+        **values,
+    )
+
+
+def run(*args: str) -> tuple[int, str]:
+    out = StringIO()
+    try:
+        call_command("topview_health", *args, stdout=out)
+    except SystemExit as exit:
+        return int(exit.code or 0), out.getvalue()
+    return 0, out.getvalue()
+
+
+def by_name(findings: list[health.Finding]) -> dict[str, health.Finding]:
+    return {finding.name: finding for finding in findings}
+
+
+def test_an_empty_pipeline_is_healthy() -> None:
+    code, out = run()
+    assert code == 0
+    assert out.count("OK") == 6 and "Topview pipeline: OK" in out
+
+
+def test_measurements_count_what_the_fixtures_hold() -> None:
+    notice(NoticeState.PENDING, timedelta(minutes=20))
+    notice(NoticeState.PENDING, timedelta(minutes=1))
+    notice(NoticeState.PROCESSING, timedelta(minutes=2), processing_started_at=NOW)
+    notice(NoticeState.FAILED, timedelta(hours=2))
+    notice(NoticeState.FAILED, timedelta(hours=30))
+    notice(NoticeState.PROCESSED, timedelta(seconds=5))
+    SubmittedTask.objects.create(
+        biz_type="M2V_EXPORT", task_id="late", next_poll_at=NOW - timedelta(hours=1)
+    )
+    SubmittedTask.objects.create(
+        biz_type="M2V_EXPORT", task_id="due", next_poll_at=NOW - timedelta(minutes=5)
+    )
+    SubmittedTask.objects.create(
+        biz_type="M2V_EXPORT",
+        task_id="done",
+        status="success",
+        next_poll_at=NOW - timedelta(hours=3),
+    )
+    m = health.measure(NOW)
+    assert (m.pending, m.processing, m.failed, m.failed_24h) == (2, 1, 2, 1)
+    assert m.oldest_waiting_seconds == pytest.approx(1200, abs=1)
+    assert (m.overdue_tasks, m.has_open_tasks) == (1, True)  # 5 minutes late is within the grace
+    assert m.last_notice_at == NOW - timedelta(seconds=5)
+    found = by_name(health.evaluate(m))
+    assert found["stuck_notices"].level == health.Level.WARNING  # 1200 s >= 2 x 300 s
+    assert found["failed_notices"].level == health.Level.WARNING
+    assert found["overdue_tasks"].level == health.Level.WARNING
+    assert found["notice_silence"].level == health.Level.OK
+    assert found["rejected_deliveries"].level == health.Level.OK
+
+
+@pytest.mark.parametrize(
+    ("age_minutes", "level"),
+    [(9, health.Level.OK), (11, health.Level.WARNING), (31, health.Level.CRITICAL)],
+)
+def test_stuck_thresholds_follow_sweep_after(age_minutes: int, level: health.Level) -> None:
+    notice(NoticeState.PENDING, timedelta(minutes=age_minutes))
+    limits = {"STUCK_WARNING_FACTOR": 2, "STUCK_CRITICAL_FACTOR": 6}
+    with override_settings(TOPVIEW_CALLBACKS={**SETTINGS, "HEALTH": limits}):
+        assert by_name(health.check(NOW))["stuck_notices"].level == level
+
+
+def test_silence_with_open_tasks_is_critical_after_a_day() -> None:
+    notice(NoticeState.PROCESSED, timedelta(hours=25))
+    SubmittedTask.objects.create(
+        biz_type="M2V_EXPORT", task_id="open", next_poll_at=NOW + timedelta(hours=1)
+    )
+    finding = by_name(health.check(NOW))["notice_silence"]
+    assert finding.level == health.Level.CRITICAL
+    assert finding.value == pytest.approx(25, abs=0.01)
+    assert "are Topview's callbacks reaching NOTICE_URL?" in finding.summary
+
+
+def test_a_wrong_uid_makes_the_command_exit_2_naming_the_cause() -> None:
+    deliver_notice(notice_payload("VOICE_CLONE"), uid="uid-of-another-account")
+    code, out = run("--json")
+    report = json.loads(out)
+    assert code == 2 and report["status"] == "critical"
+    [rejected] = [c for c in report["checks"] if c["name"] == "rejected_deliveries"]
+    assert rejected["level"] == "critical" and rejected["value"] == 1
+    assert "wrong_uid: 1" in rejected["summary"]
+    assert "TOPVIEW_CALLBACKS['UID']" in rejected["summary"]
+
+
+def test_many_other_rejections_only_warn() -> None:
+    RejectedDelivery.objects.create(minute=NOW, reason="invalid", status=400, count=12)
+    RejectedDelivery.objects.create(
+        minute=NOW - timedelta(hours=2), reason="wrong_uid", status=403, count=5
+    )
+    code, out = run()
+    assert code == 1
+    assert "12 delivery(ies) rejected in the last hour (invalid: 12)" in out
+
+
+def test_a_registered_probe_joins_the_report() -> None:
+    def archives_failing(m: health.Measurements, limits: dict[str, float]) -> health.Finding:
+        return health.Finding("archives_failing", health.Level.CRITICAL, "3 media files failed.")
+
+    health.register_probe(archives_failing)
+    try:
+        assert run()[0] == 2
+        assert by_name(health.check())["archives_failing"].summary == "3 media files failed."
+    finally:
+        health._extra_probes.remove(archives_failing)
+
+
+def test_the_health_check_plugin_reports_the_same_findings() -> None:
+    from health_check.exceptions import ServiceUnavailable, ServiceWarning
+
+    from topview_callbacks.contrib.health_check import TopviewPipeline
+
+    check = TopviewPipeline()
+    check.run()  # healthy: no exception
+    notice(NoticeState.FAILED, timedelta(hours=1))
+    with pytest.raises(ServiceWarning, match="failed_notices"):
+        check.run()
+    RejectedDelivery.objects.create(minute=NOW, reason="wrong_token", status=403)
+    with pytest.raises(ServiceUnavailable, match="rejected_deliveries"):
+        check.run()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_plugin_runs_in_django_health_checks_view(client: Any) -> None:
+    from health_check.views import HealthCheckView
+
+    from topview_callbacks.contrib.health_check import TopviewPipeline
+
+    RejectedDelivery.objects.create(minute=timezone.now(), reason="wrong_uid", status=403)
+    view = HealthCheckView.as_view(checks=[TopviewPipeline])
+    response = asyncio.run(view(RequestFactory().get("/ht/?format=json")))
+    assert response.status_code == 500
+    [(name, message)] = json.loads(response.content).items()
+    assert "TopviewPipeline" in name and "wrong_uid: 1" in message

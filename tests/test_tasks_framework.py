@@ -1,0 +1,277 @@
+"""tasks_framework.py: PROCESSING="tasks" on Django's Tasks framework, in this process.
+
+With the ImmediateBackend (the task runs on enqueue) and with django-tasks-db's
+DatabaseBackend, whose worker (``db_worker --batch``) runs here until the queue is empty.
+The same worker as a separate process on PostgreSQL: tests/test_tasks_worker.py.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import OperationalError
+from django.test import override_settings
+from django.utils import timezone
+
+from tests.conftest import run_without
+from topview_callbacks import processing, scheduling, signals
+from topview_callbacks.models import Notice, NoticeState
+from topview_callbacks.testing import deliver_notice, notice_payload
+
+tasks_framework = pytest.importorskip("topview_callbacks.tasks_framework")
+
+BASE = {"UID": "test-uid-NsDAaOPF4jLu", "API_KEY": "sk-test-key", "PROCESSING": "tasks"}
+PACKAGE = Path(tasks_framework.__file__).parent
+
+
+def topview(**values: Any) -> Any:
+    return override_settings(TOPVIEW_CALLBACKS={**BASE, **values})
+
+
+def on_database(**values: Any) -> Any:
+    """django-tasks-db's backend (tests/settings.py names it "database")."""
+    pytest.importorskip("django_tasks_db")
+    return topview(TASKS_BACKEND="database", **values)
+
+
+def queued() -> list[Any]:
+    """The tasks django-tasks-db holds, oldest first."""
+    from django_tasks_db.models import DBTaskResult
+
+    return list(DBTaskResult.objects.order_by("enqueued_at"))
+
+
+def run_worker() -> None:
+    """django-tasks-db's worker, in this process, until no task is ready."""
+    call_command(
+        "db_worker",
+        "--batch",
+        "--backend=database",
+        "--queue-name=*",
+        "--interval=0",
+        "--no-startup-delay",
+        "--no-reload",
+        stdout=io.StringIO(),
+    )
+
+
+def make_due(task: Any) -> None:
+    """Let time pass for a deferred retry (it is due ``run_after``)."""
+    type(task).objects.filter(pk=task.pk).update(run_after=timezone.now())
+
+
+def deliver(capture: Any) -> Notice:
+    payload = notice_payload("VOICE_CLONE")
+    with capture(execute=True):
+        assert deliver_notice(payload).status_code == 200
+    return Notice.objects.get(uuid=payload["uuid"])
+
+
+# --- the immediate backend ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_immediate_backend_processes_after_commit(
+    record_signal: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    received = record_signal(signals.voice_clone)
+    with topview():
+        notice = deliver(django_capture_on_commit_callbacks)
+    assert notice.state == NoticeState.PROCESSED
+    assert [call["notice"].pk for call in received.calls] == [notice.pk]
+    assert scheduling.queue_for("tasks") is tasks_framework.enqueue_notice
+
+
+@pytest.mark.django_db
+def test_immediate_backend_leaves_a_failed_notice_to_the_sweep(
+    failing_receiver: Any, caplog: pytest.LogCaptureFixture, django_capture_on_commit_callbacks: Any
+) -> None:
+    with topview(MAX_ATTEMPTS=3):
+        notice = deliver(django_capture_on_commit_callbacks)
+    assert (notice.state, notice.attempts, failing_receiver.calls) == ("failed", 1, 1)
+    assert "can't defer a task; the sweep retries it" in caplog.text
+    failing_receiver.fixed = True
+    Notice.objects.filter(pk=notice.pk).update(
+        processing_started_at=timezone.now() - timedelta(seconds=5)
+    )
+    sweep_soon = topview(MAX_ATTEMPTS=3, SWEEP_AFTER=1, RETRY_BACKOFF_MAX=1)
+    with sweep_soon, django_capture_on_commit_callbacks(execute=True):
+        assert tasks_framework.enqueue(tasks_framework.sweep).return_value == 1
+    notice.refresh_from_db()
+    assert (notice.state, notice.attempts, failing_receiver.calls) == ("processed", 2, 2)
+
+
+@pytest.mark.django_db
+def test_reconcile_and_prune_run_as_tasks() -> None:
+    with topview():
+        pruned = tasks_framework.enqueue(tasks_framework.prune)
+        reconciled = tasks_framework.enqueue(tasks_framework.reconcile)
+    assert pruned.status == "SUCCESSFUL" and set(pruned.return_value) >= {"notices"}
+    assert reconciled.status == "SUCCESSFUL" and isinstance(reconciled.return_value, dict)
+
+
+# --- the database backend, its worker in this process ---------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_backend_queues_the_id_on_the_configured_queue_and_its_worker_runs_it(
+    record_signal: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    received = record_signal()
+    with on_database(TASKS_QUEUE="topview"):
+        notice = deliver(django_capture_on_commit_callbacks)
+        [task] = queued()
+        assert notice.state == NoticeState.PENDING  # nothing ran in the web process
+        assert (task.task_path, task.queue_name, task.backend_name) == (
+            "topview_callbacks.tasks_framework.process_notice",
+            "topview",
+            "database",
+        )
+        assert task.args_kwargs == {"args": [notice.pk, 0], "kwargs": {}}
+        run_worker()
+    notice.refresh_from_db()
+    assert notice.state == NoticeState.PROCESSED
+    assert [call["notice"].pk for call in received.calls] == [notice.pk]
+    [task] = queued()
+    assert task.status == "SUCCESSFUL" and task.return_value == "processed"
+    # A repeated task for a processed notice does nothing.
+    with on_database():
+        tasks_framework.enqueue_notice(notice.pk)
+        run_worker()
+    assert len(received.calls) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_raising_receiver_is_retried_with_backoff_then_given_up(
+    failing_receiver: Any, caplog: pytest.LogCaptureFixture, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings = on_database(MAX_ATTEMPTS=3, RETRY_BACKOFF=10, RETRY_JITTER=False)
+    with settings:
+        notice = deliver(django_capture_on_commit_callbacks)
+        waits = []
+        for _attempt in range(3):
+            before = timezone.now()
+            run_worker()
+            latest = queued()[-1]
+            if latest.status == "READY":
+                waits.append((latest.run_after - before).total_seconds())
+                make_due(latest)
+    notice.refresh_from_db()
+    assert (notice.state, notice.attempts, failing_receiver.calls) == ("failed", 3, 3)
+    assert len(queued()) == 3  # the first attempt and two retries; no fourth
+    assert [round(wait) for wait in waits] == [10, 20]  # RETRY_BACKOFF, doubled
+    assert "failed 3 times; giving up" in caplog.text
+    failing_receiver.fixed = True
+    replayed = processing.replay_notice(notice.pk)
+    assert replayed is not None and replayed.state == NoticeState.PROCESSED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retry_that_succeeds_fires_once(
+    failing_receiver: Any, record_signal: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    received = record_signal()
+    with on_database(MAX_ATTEMPTS=3, RETRY_BACKOFF=5):
+        notice = deliver(django_capture_on_commit_callbacks)
+        run_worker()
+        failing_receiver.fixed = True
+        make_due(queued()[-1])
+        run_worker()
+    notice.refresh_from_db()
+    assert (notice.state, notice.attempts, failing_receiver.calls) == ("processed", 2, 2)
+    assert len(received.calls) == 1  # the recorder fires only once the receivers all passed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_is_retried_with_its_own_count(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = processing.process_notice
+    failures = iter([OperationalError("server closed the connection unexpectedly")])
+
+    def flaky_database(*args: Any, **kwargs: Any) -> Any:
+        for error in failures:
+            raise error
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(processing, "process_notice", flaky_database)
+    notice = Notice.objects.record_delivery(
+        uuid="db-1", biz_type="VOICE_CLONE", task_id="t-db-1", status="success"
+    )
+    with on_database(RETRY_BACKOFF=1):
+        tasks_framework.enqueue_notice(notice.notice_id)
+        run_worker()
+        retry = queued()[-1]
+        assert retry.args_kwargs["args"] == [notice.notice_id, 1]
+        make_due(retry)
+        run_worker()
+    assert Notice.objects.get(pk=notice.notice_id).state == NoticeState.PROCESSED
+    assert "Database error processing Topview notice" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sweep_command_enqueues_as_tasks_in_tasks_mode() -> None:
+    notice = Notice.objects.record_delivery(
+        uuid="stuck-1", biz_type="VOICE_CLONE", task_id="t-stuck-1", status="success"
+    )
+    Notice.objects.filter(pk=notice.notice_id).update(
+        received_at=timezone.now() - timedelta(hours=1)
+    )
+    out = io.StringIO()
+    with on_database():
+        call_command("topview_sweep", "--enqueue", stdout=out)
+        assert [task.args_kwargs["args"] for task in queued()] == [[notice.notice_id, 0]]
+        run_worker()
+    assert "Queued 1 stuck notice(s)." in out.getvalue()
+    assert Notice.objects.get(pk=notice.notice_id).state == NoticeState.PROCESSED
+
+
+@pytest.mark.django_db
+def test_a_backend_that_refuses_the_task_leaves_the_notice_pending(
+    caplog: pytest.LogCaptureFixture, django_capture_on_commit_callbacks: Any
+) -> None:
+    with topview(TASKS_QUEUE="not-served"):  # the immediate backend serves "default" only
+        notice = deliver(django_capture_on_commit_callbacks)
+    assert notice.state == NoticeState.PENDING
+    assert "waits for the sweep" in caplog.text
+
+
+# --- packaging ----------------------------------------------------------------------------
+
+
+def test_only_tasks_framework_imports_the_tasks_framework() -> None:
+    """What import-linter can't say (django.tasks is a subpackage of an external package)."""
+    importers = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            if any(name.split(".")[:2] == ["django", "tasks"] for name in names) or any(
+                name.split(".")[0] in ("django_tasks", "django_tasks_db") for name in names
+            ):
+                importers.add(path.relative_to(PACKAGE).as_posix())
+    assert importers == {"tasks_framework.py"}
+
+
+def test_the_package_works_without_the_tasks_framework_installed() -> None:
+    out = run_without(
+        ("django.tasks", "django_tasks", "django_tasks_db"),
+        """
+        import topview_callbacks.admin, topview_callbacks.scheduling, topview_callbacks.views
+        from django.core.management import call_command
+        call_command("check")
+        assert not [name for name in sys.modules if name.startswith("django_tasks")]
+        assert "django.tasks" not in sys.modules
+        print("ok")
+        """,
+    )
+    assert out.strip().endswith("ok")

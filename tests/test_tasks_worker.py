@@ -1,0 +1,183 @@
+"""Real django-tasks-db workers (``manage.py db_worker``) processing notices on PostgreSQL.
+
+PROCESSING="tasks" with django-tasks-db's DatabaseBackend ("database" in tests/settings.py):
+gunicorn stores and enqueues, ``db_worker`` processes start as subprocesses. The processes,
+and the receiver that records its effects in Redis, come from tests/test_celery_worker.py
+(the Celery app it also defines is not used here); the queue is named after the pytest
+process, so runs sharing the machine don't take each other's tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from tests import test_celery_worker as harness
+from tests.test_celery_worker import (
+    QUEUE,
+    WORKER_READY,
+    Service,
+    calls,
+    fired,
+    gunicorn,
+    key,
+    kill_mid_notice,
+    post_notice,
+    process_env,
+    records,
+    states,
+    wait_for,
+)
+
+pytest.importorskip("django_tasks_db")
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+# The Celery tests' fixtures: the test database's name, services stopped after each test,
+# and the Redis records cleared around it.
+db_name, running, clean_records = harness.db_name, harness.running, harness.clean_records
+
+TASKS_MODE = {"PROCESSING": "tasks", "TASKS_BACKEND": "database", "TASKS_QUEUE": QUEUE}
+# The worker process: the recording receiver (imported with TOPVIEW_TEST_ROLE set), our
+# logs on stderr, then django-tasks-db's own command.
+_RUN_WORKER = f"""
+import logging, sys
+level = logging.INFO if "-v0" not in sys.argv else logging.WARNING
+logging.basicConfig(level=level, format="%(name)s %(levelname)s %(message)s")
+import tests.test_celery_worker
+print({WORKER_READY!r}, file=sys.stderr, flush=True)
+from django.core.management import execute_from_command_line
+execute_from_command_line(["manage.py", "db_worker", *sys.argv[1:]])
+"""
+
+
+def tasks_worker(
+    database: str,
+    *,
+    overrides: dict[str, Any] | None = None,
+    interval: float = 0.1,
+    quiet: bool = False,
+    **env: str,
+) -> Service:
+    """A ``db_worker`` on our queue of the "database" backend, started; ``quiet`` logs
+    warnings only (the benchmarks)."""
+    argv = [
+        sys.executable,
+        "-c",
+        _RUN_WORKER,
+        *(["-v0"] if quiet else []),
+        "--backend=database",
+        f"--queue-name={QUEUE}",
+        f"--interval={interval}",
+        "--no-startup-delay",
+        "--no-reload",
+        f"--worker-id={QUEUE}-{time.monotonic_ns()}"[-64:],
+    ]
+    extra = {
+        "TOPVIEW_TEST_ROLE": "tasks-worker",
+        "TOPVIEW_TEST_OVERRIDES": json.dumps({**TASKS_MODE, **(overrides or {})}),
+    }
+    service = Service("tasks-worker", argv, process_env(database, **extra, **env))
+    return service.start(lambda: WORKER_READY in service.output())
+
+
+def tasks_mode(settings: Any, **values: Any) -> None:
+    """This (pytest) process enqueues to the workers' backend and queue too."""
+    settings.TOPVIEW_CALLBACKS = {**settings.TOPVIEW_CALLBACKS, **TASKS_MODE, **values}
+
+
+def test_workers_process_every_notice_delivered_over_http_once(
+    db_name: str, running: list[Service], settings: Any
+) -> None:
+    from topview_callbacks import tasks_framework
+    from topview_callbacks.models import Notice
+    from topview_callbacks.testing import notice_payload
+
+    # Two workers take tasks from one queue (SELECT ... FOR UPDATE SKIP LOCKED).
+    running.extend([tasks_worker(db_name), tasks_worker(db_name)])
+    web, port = gunicorn(db_name, workers=2, overrides=TASKS_MODE)
+    running.append(web)
+    uid = settings.TOPVIEW_CALLBACKS["UID"]
+    payloads = [notice_payload(biz) for biz in ("M2V_PREVIEW", "VOICE_CLONE", "SCRAPER") * 10]
+    for payload in payloads + payloads[:6]:  # six delivered twice
+        status, body, _seconds = post_notice(port, payload, uid)
+        assert status == 200 and body["result"]["result"] == "success"
+    uuids = [p["uuid"] for p in payloads]
+    wait_for(lambda: set(states(*uuids).values()) == {"processed"}, 60, "processing")
+    # A repeated task for a processed notice does nothing.
+    tasks_mode(settings)
+    tasks_framework.enqueue_notice(Notice.objects.get(uuid=uuids[0]).pk)
+    time.sleep(1.0)
+    assert fired() == dict.fromkeys(uuids, 1)
+    assert set(Notice.objects.values_list("attempts", flat=True)) == {1}
+    both = running[0].output() + running[1].output()
+    assert both.count(f"Topview notice {uuids[0]} (") == 1  # structured log line, once
+    assert f"notice id={Notice.objects.get(uuid=uuids[0]).pk} not claimed" in both
+    assert all(f"Topview notice {uuid} (" in both for uuid in uuids)  # both workers worked
+    assert running[0].output().count("[django task") and running[1].output().count("[django task")
+
+
+def test_a_raising_receiver_is_retried_with_backoff_then_failed(
+    db_name: str, running: list[Service], settings: Any
+) -> None:
+    from topview_callbacks.models import Notice
+    from topview_callbacks.testing import deliver_notice, notice_payload
+
+    overrides = {"MAX_ATTEMPTS": 3, "RETRY_BACKOFF": 1.0, "RETRY_JITTER": True}
+    worker = tasks_worker(db_name, overrides=overrides)
+    running.append(worker)
+    tasks_mode(settings, **overrides)
+    payload = notice_payload("M2V_EXPORT")
+    records().sadd(key("fail"), payload["taskId"])
+    assert deliver_notice(payload).status_code == 200
+
+    def gave_up() -> bool:
+        notice = Notice.objects.get(uuid=payload["uuid"])
+        return notice.state == "failed" and notice.attempts == 3 and "giving up" in worker.output()
+
+    wait_for(gave_up, 30, "three failed attempts")
+    assert "told to fail" in Notice.objects.get(uuid=payload["uuid"]).last_error
+    times = [float(t) for t in records().lrange(key(f"times:{payload['uuid']}"), 0, -1)]
+    assert len(times) == 3
+    # Backoff 1 s then 2 s, each with "equal jitter" (50-100% of it), as run_after.
+    assert 0.5 <= times[1] - times[0] < 5
+    assert 1.0 <= times[2] - times[1] < 6
+    time.sleep(1.0)
+    assert calls() == {payload["uuid"]: 3} and fired() == {}  # no 4th attempt
+
+
+def test_a_worker_killed_mid_notice_loses_nothing_and_fires_once(
+    db_name: str, running: list[Service], settings: Any
+) -> None:
+    from django_tasks_db.models import DBTaskResult
+
+    from topview_callbacks import tasks_framework
+    from topview_callbacks.models import Notice
+
+    overrides = {"SWEEP_AFTER": 3}
+    first = tasks_worker(db_name, overrides=overrides)
+    running.append(first)
+    tasks_mode(settings, **overrides)
+    payload = kill_mid_notice(first)
+    # django-tasks-db never hands a task of a dead worker to another: it stays RUNNING.
+    assert list(DBTaskResult.objects.values_list("status", flat=True)) == ["RUNNING"]
+
+    second = tasks_worker(db_name, overrides=overrides)
+    running.append(second)
+    time.sleep(3.5)  # past SWEEP_AFTER: the notice counts as stuck
+    # The sweep, itself a Task the worker runs, queues the notice again.
+    tasks_framework.enqueue(tasks_framework.sweep)
+    wait_for(lambda: fired().get(payload["uuid"]), 30, "the notice to be processed")
+    time.sleep(1.0)
+    notice = Notice.objects.get(uuid=payload["uuid"])
+    assert (notice.state, notice.attempts) == ("processed", 2)
+    assert fired() == {payload["uuid"]: 1}
+    assert calls() == {payload["uuid"]: 2}  # the killed run and the one that completed
+    # Another sweep finds nothing left to do.
+    result = tasks_framework.enqueue(tasks_framework.sweep)
+    wait_for(lambda: DBTaskResult.objects.get(pk=result.id).status == "SUCCESSFUL", 30, "sweep")
+    assert DBTaskResult.objects.get(pk=result.id).return_value == 0
+    assert fired() == {payload["uuid"]: 1}

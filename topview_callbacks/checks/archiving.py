@@ -1,0 +1,109 @@
+"""Checks of media archiving (E040-E045, W040-W041; W040 is tagged ``security``)."""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning
+
+from topview_callbacks.checks.base import check_id, is_number, settings_check
+from topview_callbacks.conf import ARCHIVE_KINDS, DEFAULTS, SETTINGS_NAME
+
+PATH_FIELDS = frozenset({"account", "biz_type", "task_id", "kind", "index", "ext"})
+# Together they make a file's name unique: two outputs never share a name.
+REQUIRED_PATH_FIELDS = ("biz_type", "task_id", "kind", "index")
+
+
+def _value(raw: dict[str, Any], key: str) -> Any:
+    return raw.get(key, DEFAULTS[key])
+
+
+@settings_check
+def check_archiving(raw: dict[str, Any]) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for key in ("ARCHIVE_MEDIA", "ARCHIVE_ALLOW_HTTP", "ARCHIVE_ALLOW_PRIVATE"):
+        if not isinstance(_value(raw, key), bool):
+            messages.append(
+                Error(f"{SETTINGS_NAME}[{key!r}] must be True or False.", id=check_id("E040"))
+            )
+    alias = _value(raw, "ARCHIVE_STORAGE")
+    if alias not in getattr(settings, "STORAGES", {}):
+        messages.append(
+            Error(
+                f"{SETTINGS_NAME}['ARCHIVE_STORAGE'] is {alias!r}, which is not in STORAGES.",
+                hint="Name a storage alias from STORAGES, e.g. 'default'.",
+                id=check_id("E041"),
+            )
+        )
+    messages += _check_path(_value(raw, "ARCHIVE_PATH"))
+    hosts = _value(raw, "ARCHIVE_HOSTS")
+    if not isinstance(hosts, (list, tuple)) or not all(
+        isinstance(host, str) and host and not any(c in host for c in "/:@ ") for host in hosts
+    ):
+        messages.append(
+            Error(
+                f"{SETTINGS_NAME}['ARCHIVE_HOSTS'] must be a list of host names, each exact or "
+                "'*.domain' for its subdomains (no scheme, port or path).",
+                id=check_id("E043"),
+            )
+        )
+    for key in ("ARCHIVE_MAX_BYTES", "ARCHIVE_TIMEOUT"):
+        if not is_number(value := _value(raw, key)) or value <= 0:
+            messages.append(
+                Error(f"{SETTINGS_NAME}[{key!r}] must be a positive number.", id=check_id("E044"))
+            )
+    kinds = _value(raw, "ARCHIVE_KINDS")
+    if not isinstance(kinds, (list, tuple)) or not set(kinds) <= set(ARCHIVE_KINDS):
+        messages.append(
+            Error(
+                f"{SETTINGS_NAME}['ARCHIVE_KINDS'] must be a list of {', '.join(ARCHIVE_KINDS)}.",
+                id=check_id("E045"),
+            )
+        )
+    if _value(raw, "ARCHIVE_MEDIA") is True and _value(raw, "PROCESSING") != "celery":
+        messages.append(
+            Warning(
+                "ARCHIVE_MEDIA is on without Celery: files are downloaded only when "
+                "`manage.py topview_archive_media` runs, never in the callback request.",
+                hint="Run it from cron every few minutes (Topview's URLs expire within a "
+                "day), or silence this check if you do.",
+                id=check_id("W041"),
+            )
+        )
+    return messages
+
+
+def _check_path(path: Any) -> list[CheckMessage]:
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(path) if name is not None}
+    except (TypeError, ValueError, AttributeError):
+        fields = None
+    if fields is not None and fields <= PATH_FIELDS and set(REQUIRED_PATH_FIELDS) <= fields:
+        return []
+    return [
+        Error(
+            f"{SETTINGS_NAME}['ARCHIVE_PATH'] must be a string naming each of "
+            f"{{{'}, {'.join(REQUIRED_PATH_FIELDS)}}} and no fields other than "
+            f"{', '.join(sorted(PATH_FIELDS))}.",
+            hint=f"The default is {DEFAULTS['ARCHIVE_PATH']!r}.",
+            id=check_id("E042"),
+        )
+    ]
+
+
+@settings_check
+def check_archiving_security(raw: dict[str, Any]) -> list[CheckMessage]:
+    unsafe = [key for key in ("ARCHIVE_ALLOW_HTTP", "ARCHIVE_ALLOW_PRIVATE") if raw.get(key)]
+    if not unsafe or settings.DEBUG:
+        return []
+    return [
+        Warning(
+            f"{SETTINGS_NAME}[{unsafe[0]!r}] is on while DEBUG is off: a forged notice could "
+            "make the server fetch "
+            + ("over clear text." if unsafe[0] == "ARCHIVE_ALLOW_HTTP" else "internal addresses."),
+            hint="These switches are for tests and the demo; turn them off in production.",
+            id=check_id("W040"),
+        )
+    ]

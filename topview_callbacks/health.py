@@ -1,0 +1,235 @@
+"""Is the pipeline healthy? Plain functions behind ``topview_health``, the health-check plugin,
+the admin dashboard and the metrics' gauges.
+
+``measure`` reads what matters in a few indexed queries (no scan of the notice table);
+``evaluate`` turns the measurements into findings, each ok, warning or critical, against the
+``HEALTH`` thresholds; ``check`` does both. Another part of the package (media archiving,
+when it exists) adds its own probe with ``register_probe``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import IntEnum
+from typing import Any
+
+from django.db.models import Max, Min, Sum
+from django.utils import timezone
+
+from topview_callbacks.conf import topview_settings
+from topview_callbacks.models import Notice, NoticeState, RejectedDelivery, SubmittedTask
+from topview_callbacks.polling import OPEN_TASK_STATUSES
+from topview_callbacks.rejections import AUTH_REASONS
+
+
+class Level(IntEnum):
+    """A finding's severity; its value is the exit code of ``topview_health``."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One probe's verdict: ``name`` is stable (for alerts), ``summary`` is for people."""
+
+    name: str
+    level: Level
+    summary: str
+    value: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "level": self.level.name.lower(),
+            "summary": self.summary,
+            "value": self.value,
+        }
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """What the probes (and the gauges) look at, read at ``now``."""
+
+    now: datetime
+    pending: int
+    processing: int
+    failed: int
+    failed_24h: int
+    oldest_waiting_at: datetime | None  # the oldest pending or processing notice
+    overdue_tasks: int
+    has_open_tasks: bool  # tasks still waiting for their outcome
+    last_notice_at: datetime | None
+    rejections_1h: int
+    auth_rejections_1h: int
+    rejection_reasons_1h: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def oldest_waiting_seconds(self) -> float:
+        if self.oldest_waiting_at is None:
+            return 0.0
+        return max(0.0, (self.now - self.oldest_waiting_at).total_seconds())
+
+
+Probe = Callable[[Measurements, dict[str, float]], Finding]
+_extra_probes: list[Probe] = []
+
+
+def register_probe(probe: Probe) -> None:
+    """Add a probe to every health report, e.g. ``archives_failing`` from media archiving.
+
+    Call it once, from an ``AppConfig.ready()``. A probe gets the measurements and the
+    thresholds and returns one ``Finding``; it may run its own indexed query.
+    """
+    if probe not in _extra_probes:
+        _extra_probes.append(probe)
+
+
+def measure(now: datetime | None = None) -> Measurements:
+    """Read the pipeline's state: about ten small queries, each on an index."""
+    now = now or timezone.now()
+    grace = timedelta(seconds=topview_settings.health["OVERDUE_GRACE_SECONDS"])
+    by_state = Notice.objects.order_by()
+    pending = by_state.filter(state=NoticeState.PENDING)
+    processing = by_state.filter(state=NoticeState.PROCESSING)
+    failed = by_state.filter(state=NoticeState.FAILED)
+    oldest = [
+        pending.aggregate(at=Min("received_at"))["at"],
+        processing.aggregate(at=Min("processing_started_at"))["at"],
+    ]
+    open_tasks = SubmittedTask.objects.order_by().filter(status__in=OPEN_TASK_STATUSES)
+    reasons = _rejections_by_reason(now - timedelta(hours=1))
+    return Measurements(
+        now=now,
+        pending=pending.count(),
+        processing=processing.count(),
+        failed=failed.count(),
+        failed_24h=failed.filter(received_at__gte=now - timedelta(hours=24)).count(),
+        oldest_waiting_at=min((at for at in oldest if at is not None), default=None),
+        overdue_tasks=open_tasks.filter(next_poll_at__lt=now - grace).count(),
+        has_open_tasks=open_tasks.exists(),
+        last_notice_at=by_state.aggregate(at=Max("received_at"))["at"],
+        rejections_1h=sum(reasons.values()),
+        auth_rejections_1h=sum(reasons.get(reason, 0) for reason in AUTH_REASONS),
+        rejection_reasons_1h=reasons,
+    )
+
+
+def _rejections_by_reason(since: datetime) -> dict[str, int]:
+    rows = (
+        RejectedDelivery.objects.filter(minute__gte=since)
+        .order_by()
+        .values("reason")
+        .annotate(total=Sum("count"))
+    )
+    return {row["reason"]: int(row["total"]) for row in rows}
+
+
+def _graded(value: float, warning: float, critical: float) -> Level:
+    if value >= critical:
+        return Level.CRITICAL
+    if value >= warning:
+        return Level.WARNING
+    return Level.OK
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith("?") else text + "."
+
+
+def probe_stuck(m: Measurements, limits: dict[str, float]) -> Finding:
+    sweep = topview_settings.sweep_after
+    age = m.oldest_waiting_seconds
+    level = _graded(
+        age, sweep * limits["STUCK_WARNING_FACTOR"], sweep * limits["STUCK_CRITICAL_FACTOR"]
+    )
+    if m.oldest_waiting_at is None:
+        return Finding("stuck_notices", level, "No notice is pending or processing.", 0.0)
+    summary = (
+        f"The oldest pending or processing notice waits since {age:.0f} s "
+        f"(SWEEP_AFTER is {sweep:.0f} s)"
+    )
+    if level:
+        summary += ": is the sweep (topview_sweep or the Celery beat task) running?"
+    return Finding("stuck_notices", level, _sentence(summary), age)
+
+
+def probe_failed(m: Measurements, limits: dict[str, float]) -> Finding:
+    level = _graded(m.failed_24h, limits["FAILED_24H_WARNING"], limits["FAILED_24H_CRITICAL"])
+    summary = f"{m.failed_24h} notice(s) received in the last 24 h failed in a receiver"
+    if level:
+        summary += "; see the failed notices in the admin and replay them once fixed"
+    return Finding("failed_notices", level, _sentence(summary), float(m.failed_24h))
+
+
+def probe_overdue(m: Measurements, limits: dict[str, float]) -> Finding:
+    level = _graded(m.overdue_tasks, limits["OVERDUE_WARNING"], limits["OVERDUE_CRITICAL"])
+    summary = f"{m.overdue_tasks} open task(s) are overdue past their poll time"
+    if level:
+        summary += ": is topview_reconcile (or the Celery beat task) running?"
+    return Finding("overdue_tasks", level, _sentence(summary), float(m.overdue_tasks))
+
+
+def probe_silence(m: Measurements, limits: dict[str, float]) -> Finding:
+    if not m.has_open_tasks:
+        return Finding("notice_silence", Level.OK, "No task is waiting for its outcome.")
+    hours = (
+        (m.now - m.last_notice_at).total_seconds() / 3600
+        if m.last_notice_at is not None
+        else float("inf")
+    )
+    level = _graded(hours, limits["SILENCE_WARNING_HOURS"], limits["SILENCE_CRITICAL_HOURS"])
+    when = "never" if m.last_notice_at is None else f"{hours:.1f} h ago"
+    summary = f"Tasks are waiting for their outcome; the last notice arrived {when}"
+    if level:
+        summary += ": are Topview's callbacks reaching NOTICE_URL?"
+    value = None if hours == float("inf") else hours
+    return Finding("notice_silence", level, _sentence(summary), value)
+
+
+def probe_rejections(m: Measurements, limits: dict[str, float]) -> Finding:
+    level = _graded(m.rejections_1h, limits["REJECTIONS_WARNING"], float("inf"))
+    if m.auth_rejections_1h >= limits["AUTH_REJECTIONS_CRITICAL"]:
+        level = Level.CRITICAL
+    reasons = ", ".join(
+        f"{reason}: {count}"
+        for reason, count in sorted(m.rejection_reasons_1h.items(), key=lambda rc: -rc[1])
+    )
+    summary = f"{m.rejections_1h} delivery(ies) rejected in the last hour"
+    if reasons:
+        summary += f" ({reasons})"
+    if m.auth_rejections_1h:
+        summary += (
+            ": Topview is calling with a UID or path token this site does not accept; check "
+            "TOPVIEW_CALLBACKS['UID'] / ['ACCOUNTS'] and ['NOTICE_TOKENS'] against NOTICE_URL "
+            "and the UID under 'API Settings' in Topview"
+        )
+    return Finding("rejected_deliveries", level, _sentence(summary), float(m.rejections_1h))
+
+
+BUILTIN_PROBES: tuple[Probe, ...] = (
+    probe_stuck,
+    probe_failed,
+    probe_overdue,
+    probe_silence,
+    probe_rejections,
+)
+
+
+def evaluate(m: Measurements) -> list[Finding]:
+    """Every probe's finding, built-in ones first, with the configured thresholds."""
+    limits = topview_settings.health
+    return [probe(m, limits) for probe in (*BUILTIN_PROBES, *_extra_probes)]
+
+
+def check(now: datetime | None = None) -> list[Finding]:
+    """``evaluate(measure(now))``."""
+    return evaluate(measure(now))
+
+
+def worst(findings: list[Finding]) -> Level:
+    """The most severe level among ``findings`` (OK when there are none)."""
+    return max((finding.level for finding in findings), default=Level.OK)

@@ -1,0 +1,30 @@
+"""The app's models, one module per table family; import them from here."""
+
+from __future__ import annotations
+
+from topview_callbacks.models.media import (
+    GIVEN_UP_MEDIA_STATES,
+    ArchivedMedia,
+    MediaState,
+    archive_storage,
+    reset_archive_storage,
+)
+from topview_callbacks.models.notices import Delivery, Notice, NoticeSource, NoticeState
+from topview_callbacks.models.rejections import RejectedDelivery
+from topview_callbacks.models.tasks import FINAL_TASK_STATUSES, SubmittedTask, TaskStatus
+
+__all__ = [
+    "FINAL_TASK_STATUSES",
+    "GIVEN_UP_MEDIA_STATES",
+    "ArchivedMedia",
+    "Delivery",
+    "MediaState",
+    "Notice",
+    "NoticeSource",
+    "NoticeState",
+    "RejectedDelivery",
+    "SubmittedTask",
+    "TaskStatus",
+    "archive_storage",
+    "reset_archive_storage",
+]

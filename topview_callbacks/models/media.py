@@ -1,0 +1,133 @@
+"""Output files of tasks, archived (or to be) into the project's storage."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.core.files.storage import Storage, storages
+from django.db import models
+from django.utils import timezone
+from django.utils.functional import LazyObject, empty
+from django.utils.translation import gettext_lazy as _
+
+from topview_callbacks import biz_types
+from topview_callbacks.conf import topview_settings
+from topview_callbacks.models.notices import Notice
+from topview_callbacks.models.tasks import SubmittedTask
+
+
+class MediaState(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    ARCHIVED = "archived", _("Archived")
+    FAILED = "failed", _("Failed")
+    EXPIRED = "expired", _("Expired (the URL no longer works)")
+    REFUSED = "refused", _("Refused")
+
+
+# States after which nothing more happens unless an operator retries.
+GIVEN_UP_MEDIA_STATES = (MediaState.FAILED, MediaState.EXPIRED, MediaState.REFUSED)
+
+
+class _ArchiveStorage(LazyObject):  # type: ignore[type-arg]  # generic in the stubs only
+    """``STORAGES[ARCHIVE_STORAGE]``, looked up again after either setting changes (tests'
+    ``override_settings``): a FileField resolves its storage only once, at import."""
+
+    def _setup(self) -> None:
+        self._wrapped = storages[topview_settings.archive_storage]
+
+
+_archive_storage = _ArchiveStorage()
+
+
+def archive_storage() -> Storage:
+    """The storage archived media are written to (``ARCHIVE_STORAGE``)."""
+    return cast(Storage, _archive_storage)
+
+
+def reset_archive_storage(*, setting: str, **kwargs: Any) -> None:
+    """``setting_changed`` receiver (connected in ``AppConfig.ready``)."""
+    if setting in ("STORAGES", "TOPVIEW_CALLBACKS"):
+        _archive_storage._wrapped = empty  # type: ignore[assignment]
+
+
+class ArchivedMediaManager(models.Manager["ArchivedMedia"]):
+    def add_for_task(self, task: SubmittedTask, notice: Notice | None = None) -> int:
+        """A pending row per output file of the task's result (ARCHIVE_KINDS); returns how
+        many are new. Idempotent: ``(task, kind, index)`` is unique, repeats are ignored."""
+        kinds = set(topview_settings.archive_kinds)
+        rows = [
+            ArchivedMedia(task=task, notice=notice, kind=kind, index=index, source_url=url)
+            for kind, index, url in biz_types.numbered_media(task.media())
+            if kind in kinds
+        ]
+        before = self.filter(task=task).count()
+        self.bulk_create(rows, ignore_conflicts=True)
+        return self.filter(task=task).count() - before
+
+
+class ArchivedMedia(models.Model):
+    """One output file of a task, copied (or to be copied) into the project's storage."""
+
+    task = models.ForeignKey(
+        SubmittedTask,
+        verbose_name=_("submitted task"),
+        related_name="archived_media",
+        # Deleting a task must not orphan its files unnoticed: pruning deletes them first,
+        # and only when asked to (``topview_prune --delete-files``).
+        on_delete=models.PROTECT,
+    )
+    notice = models.ForeignKey(
+        Notice,
+        verbose_name=_("notice"),
+        related_name="archived_media",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        help_text=_("The notice whose outcome named this file."),
+    )
+    kind = models.CharField(_("kind"), max_length=16, help_text=_("video, image or audio"))
+    index = models.PositiveIntegerField(_("index"), help_text=_("Its position among its kind."))
+    source_url = models.TextField(_("source URL"), help_text=_("Where Topview serves it."))
+    file = models.FileField(_("stored file"), storage=archive_storage, max_length=500, blank=True)
+    size = models.PositiveBigIntegerField(_("size (bytes)"), null=True, blank=True)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
+    content_type = models.CharField(_("content type"), max_length=255, blank=True)
+    state = models.CharField(
+        _("state"), max_length=16, choices=MediaState.choices, default=MediaState.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    claimed_at = models.DateTimeField(
+        _("claimed at"),
+        null=True,
+        blank=True,
+        help_text=_("When a worker last showed it is downloading this file."),
+    )
+    claim = models.CharField(_("claim"), max_length=32, blank=True)
+    partial_name = models.CharField(
+        _("partial file"),
+        max_length=500,
+        blank=True,
+        help_text=_("Where the current attempt writes before the file gets its final name."),
+    )
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    archived_at = models.DateTimeField(_("archived at"), null=True, blank=True)
+
+    objects = ArchivedMediaManager()
+
+    class Meta:
+        verbose_name = _("archived media")
+        verbose_name_plural = _("archived media")
+        ordering = ("task", "kind", "index")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("task", "kind", "index"), name="topview_media_unique_task_kind_index"
+            )
+        ]
+        indexes = [
+            models.Index(fields=("state", "next_attempt_at"), name="topview_media_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.index} of {self.task_id} ({self.state})"

@@ -1,0 +1,148 @@
+"""Rejected deliveries: every non-2xx answer of the endpoint is logged, counted and signalled.
+
+A wrong ``UID`` or path token in settings makes the endpoint refuse every notice; without
+this module nothing would say so. The view builds its error answers with ``describe`` (what
+was refused and why) and hands every answer to ``record``, which for a non-2xx one:
+
+- logs one WARNING naming the reason, the remote address, the account if known and the
+  notice's uuid if readable, never a secret (no token, no UID, no header, no path);
+- counts it in ``RejectedDelivery``, one row per minute, reason and address (bounded);
+- sends ``signals.notice_rejected`` (the metrics count it from there).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponseBase
+
+from topview_callbacks import signals
+from topview_callbacks.auth import account_for_uid, sender_address
+from topview_callbacks.models import Notice, RejectedDelivery
+
+logger = logging.getLogger(__name__)
+
+#: Reasons that mean "Topview is calling with credentials we don't accept": a settings mistake.
+#: A refused address with the right UID and token means the allow-list is wrong, too.
+AUTH_REASONS = ("wrong_uid", "wrong_token", "address_not_allowed")
+#: The reason of an error answer built without one, by its status.
+REASONS_BY_STATUS = {
+    400: "invalid",
+    403: "forbidden",
+    405: "method_not_allowed",
+    413: "too_large",
+    500: "internal_error",
+    503: "unavailable",
+}
+#: A rejected body is read for its uuid only up to this size (notices are about 1 KB).
+UUID_PEEK_LIMIT = 64 * 1024
+_ATTRIBUTE = "_topview_rejection"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why one delivery was refused; attached to the error answer by ``describe``."""
+
+    reason: str
+    message: str
+    uuid: str = ""
+    detail: str = ""
+
+
+def describe(
+    response: HttpResponseBase,
+    *,
+    message: str,
+    reason: str | None = None,
+    uuid: str | None = None,
+    detail: str = "",
+) -> HttpResponseBase:
+    """Attach why ``response`` refuses the delivery (``reason`` defaults by status)."""
+    reason = reason or REASONS_BY_STATUS.get(response.status_code, f"http_{response.status_code}")
+    setattr(response, _ATTRIBUTE, Rejection(reason, message, uuid or "", detail))
+    return response
+
+
+def token_reason(token: str | None) -> str:
+    """The reason for a refused path token: none given, or one that is not ours."""
+    return "missing_token" if token is None else "wrong_token"
+
+
+def uid_reason(uid: str) -> str:
+    """The reason for a refused ``Topview-Uid`` header: none given, or one we don't know."""
+    return "wrong_uid" if uid else "missing_uid"
+
+
+def record(request: HttpRequest, response: HttpResponseBase) -> None:
+    """Log, count and signal ``response`` if it refuses the delivery. Never raises."""
+    if response.status_code < 300:
+        return
+    rejection = getattr(response, _ATTRIBUTE, None)
+    if not isinstance(rejection, Rejection):  # an answer built elsewhere (DRF, middleware)
+        rejection = Rejection(
+            REASONS_BY_STATUS.get(response.status_code, f"http_{response.status_code}"),
+            HTTPStatus(response.status_code).phrase
+            if response.status_code in HTTPStatus._value2member_map_
+            else "",
+        )
+    # The sender as the allow-list sees it (TRUSTED_PROXIES), not a proxy in front of us.
+    address = sender_address(
+        request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR")
+    )
+    remote_addr = str(address) if address is not None else ""
+    uid = request.headers.get("Topview-Uid", "")
+    account = account_for_uid(uid) if uid else None
+    account_name = account.name if account is not None else ""
+    uuid = rejection.uuid or _peek_uuid(request)
+    logger.warning(
+        "Topview notice rejected: %s (%s) from %s, account %s, uuid %s: %s%s",
+        rejection.reason,
+        response.status_code,
+        remote_addr or "?",
+        account_name or "unknown",
+        uuid or "unreadable",
+        rejection.message,
+        f" ({rejection.detail})" if rejection.detail else "",
+        extra={
+            "topview_rejection_reason": rejection.reason,
+            "topview_status": response.status_code,
+            "topview_remote_addr": remote_addr,
+            "topview_account": account_name,
+            "topview_notice_uuid": uuid,
+        },
+    )
+    try:
+        RejectedDelivery.objects.count_one(
+            reason=rejection.reason,
+            status=response.status_code,
+            remote_addr=remote_addr[:45],
+            account=account_name,
+            uuid=uuid,
+        )
+    except DatabaseError as exc:  # a 503 because the database is down lands here too
+        logger.warning("Could not count a rejected Topview delivery: %s", exc)
+    signals.send_lifecycle(
+        signals.notice_rejected,
+        sender=Notice,
+        reason=rejection.reason,
+        status=response.status_code,
+        remote_addr=remote_addr,
+        account=account_name or None,
+        uuid=uuid or None,
+    )
+
+
+def _peek_uuid(request: HttpRequest) -> str:
+    """The ``uuid`` of a small JSON body, or "" (refused before it was parsed, or not JSON)."""
+    try:
+        if int(request.META.get("CONTENT_LENGTH") or 0) > UUID_PEEK_LIMIT:
+            return ""
+        body = json.loads(request.body)
+    except Exception:  # unreadable is an answer here: the uuid is only "if readable"
+        return ""
+    uuid = body.get("uuid") if isinstance(body, dict) else None
+    return uuid if isinstance(uuid, str) and 0 < len(uuid) <= 128 else ""
