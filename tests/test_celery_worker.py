@@ -547,7 +547,9 @@ def test_a_worker_killed_mid_processing_is_taken_over_once(
 
     # Redis redelivers an unacknowledged message after the visibility timeout; the sweep
     # (SWEEP_AFTER) queues it again anyway. Whichever comes first processes it, once.
-    worker_env = {"TOPVIEW_TEST_VISIBILITY": "6", "TOPVIEW_TEST_PREFETCH": "1"}
+    # A visibility timeout well past the sweep below, so the sweep always comes first (at
+    # 6 s the redelivery sometimes beat a sweep slowed by a busy machine).
+    worker_env = {"TOPVIEW_TEST_VISIBILITY": "15", "TOPVIEW_TEST_PREFETCH": "1"}
     overrides = {"SWEEP_AFTER": 3}
     first = celery_worker(db_name, overrides=overrides, **worker_env)
     running.append(first)

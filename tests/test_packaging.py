@@ -88,7 +88,7 @@ def test_development_status_and_licence(project: dict[str, Any]) -> None:
 
 def test_users_get_extras_and_developers_get_dependency_groups(project: dict[str, Any]) -> None:
     extras = project["optional-dependencies"]
-    assert set(extras) == {"celery", "testing"}
+    assert set(extras) == {"celery", "metrics", "tasks", "testing"}
     assert any(req.startswith("responses") for req in extras["testing"])
     groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
     assert {"test", "lint", "docs", "dev"} <= set(groups)
