@@ -277,7 +277,8 @@ def _needs_verification(notice: Notice) -> bool:
 
 
 def _verified(notice: Notice) -> bool:
-    """VERIFY_WITH_QUERY: replace a callback's claim with Topview's answer to a query.
+    """VERIFY_WITH_QUERY: replace a callback's claim with Topview's answer to a query (only
+    called for a notice that ``_needs_verification``).
 
     False when the notice cannot be confirmed. A bizType without a known query endpoint
     can never be: the notice is ignored. When the query fails or the task is not final
@@ -285,8 +286,6 @@ def _verified(notice: Notice) -> bool:
     task is left open, so a later delivery of the outcome, by callback or by poll, is not
     blocked; after MAX_ATTEMPTS attempts it is marked failed instead.
     """
-    if not _needs_verification(notice):
-        return True
     if biz_types.spec_for(notice.biz_type) is None:
         _mark_ignored(
             notice,

@@ -49,18 +49,20 @@ PUBLISH_RETRY_POLICY = {
 }
 
 
-@shared_task(
-    bind=True,
-    name="topview_callbacks.process_notice",
-    # Acknowledged only when done: a worker that dies mid-task leaves the message to be
-    # delivered again (Redis: after its visibility timeout), and the claim's stale_after
-    # lets that delivery take the notice over.
-    acks_late=True,
-    reject_on_worker_lost=True,
-    # Attempts are counted on the notice (``attempts``), which survives lost messages.
-    max_retries=None,
-    ignore_result=True,
-)
+# The tasks that must not be lost mid-run: acknowledged only when done, so a worker that dies
+# mid-task leaves the message to be delivered again (Redis: after its visibility timeout),
+# and the claim's stale_after (or the media row's stale claim) lets that delivery take over.
+# Attempts are counted on the rows, which survive lost messages, not by Celery.
+DURABLE_TASK_OPTIONS: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "max_retries": None,
+    "ignore_result": True,
+}
+
+
+@shared_task(name="topview_callbacks.process_notice", **DURABLE_TASK_OPTIONS)
 def process_notice_task(self: Task[Any, Any], notice_id: int) -> str | None:
     """Process one notice; retry with backoff while its receivers raise, up to MAX_ATTEMPTS."""
     if self.request.is_eager or self.request.called_directly:
@@ -182,14 +184,7 @@ def _publish_drain(countdown: float | None = None) -> None:
         )
 
 
-@shared_task(
-    bind=True,
-    name="topview_callbacks.drain",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=None,
-    ignore_result=True,
-)
+@shared_task(name="topview_callbacks.drain", **DURABLE_TASK_OPTIONS)
 def drain_task(self: Task[Any, Any]) -> int:
     """Process up to ``BATCH_SIZE`` pending notices (``batching.drain``); returns how many.
 
@@ -236,16 +231,7 @@ def sweep_task() -> int:
     return restarted
 
 
-@shared_task(
-    bind=True,
-    name="topview_callbacks.archive_media",
-    # As for notices: a worker that dies mid-download leaves the message to be delivered
-    # again; the row's claim goes stale without heartbeats, and the next run takes it.
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=None,
-    ignore_result=True,
-)
+@shared_task(name="topview_callbacks.archive_media", **DURABLE_TASK_OPTIONS)
 def archive_media_task(self: Task[Any, Any], media_id: int) -> str | None:
     """Download one output file into the storage; retried with backoff (``MAX_ATTEMPTS``)."""
     if not (self.request.is_eager or self.request.called_directly):
