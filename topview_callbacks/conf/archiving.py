@@ -1,0 +1,73 @@
+"""Archiving: copying each successful task's output media into the project's storage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from topview_callbacks.conf.base import SettingsReader
+
+ARCHIVE_KINDS = ("video", "image", "audio")
+
+DEFAULTS: dict[str, Any] = {
+    # Archiving (docs/archiving.md): copy each successful task's output media into your own
+    # storage, off the request path, before Topview's URLs expire (7 days; presigned S3
+    # URLs: 24 h).
+    "ARCHIVE_MEDIA": False,
+    # The alias in STORAGES the files are written to (S3, GCS... through django-storages).
+    "ARCHIVE_STORAGE": "default",
+    # Where a file goes in that storage; {biz_type}, {task_id}, {kind} and {index} are
+    # required (they make the name unique), {account} and {ext} (".mp4"...) are optional.
+    "ARCHIVE_PATH": "topview/{account}/{biz_type}/{task_id}/{kind}-{index}{ext}",
+    # Hosts files are fetched from: exact names, or "*.example.com" for its subdomains.
+    # Topview's results name its S3 bucket (aigc.s3.amazonaws.com) and, with
+    # needCloudFrontUrl=true, CloudFront distributions.
+    "ARCHIVE_HOSTS": ["aigc.s3.amazonaws.com", "*.cloudfront.net", "*.topview.ai"],
+    # A file larger than this many bytes is not stored (state "refused").
+    "ARCHIVE_MAX_BYTES": 1024 * 1024 * 1024,
+    # Which kinds of output are archived.
+    "ARCHIVE_KINDS": list(ARCHIVE_KINDS),
+    # Seconds to connect, and the longest silence while reading, before a download is retried.
+    "ARCHIVE_TIMEOUT": 30.0,
+    # Tests and the demo only: fetch http:// URLs, and hosts that resolve to loopback or
+    # private addresses. Cloud metadata addresses are refused even then.
+    "ARCHIVE_ALLOW_HTTP": False,
+    "ARCHIVE_ALLOW_PRIVATE": False,
+}
+
+
+class ArchivingSettings(SettingsReader):
+    @property
+    def archive_media(self) -> bool:
+        return bool(self._get("ARCHIVE_MEDIA"))
+
+    @property
+    def archive_storage(self) -> str:
+        return str(self._get("ARCHIVE_STORAGE"))
+
+    @property
+    def archive_path(self) -> str:
+        return str(self._get("ARCHIVE_PATH"))
+
+    @property
+    def archive_hosts(self) -> list[str]:
+        return [str(host).lower() for host in self._get("ARCHIVE_HOSTS") or []]
+
+    @property
+    def archive_max_bytes(self) -> int:
+        return int(self._get("ARCHIVE_MAX_BYTES"))
+
+    @property
+    def archive_kinds(self) -> list[str]:
+        return [str(kind) for kind in self._get("ARCHIVE_KINDS") or []]
+
+    @property
+    def archive_timeout(self) -> float:
+        return float(self._get("ARCHIVE_TIMEOUT"))
+
+    @property
+    def archive_allow_http(self) -> bool:
+        return bool(self._get("ARCHIVE_ALLOW_HTTP"))
+
+    @property
+    def archive_allow_private(self) -> bool:
+        return bool(self._get("ARCHIVE_ALLOW_PRIVATE"))
