@@ -3,6 +3,8 @@
 ``scheduling`` (for the view), the queue wrappers, the admin actions and the management
 commands all call these plain functions. Nothing here knows how it was called: no queue,
 no HTTP request. Polling (``polling.py``) and the sweep (``sweeping.py``) build on it.
+Recording an outcome is ``outcomes`` (PostgreSQL, one statement) or ``recording`` (the
+ORM); ``verification`` is VERIFY_WITH_QUERY.
 """
 
 from __future__ import annotations
@@ -15,19 +17,10 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from topview_callbacks import biz_types, outcomes, signals
-from topview_callbacks.client import TopviewClient
-from topview_callbacks.conf import topview_settings
-from topview_callbacks.exceptions import TopviewError
-from topview_callbacks.models import (
-    FINAL_TASK_STATUSES,
-    ArchivedMedia,
-    Notice,
-    NoticeSource,
-    NoticeState,
-    SubmittedTask,
-    TaskStatus,
-)
+from topview_callbacks import outcomes, signals
+from topview_callbacks.models import Notice, NoticeState, SubmittedTask
+from topview_callbacks.recording import owned_by_another_account, record_outcome
+from topview_callbacks.verification import needs_verification, verified
 
 logger = logging.getLogger(__name__)
 
@@ -40,95 +33,6 @@ REPLAYABLE_STATES = (
     NoticeState.FAILED,
     NoticeState.IGNORED,
 )
-
-
-def _record_outcome(notice: Notice) -> str | None:
-    """Link the notice to its task and record the outcome on it, in the caller's transaction.
-
-    Returns the task's status before this outcome, or None when the task already had a
-    final outcome (the notice is then marked duplicate). The task row is locked, so of two
-    notices for one task processed at once, one records the outcome and the other sees a
-    final task. Final statuses never change.
-    """
-    outcome = {
-        "status": TaskStatus(notice.status),
-        "result": notice.result,
-        "error_message": notice.error_message,
-        "completed_at": timezone.now(),
-        "next_poll_at": None,
-    }
-    callback_uuid = notice.uuid if notice.source == NoticeSource.CALLBACK else ""
-    with transaction.atomic(savepoint=False):
-        # Locked lookup; a task first seen in its notice is created with the outcome
-        # (get_or_create settles a race with a concurrent creator).
-        task, created = SubmittedTask.objects.select_for_update().get_or_create(
-            biz_type=notice.biz_type,
-            task_id=notice.task_id,
-            defaults={
-                **outcome,
-                "account": notice.account,
-                "notice_uuid": callback_uuid,
-                "submitted_at": notice.received_at,
-            },
-        )
-        old_status: str = TaskStatus.RUNNING  # a task first seen in its notice was running
-        if not created:
-            if task.account != notice.account:
-                _mark_foreign(notice, task)
-                return None
-            if task.is_final:
-                _mark_duplicate(notice, task)
-                return None
-            old_status = task.status
-            for field, value in outcome.items():
-                setattr(task, field, value)
-            task.notice_uuid = task.notice_uuid or callback_uuid
-            task.save(update_fields=[*outcome, "notice_uuid", "updated_at"])
-        Notice.objects.filter(pk=notice.pk).update(submitted_task=task)
-        notice.submitted_task = task
-        if topview_settings.archive_media and task.status == TaskStatus.SUCCESS:
-            # In the outcome's own transaction: every path that records an outcome (callback,
-            # poll, sweep, replay) leaves the rows archiving works from; with VERIFY_WITH_QUERY
-            # they come from the verified result. The downloads happen later, elsewhere.
-            ArchivedMedia.objects.add_for_task(task, notice)
-    return str(old_status)
-
-
-def _mark_ignored(notice: Notice, reason: str) -> None:
-    """Keep the notice for the record, fire nothing, and say why (``last_error``)."""
-    logger.warning("Topview notice %s ignored: %s", notice.uuid, reason, extra=notice.log_context())
-    Notice.objects.filter(pk=notice.pk).update(
-        state=NoticeState.IGNORED, last_error=reason, processed_at=timezone.now()
-    )
-    notice.state, notice.last_error = NoticeState.IGNORED, reason
-
-
-def _mark_foreign(notice: Notice, task: SubmittedTask) -> None:
-    # The Topview-Uid authenticated the sender as notice.account; a task of another account
-    # is not theirs to complete, whatever taskId they name. The task is left untouched.
-    _mark_ignored(
-        notice,
-        f"The task {notice.biz_type} {notice.task_id} belongs to account {task.account!r}, "
-        f"but the notice came with the Topview-Uid of account {notice.account!r}; "
-        "nothing was recorded or fired.",
-    )
-
-
-def _owned_by_another_account(notice: Notice) -> bool:
-    """Checked before a verification query, so a foreign notice costs no call to Topview."""
-    task = SubmittedTask.objects.filter(biz_type=notice.biz_type, task_id=notice.task_id).first()
-    if task is None or task.account == notice.account:
-        return False
-    _mark_foreign(notice, task)
-    return True
-
-
-def _mark_duplicate(notice: Notice, task: SubmittedTask) -> None:
-    now = timezone.now()
-    Notice.objects.filter(pk=notice.pk).update(
-        submitted_task=task, state=NoticeState.DUPLICATE, processed_at=now
-    )
-    notice.submitted_task, notice.state, notice.processed_at = task, NoticeState.DUPLICATE, now
 
 
 def _send_outcome_signals(notice: Notice) -> None:
@@ -183,15 +87,15 @@ def process_notice(
         if linked_task_id is not None:
             notice.submitted_task = SubmittedTask.objects.get(pk=linked_task_id)
         old_status = None
-        if to_record and not _needs_verification(notice):
-            old_status, to_record = _record_outcome(notice), False
+        if to_record and not needs_verification(notice):
+            old_status, to_record = record_outcome(notice), False
     if to_record:
-        if _owned_by_another_account(notice) or not _verified(notice):
+        if owned_by_another_account(notice) or not verified(notice):
             # Ignored, or VERIFY_WITH_QUERY could not confirm it: pending (retried later)
             # or, after MAX_ATTEMPTS, failed. Nothing was recorded or fired.
             return notice
         with transaction.atomic():
-            old_status = _record_outcome(notice)
+            old_status = record_outcome(notice)
     return _deliver(notice, old_status)
 
 
@@ -204,7 +108,7 @@ def process_claimed(claimed: outcomes.Claimed) -> Notice:
     notice, old_status = claimed.notice, claimed.old_status
     if notice.submitted_task_id is None:
         with transaction.atomic():
-            old_status = _record_outcome(notice)
+            old_status = record_outcome(notice)
     return _deliver(notice, old_status)
 
 
@@ -268,63 +172,3 @@ def announce_stored(notice_id: int, notice: Notice | None = None) -> None:
 def replay_notice(notice_id: int) -> Notice | None:
     """Run a stored notice through the receivers again (an operator's explicit choice)."""
     return process_notice(notice_id, claim_from=REPLAYABLE_STATES)
-
-
-def _needs_verification(notice: Notice) -> bool:
-    # Every callback, whatever its bizType: one the table does not know (or spelled in
-    # another case) cannot be verified, and must not be fired unverified either.
-    return topview_settings.verify_with_query and notice.source == NoticeSource.CALLBACK
-
-
-def _verified(notice: Notice) -> bool:
-    """VERIFY_WITH_QUERY: replace a callback's claim with Topview's answer to a query (only
-    called for a notice that ``_needs_verification``).
-
-    False when the notice cannot be confirmed. A bizType without a known query endpoint
-    can never be: the notice is ignored. When the query fails or the task is not final
-    there, the notice goes back to pending (the sweep or a redelivery retries it) and the
-    task is left open, so a later delivery of the outcome, by callback or by poll, is not
-    blocked; after MAX_ATTEMPTS attempts it is marked failed instead.
-    """
-    if biz_types.spec_for(notice.biz_type) is None:
-        _mark_ignored(
-            notice,
-            f"VERIFY_WITH_QUERY is on and bizType {notice.biz_type!r} has no known query "
-            "endpoint, so the notice cannot be verified; nothing was recorded or fired.",
-        )
-        return False
-    try:
-        result = TopviewClient(notice.account).query(notice.biz_type, notice.task_id)
-        state = biz_types.task_status(notice.biz_type, result)
-        if state not in FINAL_TASK_STATUSES:
-            raise TopviewError(f"the query endpoint reports the task as {state!r}")
-    except Exception as exc:  # whatever went wrong, the notice must stay retryable
-        _not_verified(notice, exc)
-        return False
-    notice.status = state
-    if isinstance(result, dict):
-        notice.result = result
-        notice.error_message = str(result.get("errorMsg") or "")
-    Notice.objects.filter(pk=notice.pk).update(
-        status=notice.status, result=notice.result, error_message=notice.error_message
-    )
-    return True
-
-
-def _not_verified(notice: Notice, exc: Exception) -> None:
-    message = f"Not confirmed by Topview's query endpoint (VERIFY_WITH_QUERY): {exc}"
-    max_attempts = topview_settings.max_attempts
-    if notice.attempts < max_attempts:
-        logger.warning("Topview notice %s: %s", notice.uuid, message, extra=notice.log_context())
-        Notice.objects.filter(pk=notice.pk).update(state=NoticeState.PENDING, last_error=message)
-        notice.state, notice.last_error = NoticeState.PENDING, message
-        return
-    # A spoofed notice is never confirmed: without a cap it would cost a query on every
-    # sweep forever. Failed with attempts spent, the sweep leaves it; replay stays possible.
-    message = f"Gave up after {notice.attempts} attempts (MAX_ATTEMPTS). {message}"
-    logger.error("Topview notice %s: %s", notice.uuid, message, extra=notice.log_context())
-    Notice.objects.filter(pk=notice.pk).update(state=NoticeState.FAILED, last_error=message)
-    notice.state, notice.last_error = NoticeState.FAILED, message
-    signals.send_lifecycle(
-        signals.notice_processing_failed, sender=Notice, notice=notice, error=message
-    )
