@@ -58,7 +58,8 @@ def load(rows: int) -> None:
     types = "ARRAY[" + ",".join(f"'{t}'" for t in BIZ_TYPES) + "]"
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE topview_callbacks_notice, topview_callbacks_submittedtask RESTART IDENTITY"
+            "TRUNCATE topview_callbacks_notice, topview_callbacks_submittedtask "
+            "RESTART IDENTITY CASCADE"
         )
         cursor.execute(
             f"""
@@ -122,8 +123,10 @@ def timed(client: object, url: str, repeat: int) -> tuple[float, float, int, int
     return statistics.median(times), max(times), len(queries), len(response.content)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def prepared_admin(description: str) -> tuple[argparse.Namespace, object]:
+    """Parse the shared options, set Django up on the bench database with its rows loaded,
+    and return the options and a logged-in test client of a superuser."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--reload", action="store_true", help="reload the rows even if present")
@@ -150,6 +153,13 @@ def main() -> None:
     )
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(user)
+    return args, client
+
+
+def main() -> None:
+    args, client = prepared_admin(__doc__.splitlines()[0])
+    from topview_callbacks.models import Notice
+
     notice = Notice.objects.filter(state="failed").order_by("-received_at").first()
     assert notice is not None
     base = "/admin/topview_callbacks/notice/"
