@@ -58,13 +58,52 @@ def test_drain_keeps_failures_failed_and_duplicates_unfired(
 
 
 @pytest.mark.postgres
-def test_drain_costs_two_statements_per_notice() -> None:
+def test_drain_costs_one_statement_per_notice() -> None:
     store(4)
     with topview(), CaptureQueriesContext(connection) as queries:
         assert len(batching.drain(10)) == 4
-    # Per notice: claim + record + link in one statement, then the processed mark; and the
-    # claim that finds nothing left.
-    assert len(queries.captured_queries) == 2 * 4 + 1
+    # Per notice: claim + record + link in one statement that also marks the previous
+    # notice processed; then the claim that finds nothing left marks the last one.
+    assert len(queries.captured_queries) == 4 + 1
+    assert set(Notice.objects.values_list("state", flat=True)) == {NoticeState.PROCESSED}
+
+
+@pytest.mark.postgres
+def test_a_drain_that_reaches_its_limit_marks_its_last_notice_on_its_own() -> None:
+    uuids = store(3)
+    with topview(), CaptureQueriesContext(connection) as queries:
+        assert [n.uuid for n in batching.drain(2)] == uuids[:2]
+    assert len(queries.captured_queries) == 2 + 1
+    states = dict(Notice.objects.values_list("uuid", "state"))
+    assert [states[uuid] for uuid in uuids] == [
+        NoticeState.PROCESSED,
+        NoticeState.PROCESSED,
+        NoticeState.PENDING,
+    ]
+    assert Notice.objects.filter(state=NoticeState.PROCESSED, processed_at=None).count() == 0
+
+
+@pytest.mark.postgres
+def test_a_failing_claim_does_not_lose_the_previous_notices_mark(
+    monkeypatch: pytest.MonkeyPatch, record_signal: Any
+) -> None:
+    fired = record_signal()
+    uuids = store(2)
+    real = batching.outcomes.claim_next_and_record
+    calls: list[object] = []
+
+    def second_claim_fails(marking: Notice | None = None) -> Any:
+        calls.append(marking)
+        if len(calls) == 2:
+            raise RuntimeError("the database went away")
+        return real(marking)
+
+    monkeypatch.setattr(batching.outcomes, "claim_next_and_record", second_claim_fails)
+    with topview(), pytest.raises(RuntimeError, match="went away"):
+        batching.drain(10)
+    states = dict(Notice.objects.values_list("uuid", "state"))
+    assert states == {uuids[0]: NoticeState.PROCESSED, uuids[1]: NoticeState.PENDING}
+    assert [call["notice"].uuid for call in fired.calls] == uuids[:1]
 
 
 @pytest.mark.postgres

@@ -8,6 +8,10 @@ several workers draining at once never take the same notice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from django.utils import timezone
+
 from topview_callbacks import outcomes
 from topview_callbacks.models import Notice, NoticeState
 from topview_callbacks.processing import process_claimed, process_notice
@@ -18,20 +22,41 @@ def drain(limit: int) -> list[Notice]:
 
     On PostgreSQL each one is claimed, recorded and linked in one statement that skips the
     notices other workers hold (``FOR UPDATE SKIP LOCKED``), and the loop goes on until none
-    is left or ``limit`` is reached, so notices stored while it runs join the batch.
-    Elsewhere the pending notices are listed once and processed one by one.
+    is left or ``limit`` is reached, so notices stored while it runs join the batch. The
+    processed mark of a notice rides on the statement that claims the next one: one
+    statement and one commit per notice. Elsewhere the pending notices are listed once and
+    processed one by one.
     """
     done: list[Notice] = []
-    if outcomes.supported():
-        while len(done) < limit:
-            claimed = outcomes.claim_next_and_record()
-            if claimed is None:
-                break
-            done.append(process_claimed(claimed))
+    if not outcomes.supported():
+        pending = Notice.objects.filter(state=NoticeState.PENDING).order_by("received_at", "id")
+        for notice_id in pending.values_list("pk", flat=True)[:limit]:
+            notice = process_notice(notice_id)
+            if notice is not None:
+                done.append(notice)
         return done
-    pending = Notice.objects.filter(state=NoticeState.PENDING).order_by("received_at", "id")
-    for notice_id in pending.values_list("pk", flat=True)[:limit]:
-        notice = process_notice(notice_id)
-        if notice is not None:
-            done.append(notice)
+    unmarked: list[Notice] = []  # at most one: receivers ran, mark not yet written
+    while len(done) < limit:
+        previous = unmarked.pop() if unmarked else None
+        try:
+            claimed = outcomes.claim_next_and_record(marking=previous)
+        except Exception:
+            if previous is not None:  # the claim failed: the mark must not be lost with it
+                outcomes.mark_processed(previous)
+            raise
+        if claimed is None:
+            return done
+        done.append(process_claimed(claimed, mark=_later(unmarked)))
+    for notice in unmarked:
+        outcomes.mark_processed(notice)
     return done
+
+
+def _later(unmarked: list[Notice]) -> Callable[[Notice], None]:
+    """A ``mark`` that leaves the processed mark to the drain's next statement."""
+
+    def mark(notice: Notice) -> None:
+        notice.state, notice.processed_at = NoticeState.PROCESSED, timezone.now()
+        unmarked.append(notice)
+
+    return mark

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from django.db import transaction
@@ -99,20 +99,28 @@ def process_notice(
     return _deliver(notice, old_status)
 
 
-def process_claimed(claimed: outcomes.Claimed) -> Notice:
+def process_claimed(
+    claimed: outcomes.Claimed, *, mark: Callable[[Notice], None] | None = None
+) -> Notice:
     """Fire the signals for a notice ``outcomes`` claimed (and, mostly, recorded) already.
 
     When the statement recorded nothing (the task already had its outcome, or belongs to
-    another account), the portable path decides which: duplicate or ignored.
+    another account), the portable path decides which: duplicate or ignored. ``mark``
+    replaces ``outcomes.mark_processed`` for a notice whose receivers all ran (the drain
+    defers it to its next statement).
     """
     notice, old_status = claimed.notice, claimed.old_status
     if notice.submitted_task_id is None:
         with transaction.atomic():
             old_status = record_outcome(notice)
-    return _deliver(notice, old_status)
+    return _deliver(notice, old_status, mark)
 
 
-def _deliver(notice: Notice, old_status: str | None) -> Notice:
+def _deliver(
+    notice: Notice,
+    old_status: str | None,
+    mark: Callable[[Notice], None] | None = None,
+) -> Notice:
     """Send the signals for a claimed notice whose outcome is recorded; mark the result."""
     if notice.state == NoticeState.IGNORED:
         return notice
@@ -153,7 +161,7 @@ def _deliver(notice: Notice, old_status: str | None) -> Notice:
             signals.notice_processing_failed, sender=Notice, notice=notice, error=error
         )
         return notice
-    outcomes.mark_processed(notice)
+    (mark or outcomes.mark_processed)(notice)
     signals.send_lifecycle(signals.notice_processed, sender=Notice, notice=notice)
     return notice
 

@@ -34,17 +34,35 @@ def claim_and_record(
     return _claim(conn, f"{q('id')} = %s AND ({condition})", [notice_id, *condition_params])
 
 
-def claim_next_and_record() -> Claimed | None:
-    """``claim_and_record`` for the oldest pending notice no other worker holds."""
+def claim_next_and_record(marking: Notice | None = None) -> Claimed | None:
+    """``claim_and_record`` for the oldest pending notice no other worker holds.
+
+    ``marking``: a claimed notice whose receivers ran (the drain's previous one); the same
+    statement marks it processed at its ``processed_at``, so the two share one commit.
+    It is marked even when no notice is left to claim.
+    """
     conn = connection()
     q = quote(conn)
     selector = f"{q('state')} = %s ORDER BY {q('received_at')}, {q('id')} LIMIT 1"
-    return _claim(conn, selector, [NoticeState.PENDING], skip_locked=True)
+    mark: tuple[str, list[Any]] = ("", [])
+    if marking is not None:
+        mark = (
+            f"marked AS (UPDATE {q(Notice._meta.db_table)} SET {q('state')} = %s, "
+            f"{q('processed_at')} = %s WHERE {q('id')} = %s), ",
+            [NoticeState.PROCESSED, marking.processed_at, marking.pk],
+        )
+    return _claim(conn, selector, [NoticeState.PENDING], skip_locked=True, first=mark)
 
 
 def _claim(
-    conn: BaseDatabaseWrapper, selector: str, params: list[Any], *, skip_locked: bool = False
+    conn: BaseDatabaseWrapper,
+    selector: str,
+    params: list[Any],
+    *,
+    skip_locked: bool = False,
+    first: tuple[str, list[Any]] = ("", []),
 ) -> Claimed | None:
+    """The claiming statement; ``first`` is a CTE (and its parameters) put before it."""
     q = quote(conn)
     now = timezone.now()
     notice_table, task_table = q(Notice._meta.db_table), q(SubmittedTask._meta.db_table)
@@ -81,7 +99,7 @@ def _claim(
     upsert, upsert_params = upsert_sql(conn, source)
     task_id_column = q("submitted_task_id")
     sql = (
-        f"WITH n AS (SELECT * FROM {notice_table} WHERE {selector} FOR UPDATE"
+        f"WITH {first[0]}n AS (SELECT * FROM {notice_table} WHERE {selector} FOR UPDATE"
         f"{' SKIP LOCKED' if skip_locked else ''}), "
         f"old AS (SELECT t.{q('status')} FROM {task_table} t JOIN n "
         f"ON t.{q('biz_type')} = n.{q('biz_type')} AND t.{q('task_id')} = n.{q('task_id')}), "
@@ -98,7 +116,7 @@ def _claim(
         f"SELECT claimed.*, (SELECT {q('status')} FROM old), task.* "
         f"FROM claimed LEFT JOIN task ON true"
     )
-    params = [*params, *source_params, *upsert_params, NoticeState.PROCESSING, now]
+    params = [*first[1], *params, *source_params, *upsert_params, NoticeState.PROCESSING, now]
     row = fetchone(conn, sql, params)
     if row is None:
         return None
