@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import topview_callbacks.testing.fake.media as fake_media
 from topview_callbacks import biz_types
 from topview_callbacks.biz_types import BizType
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.testing.fake.media import MEDIA_PREFIX, local_output, media_answer
 from topview_callbacks.testing.fake.runner import (
     Chaos,
     FakeTask,
@@ -43,7 +43,7 @@ from topview_callbacks.testing.fake.runner import (
 UPLOAD_PREFIX = "/_fake_upload/"
 UPLOAD_FORMATS = frozenset({"mp4", "mov", "png", "jpg", "jpeg", "bmp", "webp", "mp3", "wav", "m4a"})
 MISSING_RESPONSES = "mock_topview() needs responses: pip install 'topview-callbacks[testing]'"
-Answer = tuple[int, dict[str, str], bytes]  # an HTTP answer: (status, headers, body)
+Answer = fake_media.Answer  # an HTTP answer: (status, headers, body)
 
 
 @dataclass
@@ -159,8 +159,8 @@ class FakeTopview:
             self.requests.append((method, path))
             if method == "PUT" and path.startswith(UPLOAD_PREFIX):
                 return self._put_upload(path, lower, body)
-            if method == "GET" and self.serve_media and path.startswith(MEDIA_PREFIX):
-                return media_answer(path, self.runner)  # presigned-style: no credentials
+            if method == "GET" and self.serve_media and path.startswith(fake_media.MEDIA_PREFIX):
+                return fake_media.media_answer(path, self.runner)  # presigned-style: no credentials
             failure = self._take_failure(path)
             if failure is not None:
                 if failure.body is not None:
@@ -244,15 +244,15 @@ class FakeTopview:
         file_id = path.removeprefix(UPLOAD_PREFIX).split(".", 1)[0]
         if "authorization" in headers:
             # Like S3: a presigned URL plus an Authorization header is two auth schemes.
-            return _s3_error(400, "InvalidArgument")
+            return fake_media.s3_error(400, "InvalidArgument")
         if file_id not in self.uploads:
-            return _s3_error(403, "AccessDenied")
+            return fake_media.s3_error(403, "AccessDenied")
         self.uploads[file_id] = len(body)
         return 200, {}, b""
 
     def _media_output(self, task: FakeTask) -> dict[str, Any]:
         serve = self.serve_media and self.base_url
-        return local_output(task, self.base_url) if serve else task.output
+        return fake_media.local_output(task, self.base_url) if serve else task.output
 
     def _authorized(self, uid: str, authorization: str) -> bool:
         key = authorization.removeprefix("Bearer ").strip()
@@ -273,11 +273,6 @@ class FakeTopview:
 def _answer(code: str, message: str, result: Any, http_status: int = 200) -> Answer:
     body = json.dumps({"code": code, "message": message, "result": result})
     return http_status, {"Content-Type": "application/json"}, body.encode()
-
-
-def _s3_error(http_status: int, code: str) -> Answer:
-    body = f"<Error><Code>{code}</Code></Error>".encode()
-    return http_status, {"Content-Type": "application/xml"}, body
 
 
 @contextmanager

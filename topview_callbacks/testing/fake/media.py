@@ -28,6 +28,7 @@ from topview_callbacks import biz_types
 from topview_callbacks.testing.fake.runner import FakeTask, FakeTaskRunner
 
 MEDIA_PREFIX = "/media/"
+Answer = tuple[int, dict[str, str], bytes]  # an HTTP answer: (status, headers, body)
 
 CONTENT_TYPES = {
     "mp4": "video/mp4",
@@ -155,7 +156,13 @@ def _replaced(value: Any, moved: dict[str, str]) -> Any:
     return moved.get(value, value) if isinstance(value, str) else value
 
 
-def media_answer(path: str, runner: FakeTaskRunner) -> tuple[int, dict[str, str], bytes]:
+def s3_error(http_status: int, code: str) -> Answer:
+    """An error as S3 (Topview's storage) answers it."""
+    body = f"<Error><Code>{code}</Code></Error>".encode()
+    return http_status, {"Content-Type": "application/xml"}, body
+
+
+def media_answer(path: str, runner: FakeTaskRunner) -> Answer:
     """The HTTP answer to GET ``path`` (under ``MEDIA_PREFIX``): the file, or S3's 404 when
     no task of the fake has it."""
     biz_type, _, rest = path.removeprefix(MEDIA_PREFIX).partition("/")
@@ -164,4 +171,4 @@ def media_answer(path: str, runner: FakeTaskRunner) -> tuple[int, dict[str, str]
     if known and "/" not in name and name.rsplit(".", 1)[-1].lower() in CONTENT_TYPES:
         content_type, body = media_file(name)
         return 200, {"Content-Type": content_type}, body
-    return 404, {"Content-Type": "application/xml"}, b"<Error><Code>NoSuchKey</Code></Error>"
+    return s3_error(404, "NoSuchKey")
