@@ -3,8 +3,9 @@
 big:    a 500 MB file from a local HTTP server (a separate process on 127.0.0.1) is fetched
         by ``curl -o`` and archived by ``archiving.archive_one`` (a fresh process each time:
         download, sha256, write to a FileSystemStorage, rename), alternately, --rounds times.
-        Reported: seconds and MB/s of each, the ratio, and the archiving process's peak RSS
-        growth during the download (VmHWM after minus VmRSS before).
+        Reported: seconds and MB/s of each, the ratio, how much of ``archive_one`` was the
+        download itself (``download_to_storage``; the rest: claim, rename, row update), and
+        the archiving process's peak RSS growth (VmHWM after minus VmRSS before).
 celery: --files files of 1 MB archived by a Celery worker (prefork, --concurrency) on Redis
         db 12 with its own queue, PostgreSQL database topview_bench_archive. Reported: files
         per second (first message queued to last file archived) and the share of the
@@ -75,6 +76,18 @@ call_command("migrate", verbosity=0)
 from topview_callbacks import archiving
 from topview_callbacks.models import ArchivedMedia, SubmittedTask
 
+download = archiving.download_to_storage
+timed = {}
+
+def timed_download(*args, **kwargs):
+    started = time.perf_counter()
+    try:
+        return download(*args, **kwargs)
+    finally:
+        timed["download"] = time.perf_counter() - started
+
+archiving.download_to_storage = timed_download
+
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
@@ -88,7 +101,8 @@ before = status("VmRSS")
 started = time.perf_counter()
 done = archiving.archive_one(media.pk)
 seconds = time.perf_counter() - started
-print(json.dumps({"seconds": seconds, "state": done.state, "size": done.size,
+print(json.dumps({"seconds": seconds, "download": timed["download"],
+                  "state": done.state, "size": done.size,
                   "rss_growth": status("VmHWM") - before, "name": done.file.path}))
 """
 
@@ -110,7 +124,7 @@ def big(args: argparse.Namespace) -> dict[str, Any]:
     )
     try:
         url = f"{server.stdout.readline().strip()}/file/big.mp4"  # type: ignore[union-attr]
-        curl, ours, growth = [], [], []
+        curl, ours, downloads, growth = [], [], [], []
         for n in range(args.rounds):
             target = scratch / f"curl-{n}.mp4"
             started = time.perf_counter()
@@ -135,6 +149,7 @@ def big(args: argparse.Namespace) -> dict[str, Any]:
             assert result["state"] == "archived" and result["size"] == args.size_mb * 1024**2
             Path(result["name"]).unlink()
             ours.append(result["seconds"])
+            downloads.append(result["download"])
             growth.append(result["rss_growth"])
     finally:
         server.terminate()
@@ -147,6 +162,7 @@ def big(args: argparse.Namespace) -> dict[str, Any]:
         "size_mb": args.size_mb,
         "curl_seconds": [round(s, 3) for s in curl],
         "archive_seconds": [round(s, 3) for s in ours],
+        "of_which_download_seconds": [round(s, 3) for s in downloads],
         "curl_mb_s_median": round(mb / statistics.median(curl), 1),
         "archive_mb_s_median": round(mb / statistics.median(ours), 1),
         "ratio_median": round(statistics.median(curl) / statistics.median(ours), 3),

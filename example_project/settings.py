@@ -1,7 +1,9 @@
 """Settings of the demo project: SQLite, no configuration needed.
 
 Everything Topview-related can be overridden from the environment (TOPVIEW_UID,
-TOPVIEW_API_KEY, TOPVIEW_NOTICE_URL, TOPVIEW_API_BASE_URL); never commit real credentials.
+TOPVIEW_API_KEY, TOPVIEW_NOTICE_URL, TOPVIEW_API_BASE_URL, TOPVIEW_ARCHIVE_MEDIA); never
+commit real credentials. TOPVIEW_DEMO=1 (set by scripts/demo.sh) lets archiving fetch the
+fake Topview's files from 127.0.0.1 over http: demo only.
 """
 
 from __future__ import annotations
@@ -86,6 +88,9 @@ else:
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
+# Archived Topview outputs land here (the default storage); served by runserver in DEBUG.
+MEDIA_ROOT = BASE_DIR / "media"
+MEDIA_URL = "media/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 TOPVIEW_CALLBACKS = {
@@ -96,7 +101,25 @@ TOPVIEW_CALLBACKS = {
     "PROCESSING": os.environ.get("TOPVIEW_PROCESSING", "inline"),
     # Seconds before a task without notice is polled; the fake-server demo sets it low.
     "POLL_AFTER": {"default": float(os.environ.get("TOPVIEW_POLL_AFTER", 900))},
+    # Copy each output file into MEDIA_ROOT (docs/archiving.md); the demo turns it on.
+    "ARCHIVE_MEDIA": os.environ.get("TOPVIEW_ARCHIVE_MEDIA", "0") == "1",
 }
+
+if os.environ.get("TOPVIEW_DEMO") == "1":
+    # DEMO ONLY (scripts/demo.sh sets TOPVIEW_DEMO=1). The fake Topview serves its output
+    # files over plain http from 127.0.0.1, which archiving's SSRF rules refuse, rightly:
+    # these three switches open exactly that hole, for the demo. Never set them on a real
+    # site (check W040 says so when DEBUG is off). With only 127.0.0.1 allowed, the sample
+    # notices' files (on Topview's CDN) show as "refused": the rule at work, no internet.
+    TOPVIEW_CALLBACKS.update(
+        {
+            "ARCHIVE_ALLOW_HTTP": True,
+            "ARCHIVE_ALLOW_PRIVATE": True,
+            "ARCHIVE_HOSTS": ["127.0.0.1"],
+        }
+    )
+    # The demo script runs topview_archive_media every 10 s: the cron job W041 asks for.
+    SILENCED_SYSTEM_CHECKS = ["topview_callbacks.W041"]
 
 # Celery with Redis when a broker is configured (run `celery -A example_project worker -B`);
 # inline processing in the web process otherwise.

@@ -3,7 +3,10 @@
 # virtualenv, install, migrate, a local-only admin login (admin / admin), one sample notice
 # per product sent to the running server, and the full loop without a Topview account: a
 # fake Topview on 127.0.0.1:8765 runs submitted tasks, drops 30% of its callbacks, and the
-# polling fallback (topview_reconcile every 10 s) finds those outcomes. Ctrl-C stops it all.
+# polling fallback (topview_reconcile every 10 s) finds those outcomes. Archiving is on: the
+# fake serves small generated MP4/JPEG/PNG/MP3 files for its results, and
+# topview_archive_media (every 10 s, the cron job of an inline project) copies them into
+# ./media/, listed on each task's admin page. Ctrl-C stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -14,6 +17,9 @@ export DJANGO_SETTINGS_MODULE=example_project.settings
 export TOPVIEW_NOTICE_URL=${TOPVIEW_NOTICE_URL:-http://127.0.0.1:$port/topview/notice/}
 export TOPVIEW_API_BASE_URL=${TOPVIEW_API_BASE_URL:-http://127.0.0.1:$fake_port}
 export TOPVIEW_POLL_AFTER=${TOPVIEW_POLL_AFTER:-5}
+export TOPVIEW_ARCHIVE_MEDIA=${TOPVIEW_ARCHIVE_MEDIA:-1}
+# Demo only: lets archiving fetch from the fake Topview on 127.0.0.1 over http (settings.py).
+export TOPVIEW_DEMO=1
 
 $py manage.py migrate -v0
 # A demo login for this local SQLite database only; never do this on a real site.
@@ -48,14 +54,21 @@ for n in 1 2 3 4 5 6; do
   $py manage.py topview_submit VOICE_CLONE "name=Demo voice $n" originVoiceFileId=demo-file
 done
 $py manage.py topview_submit COMMON_TASK_TEXT2IMAGE "prompt=A red bicycle" generatingCount=1
-# Polling fallback for the callbacks the fake Topview dropped (cron would do this).
-(while sleep 10; do $py manage.py topview_reconcile >/dev/null 2>&1 || true; done) &
+$py manage.py topview_submit PRODUCT_AVATAR_IMAGE2VIDEO "prompt=She rides the red bicycle"
+# Polling fallback for the callbacks the fake Topview dropped, then the downloads of the
+# outputs (inline processing never downloads in the request): cron would run both.
+(while sleep 10; do
+  $py manage.py topview_reconcile >/dev/null 2>&1 || true
+  $py manage.py topview_archive_media >/dev/null 2>&1 || true
+done) &
 pids+=($!)
 cat <<MSG
 
   The example project is running: http://127.0.0.1:$port/admin/  (login: admin / admin)
-  A fake Topview runs at $TOPVIEW_API_BASE_URL; outcomes of the 7 submitted tasks arrive
-  within ~15 s, by callback or, for dropped callbacks, by polling.
+  A fake Topview runs at $TOPVIEW_API_BASE_URL; outcomes of the 8 submitted tasks arrive
+  within ~15 s, by callback or, for dropped callbacks, by polling; their output files
+  are archived into ./media/ within ~10 s more (each task's admin page lists them; the
+  sample notices' files, on Topview's CDN, are refused: the demo fetches from 127.0.0.1 only).
   Send a notice:   .venv/bin/python manage.py topview_send_test_notice --biz-type VOICE_CLONE
   Submit a task:   TOPVIEW_API_BASE_URL=$TOPVIEW_API_BASE_URL .venv/bin/python manage.py topview_submit VOICE_CLONE name=Ann
   Stop with Ctrl-C.

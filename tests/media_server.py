@@ -6,6 +6,7 @@ Paths (the last segment is the file name, e.g. ``/ok/a.mp4``):
 - ``/ok/``: the body with Content-Length; ``/chunked/``: chunked, no Content-Length;
 - ``/slow/``: 16 KiB pieces, ``slow_delay`` apart; ``/stall/``: headers, then silence;
 - ``/missing/``: 404; ``/html/``: a text/html body;
+- ``/short/``: a Content-Length of the whole body, half of it, then the connection closes;
 - ``/expiring/``: 403 unless the query has ``sig=fresh``;
 - ``/flaky/``: 503 for the first ``flaky_failures`` requests, then the body;
 - ``/redirect/?to=URL``: 302 to URL; ``/loop/``: 302 to itself;
@@ -70,6 +71,11 @@ class _Handler(BaseHTTPRequestHandler):
             for start in range(0, len(body), 16384):
                 self.wfile.write(body[start : start + 16384])
                 time.sleep(server.slow_delay)
+            return None
+        if route == "short":
+            self._headers(200, content_type, len(body))
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
             return None
         if route == "file" and server.big_file is not None:
             return self._file(server.big_file)

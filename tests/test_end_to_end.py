@@ -11,15 +11,20 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from io import StringIO
+from pathlib import Path
+from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.test import override_settings
 from django.urls import reverse
 
 from tests.conftest import ON_POSTGRES
+from tests.test_testing_fake_media import MAGIC
 from topview_callbacks import polling, signals
 from topview_callbacks.client import TopviewClient
-from topview_callbacks.models import Notice, NoticeState, SubmittedTask
+from topview_callbacks.models import ArchivedMedia, MediaState, Notice, NoticeState, SubmittedTask
 from topview_callbacks.testing import FakeTopview, FakeTopviewServer
 
 UID, KEY = "e2e-uid", "e2e-key"
@@ -56,6 +61,18 @@ class HeldClock:
         return time.monotonic() - self._offset
 
 
+def loop_settings(server: FakeTopviewServer, live_server: Any, **extra: Any) -> dict[str, Any]:
+    """TOPVIEW_CALLBACKS for the loop: this account, the fake's API, the live endpoint."""
+    return {
+        **extra,
+        "UID": UID,
+        "API_KEY": KEY,
+        "API_BASE_URL": server.url,
+        "NOTICE_URL": live_server.url + reverse("topview_callbacks:notice"),
+        "PROCESSING": "inline",
+    }
+
+
 @pytest.mark.django_db(transaction=True)
 def test_every_task_reaches_the_receivers_exactly_once(live_server, record_signal):
     outcomes = record_signal(signals.notice_received)
@@ -73,15 +90,7 @@ def test_every_task_reaches_the_receivers_exactly_once(live_server, record_signa
         clock=clock,
     )
     with FakeTopviewServer(fake) as server:
-        settings = {
-            "UID": UID,
-            "API_KEY": KEY,
-            "API_BASE_URL": server.url,
-            "NOTICE_URL": live_server.url + reverse("topview_callbacks:notice"),
-            "PROCESSING": "inline",
-            "POLL_AFTER": {"default": 0},
-            "POLL_BACKOFF": 1,
-        }
+        settings = loop_settings(server, live_server, POLL_AFTER={"default": 0}, POLL_BACKOFF=1)
         with override_settings(TOPVIEW_CALLBACKS=settings):
             client = TopviewClient()
             started = time.monotonic()
@@ -129,3 +138,43 @@ def test_every_task_reaches_the_receivers_exactly_once(live_server, record_signa
         f"\n{TASKS} tasks, {stats['dropped']} callbacks dropped, {stats['duplicated']} duplicated, "
         f"{polled} outcomes by polling, {elapsed:.2f} s"
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_loop_archives_the_fake_topviews_files(
+    live_server, archive_settings, admin_client, tmp_path
+):
+    """``make demo``'s steps: inline processing, the fake's generated files, then
+    ``topview_archive_media`` (the demo's cron); the admin's task page links the copies."""
+    fake = FakeTopview(accounts={UID: KEY})
+    with FakeTopviewServer(fake) as server:
+        settings = loop_settings(server, live_server, **archive_settings.TOPVIEW_CALLBACKS)
+        with override_settings(TOPVIEW_CALLBACKS=settings):
+            client = TopviewClient()
+            submitted = [
+                client.submit(biz, prompt="demo")
+                for biz in ("PRODUCT_AVATAR_IMAGE2VIDEO", "COMMON_TASK_TEXT2IMAGE", "VOICE_CLONE")
+            ]
+            for task in submitted:
+                fake.finish(task.task_id)
+            assert server.wait_idle(timeout=30)
+            assert not ArchivedMedia.objects.exclude(state=MediaState.PENDING).exists()
+            call_command("topview_archive_media", stdout=StringIO())
+
+    media = list(ArchivedMedia.objects.order_by("task_id", "kind", "index"))
+    assert [(m.kind, m.state) for m in media] == [
+        ("image", "archived"),
+        ("video", "archived"),
+        ("video", "archived"),
+        ("image", "archived"),
+        ("audio", "archived"),
+    ]
+    for item in media:
+        path = Path(item.file.path)
+        assert path.is_relative_to(tmp_path / "media") and path.stat().st_size == item.size
+        assert path.read_bytes().startswith(MAGIC[item.content_type])
+        assert item.source_url.startswith(f"{server.url}/media/")
+    page = admin_client.get(
+        reverse("admin:topview_callbacks_submittedtask_change", args=[media[0].task_id])
+    ).content.decode()
+    assert media[0].file.url in page and "archived copy" in page

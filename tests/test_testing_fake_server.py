@@ -13,6 +13,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
+from tests.test_testing_fake_media import MAGIC
+from topview_callbacks import biz_types
 from topview_callbacks.management.commands.topview_fake_server import build_server
 from topview_callbacks.testing import FakeTopview, FakeTopviewServer
 
@@ -172,3 +174,61 @@ def test_the_command_accepts_only_configured_credentials_by_default():
         build_server({**options, "duration": "5-1"})
     with pytest.raises(CommandError):
         build_server({**options, "host": "10.0.0.1"})
+
+
+# The media files its results name ---------------------------------------------------------
+
+HEADERS = {"Topview-Uid": "u", "Authorization": "Bearer k"}
+
+
+@pytest.mark.parametrize(
+    "biz_type",
+    sorted(b for b, spec in biz_types.SPECS.items() if spec.media and b != "M2V_EXPORT"),
+)
+def test_results_name_files_the_server_serves(biz_type: str) -> None:
+    fake = FakeTopview()
+    with FakeTopviewServer(fake) as server:
+        task = fake.runner.submit(biz_type, {}, "u")
+        fake.finish(task.task_id)
+        spec = biz_types.SPECS[biz_type]
+        answer = requests.get(
+            f"{server.url}{spec.query_path}", params={"taskId": task.task_id}, headers=HEADERS
+        ).json()
+        urls = biz_types.media_urls(biz_type, answer["result"])
+        assert urls
+        for kind, url in urls:
+            assert url.startswith(f"{server.url}/media/{biz_type}/{task.task_id}/{kind}-")
+            response = requests.get(url, timeout=5)  # no credentials: presigned-style
+            content_type = response.headers["Content-Type"]
+            assert response.status_code == 200 and content_type.startswith(f"{kind}/")
+            assert response.content.startswith(MAGIC[content_type])
+            assert int(response.headers["Content-Length"]) == len(response.content) > 0
+
+
+def test_the_callback_names_the_same_files(receiver):
+    fake = FakeTopview(duration=(0.01, 0.02))
+    with FakeTopviewServer(fake) as server:
+        (task_id,) = submit_over_http(server, receiver)
+        assert server.wait_idle(10)
+        result = json.loads(json.loads(receiver.posts[0][1])["result"])
+        [(_, url)] = biz_types.media_urls("VOICE_CLONE", result)
+        assert url == f"{server.url}/media/VOICE_CLONE/{task_id}/audio-0.mp3"
+        assert requests.get(url, timeout=5).content.startswith(MAGIC["audio/mpeg"])
+
+
+def test_unknown_media_is_a_404_and_serve_media_off_keeps_the_cdn():
+    fake = FakeTopview()
+    with FakeTopviewServer(fake) as server:
+        task = fake.runner.submit("VOICE_CLONE", {}, "u")
+        for path in (
+            "/media/VOICE_CLONE/nope/audio-0.mp3",
+            f"/media/M2V_PREVIEW/{task.task_id}/audio-0.mp3",
+            f"/media/VOICE_CLONE/{task.task_id}/audio-0.exe",
+        ):
+            assert requests.get(server.url + path, timeout=5).status_code == 404
+    with FakeTopviewServer(FakeTopview(), serve_media=False) as server:
+        task = server.fake.runner.submit("VOICE_CLONE", {}, "u")
+        assert task.output["voice"]["demoAudioUrl"].startswith("https://aigc.s3.amazonaws.com/")
+        path = f"/media/VOICE_CLONE/{task.task_id}/audio-0.mp3"
+        answer = requests.get(server.url + path, timeout=5)  # the API's, not a file
+        assert answer.headers["Content-Type"] == "application/json"

@@ -9,7 +9,7 @@ import topview_callbacks.testing as testing
 
 PACKAGE = Path(testing.__file__).parent
 # Each module may import only the ones before it.
-ORDER = ["payloads", "delivery", "fake.runner", "fake.api", "fake.server", "__init__"]
+ORDER = ["payloads", "delivery", "fake.runner", "fake.media", "fake.api", "fake.server", "__init__"]
 
 
 def test_the_public_names_are_importable():

@@ -55,7 +55,8 @@ class Command(BaseCommand):
     help = (
         "Run a fake Topview API on 127.0.0.1 for demos and tests: it accepts submits, runs "
         "tasks on timers, POSTs callbacks to their noticeUrl (optionally dropping, "
-        "duplicating, delaying and reordering them) and answers the query endpoints. "
+        "duplicating, delaying and reordering them), answers the query endpoints and "
+        "serves the small generated media files its results name (under /media/). "
         "Point TOPVIEW_CALLBACKS['API_BASE_URL'] at it."
     )
 

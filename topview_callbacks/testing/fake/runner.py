@@ -117,6 +117,8 @@ class FakeTaskRunner:
         self.stats = {"callbacks": 0, "dropped": 0, "duplicated": 0, "sent": 0, "acked": 0}
         self._lock = threading.RLock()
         self._order = itertools.count()
+        # Rewrites a new task's output (the HTTP fake points its media URLs at itself).
+        self.rewrite_output: Callable[[FakeTask], dict[str, Any]] | None = None
 
     # Test controls -------------------------------------------------------------------
 
@@ -216,6 +218,8 @@ class FakeTaskRunner:
                 outcome=outcome,
                 output=success_result(biz_type) if outcome == "success" else {},
             )
+            if self.rewrite_output is not None and task.output:
+                task.output = self.rewrite_output(task)
             self.tasks[(biz_type, task.task_id)] = task
             return task
 

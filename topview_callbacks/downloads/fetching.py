@@ -1,35 +1,25 @@
-"""Fetching one output file from a URL Topview named, safely, straight into a Django storage.
+"""Opening one output file's URL, safely: the SSRF rules and the redirects.
 
 The URL comes from a notice, and notices are unsigned: anyone who can reach the endpoint
 can name any URL. So nothing is fetched unless it passes ``check_url`` (https only, a host
 in ``ARCHIVE_HOSTS``, every address the name resolves to public), the connection goes to
 the address that was checked (no second DNS answer can point it elsewhere), redirects are
-followed by hand and checked the same way, and every socket operation has a timeout. The
-body is streamed in chunks, hashed and counted on the way, and stopped at the size cap.
+followed by hand and checked the same way, and every socket operation has a timeout.
+``downloads.storing`` reads the answer's body into the storage.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import ipaddress
 import socket
-import time
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 import certifi
 import urllib3
-from django.core.files.storage import Storage
 
 from topview_callbacks import __version__
 from topview_callbacks.conf import topview_settings
 
-CHUNK_SIZE = 1024 * 1024
 MAX_REDIRECTS = 3
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # What an expired presigned URL (S3: 403 "Request has expired") or a removed file answers.
@@ -39,10 +29,6 @@ METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(address)
     for address in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
 )
-# Content types accepted per kind; a generic binary type (S3's default) is accepted too.
-KIND_TYPES = {"video": "video/", "image": "image/", "audio": "audio/"}
-GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
-HEARTBEAT_EVERY = 10.0  # seconds between two ``heartbeat`` calls while a body streams
 
 
 class DownloadError(Exception):
@@ -70,16 +56,6 @@ class DownloadFailed(DownloadError):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
-
-
-@dataclass(frozen=True)
-class Stored:
-    """What ``download_to_storage`` wrote."""
-
-    name: str
-    size: int
-    sha256: str
-    content_type: str
 
 
 def host_allowed(host: str, patterns: list[str]) -> bool:
@@ -196,112 +172,3 @@ def open_url(url: str) -> urllib3.BaseHTTPResponse:
         retryable = status == 429 or status >= 500
         raise DownloadFailed(f"the server answered HTTP {status}", retryable=retryable)
     raise DownloadRefused(f"more than {MAX_REDIRECTS} redirects")
-
-
-class _Body:
-    """The response body as a file the storage reads: hashed, counted and capped on the way.
-
-    Not seekable, so a storage streams it (S3: a multipart upload) rather than rewinding.
-    The hash runs on a helper thread (hashlib lets go of the GIL on big chunks), so it
-    overlaps with reading the next chunk and writing this one: on a 500 MB file, hashing
-    inline cost about as much time as the download itself. At most ``HASH_AHEAD`` chunks
-    wait for it, which bounds the memory.
-    """
-
-    HASH_AHEAD = 2
-
-    def __init__(
-        self,
-        response: urllib3.BaseHTTPResponse,
-        max_bytes: int,
-        content_type: str,
-        heartbeat: Callable[[], object] | None,
-    ) -> None:
-        self.response = response
-        self.max_bytes = max_bytes
-        self.content_type = content_type or None  # S3Storage reads this attribute
-        self.heartbeat = heartbeat
-        self.digest = hashlib.sha256()
-        self.size = 0
-        self.last_beat = time.monotonic()
-        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topview-sha256")
-        self._hashing: deque[Future[None]] = deque()
-
-    def read(self, size: int = -1) -> bytes:
-        try:
-            data = self.response.read(size if size > 0 else CHUNK_SIZE, decode_content=False)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise DownloadFailed(f"the download broke off: {exc}", retryable=True) from exc
-        self.size += len(data)
-        if self.size > self.max_bytes:
-            raise DownloadRefused(f"larger than ARCHIVE_MAX_BYTES ({self.max_bytes} bytes)")
-        self._hashing.append(self._hasher.submit(self.digest.update, data))
-        if len(self._hashing) > self.HASH_AHEAD:
-            self._hashing.popleft().result()
-        if self.heartbeat is not None and time.monotonic() - self.last_beat > HEARTBEAT_EVERY:
-            self.heartbeat()
-            self.last_beat = time.monotonic()
-        return data
-
-    def hexdigest(self) -> str:
-        """The sha256 of everything read; waits for the hashing thread and stops it."""
-        self._hasher.shutdown(wait=True)
-        return self.digest.hexdigest()
-
-    def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
-        while data := self.read(chunk_size or CHUNK_SIZE):
-            yield data
-
-    closed = False  # the file API boto3's uploader checks
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def seek(self, *args: Any) -> int:
-        raise io.UnsupportedOperation("a download cannot be rewound")
-
-    def close(self) -> None:
-        self.response.release_conn()
-
-
-def check_type(kind: str, content_type: str) -> None:
-    """``DownloadRefused`` when the answer's type is not one of ``kind`` (or generic)."""
-    if content_type in GENERIC_TYPES or content_type.startswith(KIND_TYPES.get(kind, "?")):
-        return
-    raise DownloadRefused(f"content type {content_type!r} is not a {kind}")
-
-
-def download_to_storage(
-    url: str,
-    storage: Storage,
-    name: str,
-    *,
-    kind: str,
-    heartbeat: Callable[[], object] | None = None,
-) -> Stored:
-    """Stream ``url`` into ``storage`` under ``name``; on any error nothing stays there."""
-    response = open_url(url)
-    try:
-        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        check_type(kind, content_type)
-        max_bytes = topview_settings.archive_max_bytes
-        length = response.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > max_bytes:
-            raise DownloadRefused(f"larger than ARCHIVE_MAX_BYTES ({length} > {max_bytes} bytes)")
-        body = _Body(response, max_bytes, content_type, heartbeat)
-        saved = None
-        try:
-            # A body shorter than its Content-Length raises in read() (urllib3 checks).
-            saved = storage.save(name, body)  # type: ignore[arg-type]
-        except BaseException:
-            body.hexdigest()  # stop the hashing thread
-            # A storage may leave what it wrote so far (FileSystemStorage does).
-            if storage.exists(saved or name):
-                storage.delete(saved or name)
-            raise
-        return Stored(saved, body.size, body.hexdigest(), content_type)
-    finally:
-        response.release_conn()
