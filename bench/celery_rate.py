@@ -132,7 +132,7 @@ def percentile(values: list[float], share: float) -> float:
 def run(args: argparse.Namespace, known_tasks: bool, queue: Queue) -> dict[str, float]:
     """One workload: wrk against gunicorn while the workers process; the figures."""
     tables = ["topview_callbacks_notice", "topview_callbacks_submittedtask", *queue.tables]
-    sql(f"TRUNCATE {', '.join(tables)}")
+    sql(f"TRUNCATE {', '.join(tables)} CASCADE")
     cleanup_redis()
     prefix = f"{queue.name}-{time.time_ns()}"
     submitted = 2 * 1500 * args.duration if known_tasks else 0  # more than wrk can send
