@@ -20,8 +20,11 @@ from django.test import override_settings
 from django.utils import timezone
 
 from tests.conftest import run_without
+from tests.media_server import MediaServer
+from tests.test_archiving import stored_files
+from tests.test_archiving_integration import deliver_text2video
 from topview_callbacks import processing, scheduling, signals
-from topview_callbacks.models import Notice, NoticeState
+from topview_callbacks.models import ArchivedMedia, MediaState, Notice, NoticeState
 from topview_callbacks.testing import deliver_notice, notice_payload
 
 tasks_framework = pytest.importorskip("topview_callbacks.tasks_framework")
@@ -73,6 +76,30 @@ def deliver(capture: Any) -> Notice:
     return Notice.objects.get(uuid=payload["uuid"])
 
 
+def fails_once(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> None:
+    """``owner.name`` meets a dropped database connection on its first call."""
+    real = getattr(owner, name)
+    failures = iter([OperationalError("server closed the connection unexpectedly")])
+
+    def flaky_database(*args: Any, **kwargs: Any) -> Any:
+        for error in failures:
+            raise error
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, flaky_database)
+
+
+def paths(tasks: list[Any]) -> list[str]:
+    return [task.task_path.rsplit(".", 1)[1] for task in tasks]
+
+
+@pytest.fixture
+def archiving_on(archive_settings: Any) -> dict[str, Any]:
+    """conftest's ``archive_settings`` in tasks mode; returns its TOPVIEW_CALLBACKS."""
+    archive_settings.TOPVIEW_CALLBACKS = {**archive_settings.TOPVIEW_CALLBACKS, **BASE}
+    return dict(archive_settings.TOPVIEW_CALLBACKS)
+
+
 # --- the immediate backend ------------------------------------------------------------------
 
 
@@ -114,6 +141,31 @@ def test_reconcile_and_prune_run_as_tasks() -> None:
         reconciled = tasks_framework.enqueue(tasks_framework.reconcile)
     assert pruned.status == "SUCCESSFUL" and set(pruned.return_value) >= {"notices"}
     assert reconciled.status == "SUCCESSFUL" and isinstance(reconciled.return_value, dict)
+
+
+@pytest.mark.django_db
+def test_immediate_backend_archives_a_success_and_the_sweep_retries_a_download(
+    server: MediaServer,
+    archiving_on: dict[str, Any],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    assert scheduling.archive_queue_for("tasks") is tasks_framework.enqueue_media
+    with django_capture_on_commit_callbacks(execute=True):
+        notice = deliver_text2video(f"{server.url}/flaky/a.mp4", task_id="tasks-1")
+    media = ArchivedMedia.objects.get()
+    notice.refresh_from_db()
+    assert notice.state == NoticeState.PROCESSED
+    # The 503: no deferred retry on this backend, the row says when it is due.
+    assert (media.state, media.attempts) == (MediaState.PENDING, 1)
+    assert media.next_attempt_at is not None
+    assert "can't defer a task; the sweep retries it when due" in caplog.text
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks_framework.enqueue(tasks_framework.sweep).return_value == 1
+    media.refresh_from_db()
+    assert (media.state, media.attempts) == (MediaState.ARCHIVED, 2)
+    assert len(stored_files(tmp_path)) == 1
 
 
 # --- the database backend, its worker in this process ---------------------------------------
@@ -192,15 +244,7 @@ def test_a_retry_that_succeeds_fires_once(
 def test_a_database_error_is_retried_with_its_own_count(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = processing.process_notice
-    failures = iter([OperationalError("server closed the connection unexpectedly")])
-
-    def flaky_database(*args: Any, **kwargs: Any) -> Any:
-        for error in failures:
-            raise error
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(processing, "process_notice", flaky_database)
+    fails_once(monkeypatch, processing, "process_notice")
     notice = Notice.objects.record_delivery(
         uuid="db-1", biz_type="VOICE_CLONE", task_id="t-db-1", status="success"
     )
@@ -230,6 +274,23 @@ def test_sweep_command_enqueues_as_tasks_in_tasks_mode() -> None:
         run_worker()
     assert "Queued 1 stuck notice(s)." in out.getvalue()
     assert Notice.objects.get(pk=notice.notice_id).state == NoticeState.PROCESSED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_notice_task_queues_a_download_per_file_retried_with_backoff(
+    server: MediaServer, archiving_on: dict[str, Any], tmp_path: Path
+) -> None:
+    with on_database(**archiving_on):
+        notice = deliver_text2video(f"{server.url}/flaky/b.mp4", task_id="tasks-2")
+        run_worker()  # the notice, its download (503), the download's retry (due at once)
+    media = ArchivedMedia.objects.get()
+    assert Notice.objects.get(pk=notice.pk).state == NoticeState.PROCESSED
+    assert (media.state, media.attempts) == (MediaState.ARCHIVED, 2)
+    tasks = queued()
+    assert paths(tasks) == ["process_notice", "archive_media", "archive_media"]
+    assert [task.args_kwargs["args"] for task in tasks[1:]] == [[media.pk], [media.pk]]
+    assert [task.return_value for task in tasks[1:]] == ["pending", "archived"]
+    assert len(stored_files(tmp_path)) == 1
 
 
 @pytest.mark.django_db
