@@ -23,7 +23,7 @@ from tests.conftest import run_without
 from tests.media_server import MediaServer
 from tests.test_archiving import stored_files
 from tests.test_archiving_integration import deliver_text2video
-from topview_callbacks import processing, scheduling, signals
+from topview_callbacks import batching, processing, scheduling, signals
 from topview_callbacks.models import ArchivedMedia, MediaState, Notice, NoticeState
 from topview_callbacks.testing import deliver_notice, notice_payload
 
@@ -94,6 +94,12 @@ def paths(tasks: list[Any]) -> list[str]:
 
 
 @pytest.fixture
+def window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new BATCH_WINDOW: this process asked for no drain yet."""
+    monkeypatch.setattr(tasks_framework, "_drain_window", batching.DrainWindow())
+
+
+@pytest.fixture
 def archiving_on(archive_settings: Any) -> dict[str, Any]:
     """conftest's ``archive_settings`` in tasks mode; returns its TOPVIEW_CALLBACKS."""
     archive_settings.TOPVIEW_CALLBACKS = {**archive_settings.TOPVIEW_CALLBACKS, **BASE}
@@ -112,7 +118,7 @@ def test_immediate_backend_processes_after_commit(
         notice = deliver(django_capture_on_commit_callbacks)
     assert notice.state == NoticeState.PROCESSED
     assert [call["notice"].pk for call in received.calls] == [notice.pk]
-    assert scheduling.queue_for("tasks") is tasks_framework.enqueue_notice
+    assert scheduling.queue_for("tasks") is tasks_framework.enqueue_new_notice
 
 
 @pytest.mark.django_db
@@ -141,6 +147,17 @@ def test_reconcile_and_prune_run_as_tasks() -> None:
         reconciled = tasks_framework.enqueue(tasks_framework.reconcile)
     assert pruned.status == "SUCCESSFUL" and set(pruned.return_value) >= {"notices"}
     assert reconciled.status == "SUCCESSFUL" and isinstance(reconciled.return_value, dict)
+
+
+@pytest.mark.django_db
+def test_immediate_backend_ignores_batch_size(
+    record_signal: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    received = record_signal()
+    with topview(BATCH_SIZE=50):  # a task runs where it is enqueued: nothing to batch
+        notice = deliver(django_capture_on_commit_callbacks)
+    assert notice.state == NoticeState.PROCESSED
+    assert [call["notice"].pk for call in received.calls] == [notice.pk]
 
 
 @pytest.mark.django_db
@@ -291,6 +308,73 @@ def test_the_notice_task_queues_a_download_per_file_retried_with_backoff(
     assert [task.args_kwargs["args"] for task in tasks[1:]] == [[media.pk], [media.pk]]
     assert [task.return_value for task in tasks[1:]] == ["pending", "archived"]
     assert len(stored_files(tmp_path)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_batches_a_window_of_notices_gets_one_drain_now_and_one_at_its_end(
+    record_signal: Any, window: None, django_capture_on_commit_callbacks: Any
+) -> None:
+    received = record_signal()
+    with on_database(BATCH_SIZE=50, BATCH_WINDOW=60):
+        notices = [deliver(django_capture_on_commit_callbacks) for _ in range(3)]
+        now, trailing = queued()
+        assert paths([now, trailing]) == ["drain", "drain"]
+        assert (trailing.run_after - timezone.now()).total_seconds() > 50
+        run_worker()  # the first drain takes all three; the other is not due
+        assert (now.__class__.objects.get(pk=now.pk).return_value, trailing.status) == (3, "READY")
+        make_due(trailing)
+        run_worker()
+    assert [call["notice"].pk for call in received.calls] == [notice.pk for notice in notices]
+    assert [task.return_value for task in queued()] == [3, 0]
+    assert set(Notice.objects.values_list("state", "attempts")) == {(NoticeState.PROCESSED, 1)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_retries_failures_alone_and_asks_for_more_when_full(
+    failing_receiver: Any,
+) -> None:
+    for number in range(3):
+        Notice.objects.record_delivery(
+            uuid=f"b-{number}", biz_type="VOICE_CLONE", task_id=f"t-b-{number}", status="success"
+        )
+    with on_database(BATCH_SIZE=2, MAX_ATTEMPTS=2, RETRY_BACKOFF=10, RETRY_JITTER=False):
+        tasks_framework.enqueue(tasks_framework.drain)
+        before = timezone.now()
+        run_worker()  # a full drain (2), the next one it asked for (1)
+        tasks = queued()
+        assert sorted(paths(tasks)) == ["drain", "drain", *["process_notice"] * 3]
+        drains = [task for task in tasks if task.task_path.endswith(".drain")]
+        assert [task.return_value for task in drains] == [2, 1]
+        retries = [task for task in tasks if task.status == "READY"]
+        assert sorted(task.args_kwargs["args"][0] for task in retries) == sorted(
+            Notice.objects.values_list("pk", flat=True)
+        )
+        assert {round((t.run_after - before).total_seconds()) for t in retries} == {10}
+        failing_receiver.fixed = True
+        for task in retries:
+            make_due(task)
+        run_worker()
+    assert set(Notice.objects.values_list("state", "attempts")) == {(NoticeState.PROCESSED, 2)}
+    assert failing_receiver.calls == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_meeting_a_database_error_is_retried_with_its_own_count(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fails_once(monkeypatch, batching, "drain")
+    Notice.objects.record_delivery(
+        uuid="db-2", biz_type="VOICE_CLONE", task_id="t-db-2", status="success"
+    )
+    with on_database(BATCH_SIZE=10, RETRY_BACKOFF=1):
+        tasks_framework.enqueue(tasks_framework.drain)
+        run_worker()
+        retry = queued()[-1]
+        assert (paths([retry]), retry.args_kwargs["args"]) == (["drain"], [1])
+        make_due(retry)
+        run_worker()
+    assert Notice.objects.get(uuid="db-2").state == NoticeState.PROCESSED
+    assert "Database error processing Topview notice" in caplog.text
 
 
 @pytest.mark.django_db

@@ -1,5 +1,5 @@
-"""Django's Tasks framework: thin wrappers over ``processing`` (through ``queues``),
-``polling``, ``pruning`` and ``archiving``, for ``PROCESSING = "tasks"``.
+"""Django's Tasks framework: thin wrappers over ``processing`` (through ``queues`` and
+``batching``), ``polling``, ``pruning`` and ``archiving``, for ``PROCESSING = "tasks"``.
 
 Uses ``django.tasks`` (Django 6.0+), else the ``django-tasks`` backport (``django_tasks``).
 This is the only module of the package that imports either; nothing imports it unless
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from topview_callbacks import polling, pruning, queues, retrying
+from topview_callbacks import batching, polling, pruning, queues, retrying
 from topview_callbacks.conf import topview_settings
 
 if TYPE_CHECKING:
@@ -140,6 +140,63 @@ def enqueue_notice(notice_id: int) -> None:
     transaction.on_commit(lambda: _enqueue(process_notice, notice_id, 0, **_notice(notice_id)))
 
 
+def enqueue_new_notice(notice_id: int) -> None:
+    """``PROCESSING="tasks"``: start a notice the view just stored. Never raises.
+
+    With ``BATCH_SIZE`` 1, or a backend that can't defer (the immediate backend runs a task
+    where it is enqueued: nothing to share), the notice gets its own task
+    (``enqueue_notice``). Otherwise a drain is requested (``request_drain``): one task for
+    the notices of a ``BATCH_WINDOW``.
+    """
+    if topview_settings.batch_size > 1 and backend().supports_defer:
+        transaction.on_commit(request_drain)
+    else:
+        enqueue_notice(notice_id)
+
+
+_drain_window = batching.DrainWindow()
+_DRAIN = "a drain of pending Topview notices"
+
+
+def request_drain() -> None:
+    """Ask a worker to drain pending notices, after this process committed one. Never raises.
+
+    At most one task per ``BATCH_WINDOW`` right away, and one due at the window's end
+    (``batching.DrainWindow``); the sweep stays the safety net for a task that is lost.
+    """
+    delay = _drain_window.request(topview_settings.batch_window)
+    if delay is not None:
+        _enqueue(drain, 0, delay=delay or None, what=_DRAIN)
+
+
+@task(takes_context=True, backend=_BACKEND, queue_name=_QUEUE)
+def drain(context: TaskContext[Any, Any], database_retries: int = 0) -> int:
+    """Process up to ``BATCH_SIZE`` pending notices (``batching.drain``); returns how many.
+
+    A notice whose receiver raised gets its own ``process_notice`` task, due after its
+    backoff (attempts are counted on the notice). A full batch enqueues another drain.
+    """
+    job_id = context.task_result.id
+    runner, fields = f"django drain {job_id}", {"django_task_id": job_id}
+    try:
+        return queues.run_drain(
+            archive=enqueue_archive,
+            retry=_retry,
+            again=lambda: _enqueue(drain, 0, what=_DRAIN),
+            runner=runner,
+            fields=fields,
+            logger=logger,
+        )
+    except (OperationalError, InterfaceError) as exc:
+        delay = retrying.after_database_error(
+            0, exc, database_retries, runner=runner, fields=fields, logger=logger
+        )
+        retried = delay is not None and _can_defer(_DRAIN)
+        if not retried or not _enqueue(drain, database_retries + 1, delay=delay, what=_DRAIN):
+            raise
+        return 0
+
+
 @task(takes_context=True, backend=_BACKEND, queue_name=_QUEUE)
 def archive_media(context: TaskContext[Any, Any], media_id: int) -> str | None:
     """Download one output file into the storage (``ARCHIVE_MEDIA``); retried with backoff
@@ -185,6 +242,6 @@ def prune() -> dict[str, int]:
 
 
 def enqueue(job: Task[Any, Any], *, delay: float | None = None) -> Any:
-    """Enqueue ``sweep``, ``reconcile`` or ``prune`` on the configured backend and queue,
-    ``delay`` seconds from now; returns the framework's ``TaskResult``."""
+    """Enqueue ``sweep``, ``reconcile``, ``prune`` (or ``drain``) on the configured backend
+    and queue, ``delay`` seconds from now; returns the framework's ``TaskResult``."""
     return _configured(job, delay=delay).enqueue()
