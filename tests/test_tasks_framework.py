@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.conftest import run_without
@@ -375,6 +376,37 @@ def test_a_drain_meeting_a_database_error_is_retried_with_its_own_count(
         run_worker()
     assert Notice.objects.get(uuid="db-2").state == NoticeState.PROCESSED
     assert "Database error processing Topview notice" in caplog.text
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("batch_size", [1, 50])
+def test_statements_per_notice_on_postgres(batch_size: int, window: None) -> None:
+    """Ours (the notice's) and django-tasks-db's (the task row's), web side and worker."""
+
+    def statements(action: Any) -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            action()
+        return [query["sql"].split()[0] for query in queries.captured_queries]
+
+    with on_database(BATCH_SIZE=batch_size, BATCH_WINDOW=60):
+        web = [statements(lambda: deliver_notice(notice_payload())) for _ in range(4)]
+        worker = statements(run_worker)
+    # django-tasks-db, per task: take it (a transaction: the SELECT ... FOR UPDATE SKIP
+    # LOCKED, the UPDATE to RUNNING), then the UPDATE with its result; and the last look
+    # that finds no task ready.
+    per_task = ["BEGIN", "SELECT", "UPDATE", "COMMIT"], ["UPDATE"]
+    idle = ["BEGIN", "SELECT", "COMMIT"]
+    if batch_size == 1:
+        # Web: the notice's INSERT, the task's INSERT. Worker: claim + record + link in one
+        # statement ("WITH"), then the processed mark.
+        assert web == [["INSERT", "INSERT"]] * 4
+        assert worker == [*per_task[0], "WITH", "UPDATE", *per_task[1]] * 4 + idle
+    else:
+        # One drain now, one due at the window's end (not run here): INSERTs for the first
+        # two notices only. The drain: 2 per notice and the claim that finds none left.
+        assert web == [["INSERT", "INSERT"]] * 2 + [["INSERT"]] * 2
+        assert worker == [*per_task[0], *["WITH", "UPDATE"] * 4, "WITH", *per_task[1], *idle]
 
 
 @pytest.mark.django_db
