@@ -16,7 +16,7 @@ script runs ``VACUUM ANALYZE`` on that table every ``--vacuum-every`` notices.
 Needs PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379 (database 14), and
 django-tasks-db for ``--queue tasks``.
 Usage: .venv/bin/python bench/worker_memory.py --queue celery|tasks [--notices 100000]
-       [--batch-size 50] [--concurrency 2] [--backlog 2000]
+       [--batch-size 50] [--batch-window 0.5] [--concurrency 2] [--backlog 2000]
 """
 
 from __future__ import annotations
@@ -104,13 +104,25 @@ def main() -> None:
     parser.add_argument("--queue", choices=("celery", "tasks"), default="tasks")
     parser.add_argument("--notices", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=1, help="BATCH_SIZE (default 1)")
+    parser.add_argument(
+        "--batch-window",
+        type=float,
+        default=0.05,
+        help="BATCH_WINDOW (default 0.05). This script is one process storing a few hundred "
+        "notices a second at most: with the default, most notices open a window of their "
+        "own, and so queue a drain of their own",
+    )
     parser.add_argument("--concurrency", type=int, default=2, help="Celery prefork processes")
     parser.add_argument("--backlog", type=int, default=2000, help="most notices waiting")
     parser.add_argument("--vacuum-every", type=int, default=10_000, help="tasks: VACUUM ANALYZE")
     parser.add_argument("--timeout", type=float, default=3 * 3600, help="give up after (s)")
     args = parser.parse_args()
 
-    overrides: dict[str, object] = {"PROCESSING": args.queue, "BATCH_SIZE": args.batch_size}
+    overrides: dict[str, object] = {
+        "PROCESSING": args.queue,
+        "BATCH_SIZE": args.batch_size,
+        "BATCH_WINDOW": args.batch_window,
+    }
     if args.queue == "tasks":
         from tests.test_tasks_worker import TASKS_MODE
 
@@ -133,7 +145,8 @@ def main() -> None:
     leader = worker.proc.pid
     print(
         f"{args.queue} worker (session {leader}, processes {worker_processes(leader)}) on "
-        f"queue {QUEUE}; BATCH_SIZE {args.batch_size}; {args.notices} notices; backlog at "
+        f"queue {QUEUE}; BATCH_SIZE {args.batch_size}, BATCH_WINDOW {args.batch_window}; "
+        f"{args.notices} notices; backlog at "
         f"most {args.backlog}; load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
