@@ -15,11 +15,13 @@ Two workloads, one after the other: notices for tasks submitted through the clie
 
 Needs PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379 (database 14) and wrk.
 Usage: .venv/bin/python bench/celery_rate.py [--duration 10] [--tasks known unknown]
+       [--batch-sizes 1 50] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -56,7 +58,8 @@ class Queue:
 
     name: str
     overrides: dict[str, Any]
-    start_workers: Callable[[argparse.Namespace], list[Service]]
+    # The workers, given the options and the settings (BATCH_SIZE...) web and workers share.
+    start_workers: Callable[[argparse.Namespace, dict[str, Any]], list[Service]]
     tables: list[str] = field(default_factory=list)
     describe: str = ""
 
@@ -129,19 +132,28 @@ def percentile(values: list[float], share: float) -> float:
     return values[min(len(values) - 1, int(share * len(values)))] if values else float("nan")
 
 
-def run(args: argparse.Namespace, known_tasks: bool, queue: Queue) -> dict[str, float]:
+def run(
+    args: argparse.Namespace, known_tasks: bool, queue: Queue, batch_size: int
+) -> dict[str, float]:
     """One workload: wrk against gunicorn while the workers process; the figures."""
     tables = ["topview_callbacks_notice", "topview_callbacks_submittedtask", *queue.tables]
-    sql(f"TRUNCATE {', '.join(tables)}")
+    sql(f"TRUNCATE {', '.join(tables)} CASCADE")
     cleanup_redis()
     prefix = f"{queue.name}-{time.time_ns()}"
     submitted = 2 * 1500 * args.duration if known_tasks else 0  # more than wrk can send
     if submitted:
         submit_tasks(prefix, per_thread=submitted // 2)
-    overrides = {"UID": "bench-uid", **queue.overrides}
+    settings = dict(item.split("=", 1) for item in args.setting)
+    overrides = {
+        "UID": "bench-uid",
+        **queue.overrides,
+        **{key: json.loads(value) for key, value in settings.items()},
+        "BATCH_SIZE": batch_size,
+    }
     services: list[Service] = []
+    load = os.getloadavg()[0]
     try:
-        services.extend(queue.start_workers(args))
+        services.extend(queue.start_workers(args, overrides))
         web, port = gunicorn(DATABASE, workers=args.web_workers, overrides=overrides)
         services.append(web)
         env = {**os.environ, "BENCH_MODE": "new", "BENCH_PREFIX": prefix}
@@ -195,14 +207,16 @@ def run(args: argparse.Namespace, known_tasks: bool, queue: Queue) -> dict[str, 
         "processed_while_receiving": processed_at_receive_end,
         "p50_ms": percentile(waits, 0.50) * 1000,
         "p99_ms": percentile(waits, 0.99) * 1000,
+        "load": load,
     }
 
 
-def celery_workers(args: argparse.Namespace) -> list[Service]:
+def celery_workers(args: argparse.Namespace, overrides: dict[str, Any]) -> list[Service]:
     return [
         celery_worker(
             DATABASE,
             concurrency=args.celery_concurrency,
+            overrides=overrides,
             loglevel="warning",
             pool_name=args.pool,
             TOPVIEW_TEST_DB_REUSE_MAX=str(args.db_reuse_max),
@@ -221,43 +235,65 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
         default=["known", "unknown"],
         help="workloads: notices for submitted tasks, for tasks never seen (default: both)",
     )
+    parser.add_argument(
+        "--batch-sizes",
+        nargs="+",
+        type=int,
+        default=[1],
+        help="BATCH_SIZE values, interleaved within each round (default: 1)",
+    )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="another TOPVIEW_CALLBACKS value for web and workers, e.g. "
+        "ASYNC_PROCESSED_MARK=true (repeatable)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3; medians)")
     parser.add_argument("--timeout", type=float, default=300, help="max seconds to drain")
 
 
 def rounds(args: argparse.Namespace, queue: Queue) -> None:
-    """``args.rounds`` rounds of each workload, interleaved; each run, then the medians."""
+    """``args.rounds`` rounds of each batch size and workload, interleaved; each run, then
+    the medians."""
     print(
         f"wrk -t2 -c{args.connections} -d{args.duration}s, gunicorn sync -w{args.web_workers}, "
-        f"{queue.describe}; workloads interleaved, {args.rounds} round(s)"
+        f"{queue.describe}; BATCH_SIZE {args.batch_sizes} and workloads interleaved, "
+        f"{args.rounds} round(s); settings {args.setting or 'default'}"
     )
-    results: dict[str, list[dict[str, float]]] = {workload: [] for workload in args.tasks}
+    results: dict[tuple[int, str], list[dict[str, float]]] = {
+        (size, workload): [] for size in args.batch_sizes for workload in args.tasks
+    }
     for number in range(1, args.rounds + 1):
-        for workload, runs in results.items():
-            r = run(args, known_tasks=workload == "known", queue=queue)
+        for (size, workload), runs in results.items():
+            r = run(args, known_tasks=workload == "known", queue=queue, batch_size=size)
             runs.append(r)
             print(
-                f"  round {number}, {workload} tasks: {r['requests']:.0f} acknowledged "
-                f"({r['non_2xx']:.0f} non-2xx), {r['stored']:.0f} stored, {r['done']:.0f} "
-                f"processed, {r['twice']:.0f} twice, {r['tasks_from_notices']:.0f} tasks "
-                f"created from notices; receive {r['receive_rate']:.0f}/s, "
-                f"end to end {r['e2e_rate']:.0f}/s ({r['e2e_rate'] / r['receive_rate']:.0%}), "
-                f"drain {r['drain_rate']:.0f}/s; received -> signal p50 {r['p50_ms']:.0f} ms, "
-                f"p99 {r['p99_ms']:.0f} ms",
+                f"  round {number}, BATCH_SIZE {size}, {workload} tasks (load {r['load']:.1f}): "
+                f"{r['requests']:.0f} acknowledged ({r['non_2xx']:.0f} non-2xx), "
+                f"{r['stored']:.0f} stored, {r['done']:.0f} processed, {r['twice']:.0f} twice, "
+                f"{r['tasks_from_notices']:.0f} tasks created from notices; receive "
+                f"{r['receive_rate']:.0f}/s, end to end {r['e2e_rate']:.0f}/s "
+                f"({r['e2e_rate'] / r['receive_rate']:.0%}), drain {r['drain_rate']:.0f}/s; "
+                f"received -> signal p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms",
                 flush=True,
             )
     print("medians:")
-    for workload, runs in results.items():
+    for (size, workload), runs in results.items():
         receive = statistics.median(r["receive_rate"] for r in runs)
         e2e = statistics.median(r["e2e_rate"] for r in runs)
-        share = statistics.median(r["e2e_rate"] / r["receive_rate"] for r in runs)
+        shares = [r["e2e_rate"] / r["receive_rate"] for r in runs]
         drain = statistics.median(r["drain_rate"] for r in runs)
         p50 = statistics.median(r["p50_ms"] for r in runs)
         p99 = statistics.median(r["p99_ms"] for r in runs)
+        loads = [r["load"] for r in runs]
         print(
-            f"  {workload:>7} tasks: receive {receive:5.0f}/s, end to end {e2e:5.0f}/s "
-            f"= {share:.0%} of receive; drain alone {drain:.0f}/s; received -> signal "
-            f"p50 {p50:.0f} ms, p99 {p99:.0f} ms"
+            f"  BATCH_SIZE {size:>3}, {workload:>7} tasks: receive {receive:5.0f}/s, end to end "
+            f"{e2e:5.0f}/s = {statistics.median(shares):.0%} of receive (rounds: "
+            f"{', '.join(f'{share:.0%}' for share in shares)}); drain alone {drain:.0f}/s; "
+            f"received -> signal p50 {p50:.0f} ms, p99 {p99:.0f} ms; load "
+            f"{min(loads):.1f}-{max(loads):.1f}"
         )
     lost = sum(r["stored"] - r["done"] for runs in results.values() for r in runs)
     twice = sum(r["twice"] for runs in results.values() for r in runs)

@@ -3,12 +3,14 @@
 The harness of bench/celery_rate.py with ``PROCESSING="tasks"``: gunicorn stores each notice
 and enqueues a task row (django-tasks-db's DatabaseBackend, same PostgreSQL) after commit;
 ``db_worker`` processes (one task at a time each) claim them with ``SELECT ... FOR UPDATE
-SKIP LOCKED`` and run ``tasks_framework.process_notice``. Reported as there: receive rate,
-end-to-end rate, drain rate, and received -> signal latency (p50, p99).
+SKIP LOCKED`` and run ``tasks_framework.process_notice`` (``BATCH_SIZE`` 1) or
+``tasks_framework.drain`` (above 1: a task per window of notices). Reported as there:
+receive rate, end-to-end rate, drain rate, and received -> signal latency (p50, p99).
 
 Needs PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379 (database 14, where the
 receiver counts), wrk, and django-tasks-db (the ``dev-tasks-db`` extra).
 Usage: .venv/bin/python bench/tasks_rate.py [--duration 10] [--workers 2] [--interval 0.1]
+       [--batch-sizes 1 50] [--rounds 3] [--tasks known unknown]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,9 +43,10 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    def workers(args: argparse.Namespace) -> list[Service]:
+    def workers(args: argparse.Namespace, overrides: dict[str, Any]) -> list[Service]:
         return [
-            tasks_worker(DATABASE, interval=args.interval, quiet=True) for _ in range(args.workers)
+            tasks_worker(DATABASE, overrides=overrides, interval=args.interval, quiet=True)
+            for _ in range(args.workers)
         ]
 
     ensure_database()

@@ -142,9 +142,8 @@ def drains(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     now = [1000.0]
-    monkeypatch.setattr(tasks.time, "monotonic", lambda: now[0])
-    monkeypatch.setattr(tasks._DrainRequests, "window_ends", 0.0)
-    monkeypatch.setattr(tasks._DrainRequests, "trailing_for", 0.0)
+    monkeypatch.setattr(batching.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(tasks, "_drain_window", batching.DrainWindow())
     return now
 
 

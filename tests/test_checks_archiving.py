@@ -17,6 +17,12 @@ def test_archiving_on_with_celery_and_the_defaults_passes(settings: Any) -> None
     assert ids(TOPVIEW_CALLBACKS=CELERY) == []
 
 
+def test_archiving_on_with_django_tasks_passes() -> None:
+    pytest.importorskip("django_tasks_db")
+    tasks_mode = {**CELERY, "PROCESSING": "tasks", "TASKS_BACKEND": "database"}
+    assert ids(TOPVIEW_CALLBACKS=tasks_mode) == []  # archive_media runs as a task
+
+
 @pytest.mark.parametrize(
     ("config", "expected"),
     [

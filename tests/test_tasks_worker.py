@@ -89,16 +89,31 @@ def tasks_mode(settings: Any, **values: Any) -> None:
     settings.TOPVIEW_CALLBACKS = {**settings.TOPVIEW_CALLBACKS, **TASKS_MODE, **values}
 
 
+@pytest.fixture
+def new_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This (pytest) process has asked for no drain yet (``BATCH_SIZE`` > 1)."""
+    from topview_callbacks import batching, tasks_framework
+
+    monkeypatch.setattr(tasks_framework, "_drain_window", batching.DrainWindow())
+
+
+# BATCH_SIZE 1: a task per notice; 10: drain tasks, each taking up to 10 pending notices.
+batch_sizes = pytest.mark.parametrize("batch_size", [1, 10], ids=["per-notice", "batched"])
+
+
+@batch_sizes
 def test_workers_process_every_notice_delivered_over_http_once(
-    db_name: str, running: list[Service], settings: Any
+    db_name: str, running: list[Service], settings: Any, batch_size: int
 ) -> None:
     from topview_callbacks import tasks_framework
     from topview_callbacks.models import Notice
     from topview_callbacks.testing import notice_payload
 
-    # Two workers take tasks from one queue (SELECT ... FOR UPDATE SKIP LOCKED).
-    running.extend([tasks_worker(db_name), tasks_worker(db_name)])
-    web, port = gunicorn(db_name, workers=2, overrides=TASKS_MODE)
+    # Two workers take tasks from one queue (SELECT ... FOR UPDATE SKIP LOCKED); drains
+    # claim notices with FOR UPDATE SKIP LOCKED too.
+    overrides = {"BATCH_SIZE": batch_size}
+    running.extend([tasks_worker(db_name, overrides=overrides) for _ in range(2)])
+    web, port = gunicorn(db_name, workers=2, overrides={**TASKS_MODE, **overrides})
     running.append(web)
     uid = settings.TOPVIEW_CALLBACKS["UID"]
     payloads = [notice_payload(biz) for biz in ("M2V_PREVIEW", "VOICE_CLONE", "SCRAPER") * 10]
@@ -116,17 +131,26 @@ def test_workers_process_every_notice_delivered_over_http_once(
     both = running[0].output() + running[1].output()
     assert both.count(f"Topview notice {uuids[0]} (") == 1  # structured log line, once
     assert f"notice id={Notice.objects.get(uuid=uuids[0]).pk} not claimed" in both
-    assert all(f"Topview notice {uuid} (" in both for uuid in uuids)  # both workers worked
-    assert running[0].output().count("[django task") and running[1].output().count("[django task")
+    assert all(f"Topview notice {uuid} (" in both for uuid in uuids)
+    if batch_size == 1:  # both workers worked (drains may all go to one of them)
+        assert "[django task" in running[0].output() and "[django task" in running[1].output()
+    else:
+        assert "[django drain" in both
 
 
+@batch_sizes
 def test_a_raising_receiver_is_retried_with_backoff_then_failed(
-    db_name: str, running: list[Service], settings: Any
+    db_name: str, running: list[Service], settings: Any, batch_size: int, new_window: None
 ) -> None:
     from topview_callbacks.models import Notice
     from topview_callbacks.testing import deliver_notice, notice_payload
 
-    overrides = {"MAX_ATTEMPTS": 3, "RETRY_BACKOFF": 1.0, "RETRY_JITTER": True}
+    overrides = {
+        "MAX_ATTEMPTS": 3,
+        "RETRY_BACKOFF": 1.0,
+        "RETRY_JITTER": True,
+        "BATCH_SIZE": batch_size,  # batched: the first attempt in a drain, retries alone
+    }
     worker = tasks_worker(db_name, overrides=overrides)
     running.append(worker)
     tasks_mode(settings, **overrides)
@@ -149,21 +173,25 @@ def test_a_raising_receiver_is_retried_with_backoff_then_failed(
     assert calls() == {payload["uuid"]: 3} and fired() == {}  # no 4th attempt
 
 
+@batch_sizes
 def test_a_worker_killed_mid_notice_loses_nothing_and_fires_once(
-    db_name: str, running: list[Service], settings: Any
+    db_name: str, running: list[Service], settings: Any, batch_size: int, new_window: None
 ) -> None:
     from django_tasks_db.models import DBTaskResult
 
     from topview_callbacks import tasks_framework
     from topview_callbacks.models import Notice
 
-    overrides = {"SWEEP_AFTER": 3}
+    overrides = {"SWEEP_AFTER": 3, "BATCH_SIZE": batch_size}
     first = tasks_worker(db_name, overrides=overrides)
     running.append(first)
     tasks_mode(settings, **overrides)
     payload = kill_mid_notice(first)
     # django-tasks-db never hands a task of a dead worker to another: it stays RUNNING.
-    assert list(DBTaskResult.objects.values_list("status", flat=True)) == ["RUNNING"]
+    job = "process_notice" if batch_size == 1 else "drain"
+    assert list(DBTaskResult.objects.values_list("task_path", "status")) == [
+        (f"topview_callbacks.tasks_framework.{job}", "RUNNING")
+    ]
 
     second = tasks_worker(db_name, overrides=overrides)
     running.append(second)

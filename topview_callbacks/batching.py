@@ -1,13 +1,17 @@
 """Processing pending notices in batches: one queue message for many notices.
 
-The Celery drain task (``tasks.drain_task``) calls ``drain``; so can any other queue or a
-loop of your own. Each notice is claimed on its own, so a batch never holds more than one
-notice's row locks, a crash loses at most the notice in hand (the sweep restarts it), and
-several workers draining at once never take the same notice.
+The drain jobs of both queues (Celery's ``tasks.drain_task`` and the Tasks framework's
+``tasks_framework.drain``, through ``queues.run_drain``) call ``drain``; so can any other
+queue or a loop of your own. Each notice is claimed on its own, so a batch never holds more
+than one notice's row locks, a crash loses at most the notice in hand (the sweep restarts
+it), and several workers draining at once never take the same notice. ``DrainWindow`` is the
+web side: when a process that stored a notice asks for a drain.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 
 from django.utils import timezone
@@ -60,3 +64,34 @@ def _later(unmarked: list[Notice]) -> Callable[[Notice], None]:
         unmarked.append(notice)
 
     return mark
+
+
+class DrainWindow:
+    """When a process asks for a drain after committing a notice: at most one drain right
+    away per ``BATCH_WINDOW``, and one more due at the window's end for the notices stored
+    meanwhile. One per process and queue (the wrappers each keep one)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.window_ends = 0.0  # time.monotonic() until which the last immediate drain covers us
+        self.trailing_for = 0.0  # the window end a delayed drain is already due at
+
+    def request(self, window: float) -> float | None:
+        """The delay in seconds of the drain to publish now (0.0: right away), or None when
+        a drain already published covers this notice.
+
+        Every notice committed before a drain's last claim is taken by that drain, so a
+        notice needs a drain that starts after its commit: the immediate one of its window,
+        or the one due at the window's end (published by the first notice that found the
+        window taken), or that one if already published. The sweep stays the safety net
+        for lost messages.
+        """
+        now = time.monotonic()
+        with self.lock:
+            if now >= self.window_ends:
+                self.window_ends = now + window
+                return 0.0
+            if self.trailing_for < self.window_ends:
+                self.trailing_for = self.window_ends
+                return self.window_ends - now
+            return None

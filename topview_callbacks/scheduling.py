@@ -2,10 +2,11 @@
 
 ``PROCESSING`` picks the backend: ``"inline"`` processes in this process (after the commit
 of the request that stored the notice), ``"celery"`` queues a Celery task, ``"tasks"`` a
-task of Django's Tasks framework (on the ``TASKS_BACKEND`` and ``TASKS_QUEUE`` configured),
-``"manual"`` only stores (``manage.py topview_process_pending`` or a sweep runs it later).
-The queue wrappers are imported only when their backend is chosen: the package works
-without Celery and without the Tasks framework.
+task of Django's Tasks framework (on the ``TASKS_BACKEND`` and ``TASKS_QUEUE`` configured);
+with ``BATCH_SIZE`` above 1 both queues get a drain task for the notices of a window instead
+(``batching``). ``"manual"`` only stores (``manage.py topview_process_pending`` or a sweep
+runs it later). The queue wrappers are imported only when their backend is chosen: the
+package works without Celery and without the Tasks framework.
 """
 
 from __future__ import annotations
@@ -80,19 +81,23 @@ def queue_for(mode: str) -> Restart | None:
         # django.tasks (Django 6.0+) or the django-tasks backport: optional too.
         from topview_callbacks import tasks_framework
 
-        return tasks_framework.enqueue_notice
+        return tasks_framework.enqueue_new_notice
     return None
 
 
 def archive_queue_for(mode: str) -> Restart | None:
-    """What starts the download of one archived-media row in ``mode``: a Celery message,
-    or None, meaning "download it here" (the command, the admin action). Downloads never
-    run in the callback request: with "inline" and "manual" the sweep or
+    """What starts the download of one archived-media row in ``mode``: a Celery message, a
+    Tasks task, or None, meaning "download it here" (the command, the admin action).
+    Downloads never run in the callback request: with "inline" and "manual" the sweep or
     ``topview_archive_media`` (cron) does them."""
     if mode == "celery":
         from topview_callbacks import tasks
 
         return tasks.enqueue_media
+    if mode == "tasks":
+        from topview_callbacks import tasks_framework
+
+        return tasks_framework.enqueue_media
     return None
 
 

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
-import time
 from typing import Any
 
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
-from django.utils import timezone
 
-from topview_callbacks import archiving, batching, polling, pruning, retrying, sweeping
+from topview_callbacks import batching, polling, pruning, queues, retrying
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.models import MediaState, Notice, NoticeState
 
 __all__ = [
     "archive_media_task",
@@ -89,22 +85,12 @@ def _process(task: Task[Any, Any], notice_id: int) -> str | None:
         if delay is None:
             raise
         raise task.retry(countdown=delay, exc=exc) from exc
-    if notice is not None and _archive_due(notice):
-        enqueue_archive(notice.submitted_task_id)  # type: ignore[arg-type]  # checked above
-    delay = retrying.after_attempt(notice_id, notice, runner=runner, fields=fields, logger=logger)
+    delay = queues.follow_up(
+        notice_id, notice, archive=enqueue_archive, runner=runner, fields=fields, logger=logger
+    )
     if delay is not None:
         raise task.retry(countdown=delay)
     return None if notice is None else str(notice.state)
-
-
-def _archive_due(notice: Notice) -> bool:
-    """Whether this run recorded a successful outcome whose files are to be archived."""
-    return (
-        topview_settings.archive_media
-        and notice.succeeded
-        and notice.submitted_task_id is not None
-        and notice.state != NoticeState.DUPLICATE
-    )
 
 
 def _publish_options(countdown: float | None) -> dict[str, Any]:
@@ -144,34 +130,18 @@ def enqueue_new_notice(notice_id: int) -> None:
         enqueue_notice(notice_id)
 
 
-class _DrainRequests:
-    """When this process last asked for a drain: at most one message per ``BATCH_WINDOW``
-    right away, and one more due at the window's end for the notices stored meanwhile."""
-
-    lock = threading.Lock()
-    window_ends = 0.0  # time.monotonic() until which the last immediate message covers us
-    trailing_for = 0.0  # the window end a delayed message is already due at
+_drain_window = batching.DrainWindow()
 
 
 def request_drain() -> None:
     """Ask a worker to drain pending notices, after this process committed one. Never raises.
 
-    Every notice committed before a drain's last claim is taken by that drain, so a notice
-    needs a drain that starts after its commit: the immediate message of its window, or the
-    one due at the window's end (published by the first notice that found the window taken),
-    or that one if already published. The sweep stays the safety net for lost messages.
+    At most one message per ``BATCH_WINDOW`` right away, and one due at the window's end
+    (``batching.DrainWindow``); the sweep stays the safety net for lost messages.
     """
-    now = time.monotonic()
-    requests = _DrainRequests
-    with requests.lock:
-        if now >= requests.window_ends:
-            requests.window_ends, countdown = now + topview_settings.batch_window, None
-        elif requests.trailing_for < requests.window_ends:
-            requests.trailing_for = requests.window_ends
-            countdown = requests.window_ends - now
-        else:
-            return
-    _publish_drain(countdown)
+    countdown = _drain_window.request(topview_settings.batch_window)
+    if countdown is not None:
+        _publish_drain(countdown or None)
 
 
 def _publish_drain(countdown: float | None = None) -> None:
@@ -195,9 +165,15 @@ def drain_task(self: Task[Any, Any]) -> int:
     runner, fields = f"celery drain {self.request.id}", {"celery_task_id": self.request.id}
     if not eager:
         close_old_connections()
-    limit = topview_settings.batch_size
     try:
-        notices = batching.drain(limit)
+        return queues.run_drain(
+            archive=enqueue_archive,
+            retry=lambda notice_id, delay: _publish(notice_id, countdown=delay),
+            again=_publish_drain,
+            runner=runner,
+            fields=fields,
+            logger=logger,
+        )
     except (OperationalError, InterfaceError) as exc:
         delay = retrying.after_database_error(
             0, exc, self.request.retries, runner=runner, fields=fields, logger=logger
@@ -208,27 +184,13 @@ def drain_task(self: Task[Any, Any]) -> int:
     finally:
         if not eager:
             close_old_connections()
-    for notice in notices:
-        if _archive_due(notice):
-            enqueue_archive(notice.submitted_task_id)  # type: ignore[arg-type]  # checked
-        delay = retrying.after_attempt(
-            notice.pk, notice, runner=runner, fields=fields, logger=logger
-        )
-        if delay is not None:
-            _publish(notice.pk, countdown=delay)
-    if len(notices) >= limit:
-        _publish_drain()
-    return len(notices)
 
 
 @shared_task(name="topview_callbacks.sweep", ignore_result=True)
 def sweep_task() -> int:
     """Periodic: queue notices stuck pending or processing past ``SWEEP_AFTER``, and (with
     ``ARCHIVE_MEDIA``) the media downloads that are due or were left by a dead worker."""
-    restarted = sweeping.sweep(restart=enqueue_notice)
-    if topview_settings.archive_media:
-        restarted += archiving.sweep(restart=enqueue_media, limit=1000)
-    return restarted
+    return queues.sweep(restart=enqueue_notice, restart_media=enqueue_media)
 
 
 @shared_task(name="topview_callbacks.archive_media", **DURABLE_TASK_OPTIONS)
@@ -237,17 +199,13 @@ def archive_media_task(self: Task[Any, Any], media_id: int) -> str | None:
     if not (self.request.is_eager or self.request.called_directly):
         close_old_connections()
     try:
-        media = archiving.archive_one(media_id)
+        media, countdown = queues.archive_media(media_id)
     finally:
         if not (self.request.is_eager or self.request.called_directly):
             close_old_connections()
-    if media is None:
-        return None
-    if media.state == MediaState.PENDING and media.next_attempt_at is not None:
-        # The retry time is on the row too: if this message is lost, the sweep finds it.
-        countdown = max(0.0, (media.next_attempt_at - timezone.now()).total_seconds())
+    if countdown is not None:
         raise self.retry(countdown=countdown)
-    return str(media.state)
+    return None if media is None else str(media.state)
 
 
 def enqueue_media(media_id: int) -> None:
@@ -266,10 +224,8 @@ def _publish_media(media_id: int) -> None:
 
 
 def enqueue_archive(task_pk: int) -> None:
-    """Queue the due downloads of one task's files, one message per file (so several
-    workers share a task's videos)."""
-    for media_id in archiving.due_media().filter(task_id=task_pk).values_list("pk", flat=True):
-        enqueue_media(media_id)
+    """Queue the due downloads of one task's files, one message per file."""
+    queues.archive_task_media(task_pk, enqueue_media)
 
 
 @shared_task(name="topview_callbacks.reconcile", ignore_result=True)

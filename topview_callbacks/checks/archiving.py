@@ -62,13 +62,16 @@ def check_archiving(raw: dict[str, Any]) -> list[CheckMessage]:
                 id=check_id("E045"),
             )
         )
-    if _value(raw, "ARCHIVE_MEDIA") is True and _value(raw, "PROCESSING") != "celery":
+    queued = _value(raw, "PROCESSING") in ("celery", "tasks")  # an archive_media task
+    if _value(raw, "ARCHIVE_MEDIA") is True and not queued:
         messages.append(
             Warning(
-                "ARCHIVE_MEDIA is on without Celery: files are downloaded only when "
-                "`manage.py topview_archive_media` runs, never in the callback request.",
+                "ARCHIVE_MEDIA is on without a task queue (Celery or Django Tasks): files are "
+                "downloaded only when `manage.py topview_archive_media` runs, never in the "
+                "callback request.",
                 hint="Run it from cron every few minutes (Topview's URLs expire within a "
-                "day), or silence this check if you do.",
+                'day), or silence this check if you do; or set PROCESSING to "celery" or '
+                '"tasks".',
                 id=check_id("W041"),
             )
         )
