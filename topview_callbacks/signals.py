@@ -88,7 +88,8 @@ notice_redelivered = Signal()
 
 # process_notice finished a notice without a receiver failing: it is "processed", or
 # "duplicate" when its task already had an outcome (sender=Notice; send_robust).
-# kwargs: notice (Notice, with state and processed_at set).
+# kwargs: notice (Notice, with state and processed_at set). In a batch drain the row's
+# "processed" mark is committed with the drain's next statement, just after this signal.
 notice_processed = Signal()
 
 # polling.poll_task asked Topview about a task (sender=SubmittedTask; send_robust).

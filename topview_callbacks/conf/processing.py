@@ -26,13 +26,14 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_BACKOFF_MAX": 600.0,
     # Celery and Tasks: wait a random 50-100% of the backoff, so failures don't retry in lockstep.
     "RETRY_JITTER": True,
-    # Celery: notices one "drain" task processes (claimed one at a time, oldest pending
-    # first, FOR UPDATE SKIP LOCKED on PostgreSQL). 1: one task per notice. Above 1, the web
-    # side publishes at most one drain message per BATCH_WINDOW and process (plus one due at
-    # the window's end), so Celery's per-message cost is shared by the notices of a window.
+    # Celery and Tasks: notices one "drain" task processes (claimed one at a time, oldest
+    # pending first, FOR UPDATE SKIP LOCKED on PostgreSQL). 1: one task per notice. Above 1,
+    # the web side queues at most one drain per BATCH_WINDOW and process (plus one due at
+    # the window's end), so the queue's per-task cost is shared by the notices of a window.
+    # Tasks on a backend that can't defer (the immediate one): always one task per notice.
     "BATCH_SIZE": 1,
-    # Celery with BATCH_SIZE > 1: seconds a web process waits before it publishes another
-    # drain message; a notice waits at most about this long for its drain to start.
+    # Celery and Tasks with BATCH_SIZE > 1: seconds a web process waits before it queues
+    # another drain; a notice waits at most about this long for its drain to start.
     "BATCH_WINDOW": 0.05,
     # PostgreSQL: commit the final "processed" mark with synchronous_commit=off (one WAL
     # flush less per notice). A database crash may then lose the marks of the last moments:
