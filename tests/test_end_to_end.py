@@ -61,6 +61,21 @@ class HeldClock:
         return time.monotonic() - self._offset
 
 
+def receivers_done(timeout: float = 30) -> bool:
+    """Whether every notice left ``processing`` within ``timeout`` seconds.
+
+    A callback's outcome is recorded before its receivers run, so the fake may be idle and
+    every task final while the live server's thread still runs a slow request's receivers
+    (its POST may even have timed out on the fake's side). Asserting before they finish
+    would miss that notice here and see it fire during the next test."""
+    deadline = time.monotonic() + timeout
+    while Notice.objects.filter(state=NoticeState.PROCESSING).exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def loop_settings(server: FakeTopviewServer, live_server: Any, **extra: Any) -> dict[str, Any]:
     """TOPVIEW_CALLBACKS for the loop: this account, the fake's API, the live endpoint."""
     return {
@@ -105,6 +120,7 @@ def test_every_task_reaches_the_receivers_exactly_once(live_server, record_signa
                     polling.reconcile()
                     time.sleep(0.05)
             assert server.wait_idle(timeout=30)
+            assert receivers_done()
             final = polling.reconcile()
             elapsed = time.monotonic() - started
             assert polling.reconcile().polled == 0
@@ -158,6 +174,7 @@ def test_the_demo_loop_archives_the_fake_topviews_files(
             for task in submitted:
                 fake.finish(task.task_id)
             assert server.wait_idle(timeout=30)
+            assert receivers_done()
             assert not ArchivedMedia.objects.exclude(state=MediaState.PENDING).exists()
             call_command("topview_archive_media", stdout=StringIO())
 
