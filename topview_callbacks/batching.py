@@ -40,6 +40,7 @@ def drain(limit: int) -> list[Notice]:
                 done.append(notice)
         return done
     unmarked: list[Notice] = []  # at most one: receivers ran, mark not yet written
+    mark_later = _later(unmarked)
     while len(done) < limit:
         previous = unmarked.pop() if unmarked else None
         try:
@@ -50,7 +51,7 @@ def drain(limit: int) -> list[Notice]:
             raise
         if claimed is None:
             return done
-        done.append(process_claimed(claimed, mark=_later(unmarked)))
+        done.append(process_claimed(claimed, mark=mark_later))
     for notice in unmarked:
         outcomes.mark_processed(notice)
     return done

@@ -57,10 +57,10 @@ def record_outcome(notice: Notice) -> str | None:
         old_status: str = TaskStatus.RUNNING  # a task first seen in its notice was running
         if not created:
             if task.account != notice.account:
-                mark_foreign(notice, task)
+                _mark_foreign(notice, task)
                 return None
             if task.is_final:
-                mark_duplicate(notice, task)
+                _mark_duplicate(notice, task)
                 return None
             old_status = task.status
             for field, value in outcome.items():
@@ -86,7 +86,7 @@ def mark_ignored(notice: Notice, reason: str) -> None:
     notice.state, notice.last_error = NoticeState.IGNORED, reason
 
 
-def mark_foreign(notice: Notice, task: SubmittedTask) -> None:
+def _mark_foreign(notice: Notice, task: SubmittedTask) -> None:
     # The Topview-Uid authenticated the sender as notice.account; a task of another account
     # is not theirs to complete, whatever taskId they name. The task is left untouched.
     mark_ignored(
@@ -102,11 +102,11 @@ def owned_by_another_account(notice: Notice) -> bool:
     task = SubmittedTask.objects.filter(biz_type=notice.biz_type, task_id=notice.task_id).first()
     if task is None or task.account == notice.account:
         return False
-    mark_foreign(notice, task)
+    _mark_foreign(notice, task)
     return True
 
 
-def mark_duplicate(notice: Notice, task: SubmittedTask) -> None:
+def _mark_duplicate(notice: Notice, task: SubmittedTask) -> None:
     now = timezone.now()
     Notice.objects.filter(pk=notice.pk).update(
         submitted_task=task, state=NoticeState.DUPLICATE, processed_at=now

@@ -47,7 +47,7 @@ def verified(notice: Notice) -> bool:
         if state not in FINAL_TASK_STATUSES:
             raise TopviewError(f"the query endpoint reports the task as {state!r}")
     except Exception as exc:  # whatever went wrong, the notice must stay retryable
-        _notverified(notice, exc)
+        _not_verified(notice, exc)
         return False
     notice.status = state
     if isinstance(result, dict):
@@ -59,7 +59,7 @@ def verified(notice: Notice) -> bool:
     return True
 
 
-def _notverified(notice: Notice, exc: Exception) -> None:
+def _not_verified(notice: Notice, exc: Exception) -> None:
     message = f"Not confirmed by Topview's query endpoint (VERIFY_WITH_QUERY): {exc}"
     max_attempts = topview_settings.max_attempts
     if notice.attempts < max_attempts:
