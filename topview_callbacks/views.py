@@ -12,7 +12,6 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from django.utils.decorators import method_decorator
 from rest_framework.exceptions import APIException
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
@@ -104,9 +103,6 @@ def error(
     return response
 
 
-# Topview never logs in: exempt from LoginRequiredMiddleware whatever DRF does.
-@method_decorator(login_not_required, name="dispatch")
-@method_decorator(transaction.non_atomic_requests, name="dispatch")
 class NoticeView(APIView):
     """Receives Topview's POSTed notices at ``noticeUrl``.
 
@@ -128,6 +124,14 @@ class NoticeView(APIView):
     # Not part of the host's API: keep it, and its secret-token route, out of the schemas
     # DRF and drf-spectacular generate. The contract is topview_callbacks/openapi.yaml.
     schema = None
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        """Topview never logs in: exempt from ``LoginRequiredMiddleware`` whatever DRF does;
+        never inside ``ATOMIC_REQUESTS``' transaction. Marked on the view function itself,
+        where Django looks (``method_decorator`` on ``dispatch`` would wrap every call)."""
+        view = super().as_view(**initkwargs)
+        return login_not_required(transaction.non_atomic_requests(view))
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # DRF's negotiation, versioning, authentication and throttling steps would find

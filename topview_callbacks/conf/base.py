@@ -6,20 +6,37 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from django.conf import settings as django_settings
+from django.core.signals import setting_changed
 
 SETTINGS_NAME = "TOPVIEW_CALLBACKS"
 
+# The settings dict, looked up once and again after ``setting_changed`` (which
+# ``override_settings`` sends): the request path reads a dozen keys, and each lookup
+# through Django's lazy settings object costs about a microsecond.
+_looked_up: list[dict[str, Any]] = []
+
+
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTINGS_NAME:
+        _looked_up.clear()
+
+
+setting_changed.connect(_forget, dispatch_uid="topview_callbacks_settings")
+
 
 class SettingsReader:
-    """Reads ``settings.TOPVIEW_CALLBACKS`` afresh on every access (``override_settings`` works)."""
+    """Reads ``settings.TOPVIEW_CALLBACKS``: the dict itself, so changes made to it are
+    seen at once; a new dict (``override_settings``) from its ``setting_changed`` on."""
 
     #: Every key's default; set once on the class that joins the families (``conf.DEFAULTS``).
     defaults: ClassVar[Mapping[str, Any]] = {}
 
     @property
     def raw(self) -> dict[str, Any]:
-        value = getattr(django_settings, SETTINGS_NAME, {})
-        return value if isinstance(value, dict) else {}
+        if not _looked_up:
+            value = getattr(django_settings, SETTINGS_NAME, {})
+            _looked_up.append(value if isinstance(value, dict) else {})
+        return _looked_up[0]
 
     def _get(self, key: str) -> Any:
         return self.raw.get(key, self.defaults[key])

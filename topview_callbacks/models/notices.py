@@ -14,6 +14,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 from topview_callbacks import biz_types
+from topview_callbacks.models.columns import db_value
 from topview_callbacks.models.tasks import SubmittedTask, TaskStatus
 
 
@@ -51,6 +52,10 @@ class Delivery:
         return not self.created and self.state == NoticeState.PENDING
 
 
+# delivery_statement's SQL by (database alias, vendor, reset, expressions).
+_DELIVERY_STATEMENTS: dict[tuple[Any, ...], str] = {}
+
+
 class NoticeManager(models.Manager["Notice"]):
     def record_delivery(
         self, *, stale_before: datetime | None = None, max_attempts: int = 0, **values: Any
@@ -85,41 +90,73 @@ class NoticeManager(models.Manager["Notice"]):
     ) -> tuple[str, list[Any]]:
         """``record_delivery``'s statement; ``expressions`` gives SQL for some columns'
         values instead of parameters (``outcomes`` links a new notice to its task)."""
-        column = self._column_sql(connection)
         expressions = expressions or {}
-        values.setdefault("received_at", timezone.now())
-        values.setdefault("last_delivery_at", values["received_at"])
-        fields = [f for f in self.model._meta.concrete_fields if not f.primary_key]
-        params = [
-            f.get_db_prep_save(values[f.name] if f.name in values else f.get_default(), connection)
-            for f in fields
-            if f.name not in expressions
-        ]
-        placeholders = [expressions.get(f.name, "%s") for f in fields]
-        table = connection.ops.quote_name(self.model._meta.db_table)
-        count, last = column("delivery_count"), column("last_delivery_at")
-        state = column("state")
-        reset = ""
-        if stale_before is not None:
-            started, attempts = column("processing_started_at"), column("attempts")
-            reset = (
-                f", {state} = CASE WHEN {table}.{state} = %s AND {table}.{started} < %s "
-                f"AND {table}.{attempts} < %s THEN %s ELSE {table}.{state} END"
+        sql = self.delivery_statement(connection, stale_before is not None, expressions)
+        params = self.delivery_params(connection, values, stale_before, max_attempts, expressions)
+        return sql, params
+
+    def delivery_statement(
+        self, connection: BaseDatabaseWrapper, reset: bool, expressions: dict[str, str]
+    ) -> str:
+        """The SQL text of ``delivery_sql``, built once per database and shape: it is the
+        same for every delivery, and building it costs as much as running it."""
+        key = (connection.alias, connection.vendor, reset, tuple(sorted(expressions.items())))
+        sql = _DELIVERY_STATEMENTS.get(key)
+        if sql is None:
+            sql = _DELIVERY_STATEMENTS[key] = self._build_delivery_statement(
+                connection, reset, expressions
             )
+        return sql
+
+    def delivery_params(
+        self,
+        connection: BaseDatabaseWrapper,
+        values: dict[str, Any],
+        stale_before: datetime | None,
+        max_attempts: int,
+        expressions: dict[str, str],
+    ) -> list[Any]:
+        """The parameters of ``delivery_statement`` for one delivery, in its order."""
+        if "received_at" not in values:
+            values["received_at"] = timezone.now()
+        values.setdefault("last_delivery_at", values["received_at"])
+        params = [
+            db_value(f, values[f.name] if f.name in values else f.get_default(), connection)
+            for f in self.model._meta.concrete_fields
+            if not f.primary_key and f.name not in expressions
+        ]
+        if stale_before is not None:
             params += [
                 NoticeState.PROCESSING,
                 connection.ops.adapt_datetimefield_value(stale_before),
                 max_attempts,
                 NoticeState.PENDING,
             ]
-        sql = (
+        return params
+
+    def _build_delivery_statement(
+        self, connection: BaseDatabaseWrapper, reset: bool, expressions: dict[str, str]
+    ) -> str:
+        column = self._column_sql(connection)
+        fields = [f for f in self.model._meta.concrete_fields if not f.primary_key]
+        placeholders = [expressions.get(f.name, "%s") for f in fields]
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        count, last = column("delivery_count"), column("last_delivery_at")
+        state = column("state")
+        restart = ""
+        if reset:
+            started, attempts = column("processing_started_at"), column("attempts")
+            restart = (
+                f", {state} = CASE WHEN {table}.{state} = %s AND {table}.{started} < %s "
+                f"AND {table}.{attempts} < %s THEN %s ELSE {table}.{state} END"
+            )
+        return (
             f"INSERT INTO {table} ({', '.join(column(f.name) for f in fields)}) "
             f"VALUES ({', '.join(placeholders)}) "
             f"ON CONFLICT ({column('uuid')}) DO UPDATE SET "
-            f"{count} = {table}.{count} + 1, {last} = EXCLUDED.{last}{reset} "
+            f"{count} = {table}.{count} + 1, {last} = EXCLUDED.{last}{restart} "
             f"RETURNING {column('id')}, {count}, {state}"
         )
-        return sql, params
 
     def claim(
         self,

@@ -29,7 +29,7 @@ from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import Notice, NoticeState
 from topview_callbacks.outcomes.arrival import StoredClaimed, store_claimed
 from topview_callbacks.outcomes.claims import claim_and_record, claim_next_and_record
-from topview_callbacks.outcomes.statements import Claimed, connection, fetchone, quote
+from topview_callbacks.outcomes.statements import Claimed, connection, execute, quote
 
 __all__ = [
     "Claimed",
@@ -68,7 +68,7 @@ def mark_processed(notice: Notice) -> None:
         relaxed = ""
         if topview_settings.async_processed_mark and not conn.in_atomic_block:
             relaxed = " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
-        fetchone(
+        execute(
             conn,
             f"UPDATE {q(Notice._meta.db_table)} SET {q('state')} = %s, "
             f"{q('processed_at')} = %s WHERE {q('id')} = %s{relaxed}",

@@ -7,9 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from topview_callbacks.models import Delivery, Notice, NoticeState, SubmittedTask
+from topview_callbacks.models import (
+    FINAL_TASK_STATUSES,
+    Delivery,
+    Notice,
+    NoticeState,
+    SubmittedTask,
+)
+from topview_callbacks.models.columns import db_value
 from topview_callbacks.outcomes.statements import (
     Claimed,
     connection,
@@ -38,8 +46,6 @@ def store_claimed(
     now = timezone.now()
     values.setdefault("received_at", now)
     values.update(state=NoticeState.PROCESSING, attempts=1, processing_started_at=now)
-    q = quote(conn)
-    notice_table, task_table = q(Notice._meta.db_table), q(SubmittedTask._meta.db_table)
     task_values: dict[str, Any] = {
         "account": values.get("account", "default"),
         "biz_type": values["biz_type"],
@@ -57,26 +63,13 @@ def store_claimed(
         "updated_at": now,
     }
     fields = task_fields()
-    # Typed, so that a server-side prepared statement (PREPARED_STATEMENTS) knows them.
-    typed = [f"CAST(%s AS {f.db_type(conn)})" for f in fields]
-    source = (
-        f"SELECT {', '.join(typed)} WHERE NOT EXISTS "
-        f"(SELECT 1 FROM {notice_table} WHERE {q('uuid')} = %s)"
+    params = [values["biz_type"], values["task_id"]]
+    params += [db_value(f, task_values[f.name], conn) for f in fields]
+    params += [values["uuid"], *sorted(FINAL_TASK_STATUSES)]
+    params += Notice.objects.delivery_params(
+        conn, values, stale_before, max_attempts, LINKED_TO_TASK
     )
-    source_params = [f.get_db_prep_save(task_values[f.name], conn) for f in fields]
-    upsert, upsert_params = upsert_sql(conn, source)
-    insert, insert_params = Notice.objects.delivery_sql(
-        conn, values, stale_before, max_attempts, {"submitted_task": "(SELECT id FROM up)"}
-    )
-    sql = (
-        f"WITH old AS (SELECT {q('status')} FROM {task_table} "
-        f"WHERE {q('biz_type')} = %s AND {q('task_id')} = %s), "
-        f"up AS ({upsert}), ins AS ({insert}) "
-        f"SELECT ins.*, (SELECT {q('status')} FROM old), up.*, up.id IS NOT NULL "
-        "FROM ins LEFT JOIN up ON true"
-    )
-    params = [values["biz_type"], values["task_id"], *source_params, values["uuid"]]
-    params += [*upsert_params, *insert_params]
+    sql = _statement(conn, stale_before is not None)
     row = fetchone(conn, sql, params)
     assert row is not None  # the notice's row, inserted or updated
     notice_id, count, state, old_status, *task_row = row
@@ -91,3 +84,34 @@ def store_claimed(
     notice.submitted_task = task_from(conn, task_row)
     claimed = Claimed(notice, old_status_of(old_status, task_row))
     return StoredClaimed(notice_id=notice_id, created=True, state=str(state), claimed=claimed)
+
+
+# The notice's task column is the upserted task's id (the statement's "up" part).
+LINKED_TO_TASK = {"submitted_task": "(SELECT id FROM up)"}
+# _statement's SQL by (database alias, vendor, reset).
+_STATEMENTS: dict[tuple[Any, ...], str] = {}
+
+
+def _statement(conn: BaseDatabaseWrapper, reset: bool) -> str:
+    """The SQL of ``store_claimed``, built once per database: the same for every notice."""
+    key = (conn.alias, conn.vendor, reset)
+    sql = _STATEMENTS.get(key)
+    if sql is None:
+        q = quote(conn)
+        notice_table, task_table = q(Notice._meta.db_table), q(SubmittedTask._meta.db_table)
+        # Typed, so that a server-side prepared statement (PREPARED_STATEMENTS) knows them.
+        typed = [f"CAST(%s AS {f.db_type(conn)})" for f in task_fields()]
+        source = (
+            f"SELECT {', '.join(typed)} WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {notice_table} WHERE {q('uuid')} = %s)"
+        )
+        upsert, _ = upsert_sql(conn, source)
+        insert = Notice.objects.delivery_statement(conn, reset, LINKED_TO_TASK)
+        sql = _STATEMENTS[key] = (
+            f"WITH old AS (SELECT {q('status')} FROM {task_table} "
+            f"WHERE {q('biz_type')} = %s AND {q('task_id')} = %s), "
+            f"up AS ({upsert}), ins AS ({insert}) "
+            f"SELECT ins.*, (SELECT {q('status')} FROM old), up.*, up.id IS NOT NULL "
+            "FROM ins LEFT JOIN up ON true"
+        )
+    return sql

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,23 +36,44 @@ def connection() -> BaseDatabaseWrapper:
 
 
 def fetchone(conn: BaseDatabaseWrapper, sql: str, params: list[Any]) -> Any:
-    """Run one statement and return its first row (None without one).
-
-    With ``PREPARED_STATEMENTS``, as a server-side prepared statement: psycopg's
-    server-side binding and ``prepare=True`` (Django's cursors bind on the client, which
-    cannot prepare), still through Django's cursor wrapper, so that execute wrappers and
-    query logging see it. PostgreSQL then parses and plans each statement once per
-    connection. Transaction-pooling proxies (PgBouncer before 1.21) break with it.
-    """
-    with conn.cursor() as cursor:
-        if topview_settings.prepared_statements:
-            cursor.cursor.close()
-            raw = conn.connection
-            if raw.prepare_threshold is None:  # Django's default: never prepare...
-                raw.prepare_threshold = 2**31  # ...unless asked (prepare=True), as here
-            cursor.cursor = _preparing_cursor_class()(raw)
+    """Run one statement that returns rows and return its first row (None without one)."""
+    with _cursor(conn) as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchone() if cursor.description else None
+        return cursor.fetchone()
+
+
+def execute(conn: BaseDatabaseWrapper, sql: str, params: list[Any]) -> None:
+    """Run one statement that returns no rows."""
+    with _cursor(conn) as cursor:
+        cursor.execute(sql, params)
+
+
+@contextlib.contextmanager
+def _cursor(conn: BaseDatabaseWrapper) -> Iterator[Any]:
+    """Django's cursor; with ``PREPARED_STATEMENTS``, one that prepares its statements.
+
+    That is psycopg's server-side binding and ``prepare=True`` (Django's cursors bind on
+    the client, which cannot prepare), still through Django's cursor wrapper, so that
+    execute wrappers and query logging see it. PostgreSQL then parses and plans each
+    statement once per connection. Transaction-pooling proxies (PgBouncer before 1.21)
+    break with it.
+    """
+    if not topview_settings.prepared_statements:
+        with conn.cursor() as cursor:
+            yield cursor
+        return
+    conn.ensure_connection()
+    raw = conn.connection
+    if raw.prepare_threshold is None:  # Django's default: never prepare...
+        raw.prepare_threshold = 2**31  # ...unless asked (prepare=True), as here
+    factory = raw.cursor_factory
+    raw.cursor_factory = _preparing_cursor_class()  # for this one cursor
+    try:
+        cursor = conn.cursor()
+    finally:
+        raw.cursor_factory = factory
+    with cursor:
+        yield cursor
 
 
 @functools.cache
@@ -110,11 +133,25 @@ def task_from(conn: BaseDatabaseWrapper, task_row: list[Any]) -> SubmittedTask |
 
 def instance(conn: BaseDatabaseWrapper, model: type[M], row: list[Any]) -> M:
     """A model instance from a row of all its concrete columns, converted as the ORM does."""
-    fields = model._meta.concrete_fields
-    compiler = Query(model).get_compiler(connection=conn)
-    converters = compiler.get_converters([f.get_col(model._meta.db_table) for f in fields])
-    [values] = list(compiler.apply_converters([row], converters)) if converters else [row]
-    return model.from_db(conn.alias, [f.attname for f in fields], values)
+    values = list(row)
+    for position, (functions, column) in _converters(conn, model).items():
+        for convert in functions:  # as SQLCompiler.apply_converters does
+            values[position] = convert(values[position], column, conn)
+    return model.from_db(conn.alias, [f.attname for f in model._meta.concrete_fields], values)
+
+
+def _converters(conn: BaseDatabaseWrapper, model: type[models.Model]) -> dict[int, Any]:
+    """The ORM's converters for a row of ``model``'s columns, found once per database."""
+    key = (conn.alias, conn.vendor, model)
+    converters = _CONVERTERS.get(key)
+    if converters is None:
+        columns = [f.get_col(model._meta.db_table) for f in model._meta.concrete_fields]
+        compiler = Query(model).get_compiler(connection=conn)
+        converters = _CONVERTERS[key] = compiler.get_converters(columns)
+    return converters
+
+
+_CONVERTERS: dict[tuple[Any, ...], dict[int, Any]] = {}
 
 
 def task_fields() -> list[Any]:
