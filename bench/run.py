@@ -198,7 +198,11 @@ PAIRS = {
         ("bare INSERT+signals", "ours, inline+prepared"),
         ("bare INSERT+signals", "ours, inline+both"),
     ],
-    "dup": [("bare INSERT", "ours, manual"), ("bare INSERT+signals", "ours, inline")],
+    "dup": [
+        ("bare INSERT", "ours, manual"),
+        ("bare INSERT+signals", "ours, inline"),
+        ("bare INSERT+signals", "ours, inline+both"),
+    ],
 }
 
 
