@@ -75,8 +75,11 @@ def _networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
 
 def parse_address(value: str | None) -> IPAddress | None:
     """An address as peers and proxies write it (``[::1]:80``, ``1.2.3.4:80`` tolerated)."""
-    if not value:
-        return None
+    return _parse_address(value) if value else None
+
+
+@lru_cache(maxsize=1024)  # a sender's address comes again and again; parsing it is slow
+def _parse_address(value: str) -> IPAddress | None:
     text = value.strip()
     if text.startswith("[") and "]" in text:
         text = text[1 : text.index("]")]

@@ -68,7 +68,7 @@ def _result(value: Any) -> dict[str, Any] | None:
             value = _strict_loads(text)
         except (ValueError, RecursionError):
             raise NoticeValidationError("'result' is a string but not valid JSON.") from None
-        _check_depth(value, "'result'")
+        _check_depth(value, "'result'", text)
         if "\\u" in text:  # escapes inside a JSON string escaped the outer check
             _check_storable(value)
     if not isinstance(value, dict):
@@ -89,8 +89,13 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _check_depth(value: Any, what: str) -> None:
-    """Refuse nesting deeper than MAX_JSON_DEPTH (iteratively: no recursion to exhaust)."""
+def _check_depth(value: Any, what: str, text: str) -> None:
+    """Refuse nesting deeper than MAX_JSON_DEPTH (iteratively: no recursion to exhaust).
+
+    ``text`` is the JSON ``value`` was parsed from: with no more opening brackets than
+    the limit, it cannot nest deeper, and the walk is skipped (the usual case)."""
+    if text.count("{") + text.count("[") <= MAX_JSON_DEPTH:
+        return
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -140,7 +145,7 @@ def parse_notice(raw_body: bytes) -> IncomingNotice:
         raise NoticeValidationError("The request body is not valid UTF-8 JSON.") from None
     if not isinstance(body, dict):
         raise NoticeValidationError(f"The notice must be a JSON object, not {_type_name(body)}.")
-    _check_depth(body, "The notice")
+    _check_depth(body, "The notice", text)
     if "\\u" in text:  # only escapes can smuggle in what the checks below refuse
         _check_storable(body)
     status = _required_string(body, "status", 16)

@@ -100,6 +100,9 @@ class AccountSettings(SettingsReader):
     @property
     def accounts(self) -> dict[str, Account]:
         """All configured accounts by name; the flat keys make the ``default`` one."""
+        return self.derived("accounts", self._accounts)
+
+    def _accounts(self) -> dict[str, Account]:
         found: dict[str, Account] = {}
         tokens, ips = tuple(self.notice_tokens), tuple(self.allowed_ips)
         if self.uid:

@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar, cast
 
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 
 SETTINGS_NAME = "TOPVIEW_CALLBACKS"
+T = TypeVar("T")
 
 # The settings dict, looked up once and again after ``setting_changed`` (which
 # ``override_settings`` sends): the request path reads a dozen keys, and each lookup
 # through Django's lazy settings object costs about a microsecond.
 _looked_up: list[dict[str, Any]] = []
+# What properties build from the dict (``SettingsReader.derived``), forgotten with it.
+_derived: dict[str, Any] = {}
 
 
 def _forget(*, setting: str, **kwargs: Any) -> None:
     if setting == SETTINGS_NAME:
         _looked_up.clear()
+        _derived.clear()
 
 
 setting_changed.connect(_forget, dispatch_uid="topview_callbacks_settings")
 
 
 class SettingsReader:
-    """Reads ``settings.TOPVIEW_CALLBACKS``: the dict itself, so changes made to it are
-    seen at once; a new dict (``override_settings``) from its ``setting_changed`` on."""
+    """Reads ``settings.TOPVIEW_CALLBACKS``: a new dict (``override_settings``) from its
+    ``setting_changed`` on. Keys are read from the dict itself at each access; what is
+    ``derived`` from them (the accounts) is kept until the next ``setting_changed``."""
 
     #: Every key's default; set once on the class that joins the families (``conf.DEFAULTS``).
     defaults: ClassVar[Mapping[str, Any]] = {}
@@ -40,6 +45,13 @@ class SettingsReader:
 
     def _get(self, key: str) -> Any:
         return self.raw.get(key, self.defaults[key])
+
+    def derived(self, name: str, build: Callable[[], T]) -> T:
+        """``build()``'s value, built once until the settings change (``setting_changed``):
+        for what the request path needs every time and costs more than a key's read."""
+        if name not in _derived:
+            _derived[name] = build()
+        return cast(T, _derived[name])
 
 
 def strings(value: Any) -> list[str]:
