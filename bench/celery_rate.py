@@ -62,6 +62,14 @@ class Queue:
     start_workers: Callable[[argparse.Namespace, dict[str, Any]], list[Service]]
     tables: list[str] = field(default_factory=list)
     describe: str = ""
+    # False for the receive-only baseline (PROCESSING="manual"): nothing to wait for.
+    processes: bool = True
+
+
+# The baseline of --manual-baseline: the same web server storing only, no worker running.
+RECEIVE_ONLY = Queue(
+    name="manual", overrides={"PROCESSING": "manual"}, start_workers=lambda *_: [], processes=False
+)
 
 
 def ensure_database() -> None:
@@ -177,7 +185,7 @@ def run(
         requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         processed_at_receive_end = processed()
-        deadline = received_at + args.timeout
+        deadline = received_at + args.timeout if queue.processes else received_at
         while True:
             # Requests in flight when wrk stopped are stored a little later: count again.
             stored = int(sql("SELECT count(*) FROM topview_callbacks_notice")[0][0])
@@ -251,6 +259,12 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
         "ASYNC_PROCESSED_MARK=true (repeatable)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3; medians)")
+    parser.add_argument(
+        "--manual-baseline",
+        action="store_true",
+        help="each round, also receive with PROCESSING='manual' and no worker (the web alone), "
+        "and report end to end against that rate too",
+    )
     parser.add_argument("--timeout", type=float, default=300, help="max seconds to drain")
 
 
@@ -265,6 +279,7 @@ def rounds(args: argparse.Namespace, queue: Queue) -> None:
     results: dict[tuple[int, str], list[dict[str, float]]] = {
         (size, workload): [] for size in args.batch_sizes for workload in args.tasks
     }
+    web_alone: dict[str, list[float]] = {workload: [] for workload in args.tasks}
     for number in range(1, args.rounds + 1):
         for (size, workload), runs in results.items():
             r = run(args, known_tasks=workload == "known", queue=queue, batch_size=size)
@@ -279,6 +294,15 @@ def rounds(args: argparse.Namespace, queue: Queue) -> None:
                 f"received -> signal p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms",
                 flush=True,
             )
+        if args.manual_baseline:
+            for workload in args.tasks:
+                r = run(args, known_tasks=workload == "known", queue=RECEIVE_ONLY, batch_size=1)
+                web_alone[workload].append(r["receive_rate"])
+                print(
+                    f"  round {number}, web alone (PROCESSING='manual'), {workload} tasks "
+                    f"(load {r['load']:.1f}): receive {r['receive_rate']:.0f}/s",
+                    flush=True,
+                )
     print("medians:")
     for (size, workload), runs in results.items():
         receive = statistics.median(r["receive_rate"] for r in runs)
@@ -295,6 +319,9 @@ def rounds(args: argparse.Namespace, queue: Queue) -> None:
             f"received -> signal p50 {p50:.0f} ms, p99 {p99:.0f} ms; load "
             f"{min(loads):.1f}-{max(loads):.1f}"
         )
+        if web_alone[workload]:
+            alone = statistics.median(web_alone[workload])
+            print(f"      = {e2e / alone:.0%} of the web alone receiving ({alone:.0f}/s)")
     lost = sum(r["stored"] - r["done"] for runs in results.values() for r in runs)
     twice = sum(r["twice"] for runs in results.values() for r in runs)
     print(f"  lost: {lost:.0f}, fired twice: {twice:.0f}")

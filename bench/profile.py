@@ -37,17 +37,16 @@ ENDPOINTS = {
     "bare": ("manual", "/bare/notice/"),
     "bare-signals": ("inline", "/bare/signals/"),
 }
-# (stage, pattern a frame "function (file:line)" must match); a sample counts for every
-# stage one of its frames matches, so stages nest ("of which" lines).
+# (stage, pattern a frame "Class.function (file:line)" must match); a sample counts for
+# every stage one of its frames matches, so stages nest. Shares are of the request's time.
 STAGES = [
-    ("Django and DRF around the view", r"handle_request \(.*gunicorn"),
-    ("our view (NoticeView.post)", r"^post \(.*topview_callbacks/views\.py"),
-    ("parsing and validating the body", r"parse_notice \("),
-    ("the store statement (and its claim)", r"^(store_claimed|record_delivery) \("),
-    ("processing after the store", r"^(process_claimed|start) \(.*topview_callbacks/"),
-    ("the processed mark", r"^(mark_processed|_mark_processed) \("),
-    ("the receivers (signals)", r"^send \(.*django/dispatch"),
-    ("waiting on PostgreSQL (psycopg)", r"^(wait|_wait_gen|execute) \(.*psycopg/"),
+    ("the view (ours or the bare one)", r"^(NoticeView\.post|bare_\w+_view) \("),
+    ("  parsing and validating the body", r"^parse_notice \("),
+    ("  the store statement (and the claim)", r"^(store_claimed|\w+\.record_delivery) \("),
+    ("  processing after the store", r"^process_claimed \("),
+    ("    the processed mark", r"^mark_processed \("),
+    ("  the outcome receivers (signals)", r"^(_send_outcome_signals|Signal\.send) \("),
+    ("waiting on PostgreSQL (psycopg)", r"^Connection\.wait \(.*psycopg/"),
 ]
 IN_REQUEST = re.compile(r"handle_request \(.*gunicorn")
 
@@ -108,6 +107,8 @@ def report(samples: list[tuple[list[str], int]], top: int) -> None:
         matcher = re.compile(pattern)
         hits = sum(count for frames, count in in_request if any(map(matcher.search, frames)))
         print(f"  {hits / total:6.1%}  {stage}")
+        if stage.startswith("the view"):
+            print(f"  {1 - hits / total:6.1%}  around the view (gunicorn, Django, middleware)")
     leaves: collections.Counter[str] = collections.Counter()
     ours: collections.Counter[str] = collections.Counter()
     for frames, count in in_request:
