@@ -186,14 +186,25 @@ def run(
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         processed_at_receive_end = processed()
         deadline = received_at + args.timeout if queue.processes else received_at
+        caught_up: float | None = None  # when processing first caught up with storing
+        previous = -1
         while True:
-            # Requests in flight when wrk stopped are stored a little later: count again.
+            # Requests in flight when wrk stopped are stored a little later (and may be
+            # processed before this loop sees them stored): done only once a count of
+            # stored notices that has stopped growing is all processed.
             stored = int(sql("SELECT count(*) FROM topview_callbacks_notice")[0][0])
             done = processed()
-            if done >= stored or time.monotonic() > deadline:
+            if done >= stored:
+                caught_up = caught_up or time.monotonic()
+                if stored == previous:
+                    break
+            else:
+                caught_up = None
+            if time.monotonic() > deadline:
                 break
+            previous = stored
             time.sleep(0.2)
-        finished = time.monotonic()
+        finished = caught_up or time.monotonic()
         twice = sum(1 for count in fired().values() if count > 1)
         created = int(sql("SELECT count(*) FROM topview_callbacks_submittedtask")[0][0])
         waits = latencies()

@@ -45,7 +45,8 @@ STAGES = [
     ("  the store statement (and the claim)", r"^(store_claimed|\w+\.record_delivery) \("),
     ("  processing after the store", r"^process_claimed \("),
     ("    the processed mark", r"^mark_processed \("),
-    ("  the outcome receivers (signals)", r"^(_send_outcome_signals|Signal\.send) \("),
+    # The example project's receivers (Django's own request signals are not counted).
+    ("  the receivers of the outcome signals", r"example_project/receivers\.py"),
     ("waiting on PostgreSQL (psycopg)", r"^Connection\.wait \(.*psycopg/"),
 ]
 IN_REQUEST = re.compile(r"handle_request \(.*gunicorn")
