@@ -129,9 +129,15 @@ def _check_storable(value: Any) -> None:
             ) from None
 
 
+# One decoder for every notice: json.loads with hooks would build a new one per call.
+_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 def _strict_loads(text: str) -> Any:
     """JSON as databases store it: no NaN or Infinity, which Python's json would accept."""
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    if text.startswith("\ufeff"):  # as json.loads refuses it
+        raise ValueError("a byte order mark before the JSON")
+    return _STRICT_DECODER.decode(text)
 
 
 def parse_notice(raw_body: bytes) -> IncomingNotice:
