@@ -11,21 +11,23 @@ from django.core.signals import setting_changed
 SETTINGS_NAME = "TOPVIEW_CALLBACKS"
 T = TypeVar("T")
 
-# The settings dict, looked up once and again after ``setting_changed`` (which
-# ``override_settings`` sends): the request path reads a dozen keys, and each lookup
-# through Django's lazy settings object costs about a microsecond.
-_looked_up: list[dict[str, Any]] = []
-# What properties build from the dict (``SettingsReader.derived``), forgotten with it.
+# The settings dict and what properties build from it (``SettingsReader.derived``), kept
+# until ``setting_changed`` (which ``override_settings`` sends): the request path reads a
+# dozen keys, and each lookup through Django's lazy settings costs about a microsecond.
 _derived: dict[str, Any] = {}
 
 
 def _forget(*, setting: str, **kwargs: Any) -> None:
     if setting == SETTINGS_NAME:
-        _looked_up.clear()
         _derived.clear()
 
 
 setting_changed.connect(_forget, dispatch_uid="topview_callbacks_settings")
+
+
+def _look_up() -> dict[str, Any]:
+    value = getattr(django_settings, SETTINGS_NAME, {})
+    return value if isinstance(value, dict) else {}
 
 
 class SettingsReader:
@@ -38,10 +40,7 @@ class SettingsReader:
 
     @property
     def raw(self) -> dict[str, Any]:
-        if not _looked_up:
-            value = getattr(django_settings, SETTINGS_NAME, {})
-            _looked_up.append(value if isinstance(value, dict) else {})
-        return _looked_up[0]
+        return self.derived("raw", _look_up)
 
     def _get(self, key: str) -> Any:
         return self.raw.get(key, self.defaults[key])

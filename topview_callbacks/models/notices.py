@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -52,10 +53,6 @@ class Delivery:
         return not self.created and self.state == NoticeState.PENDING
 
 
-# delivery_statement's SQL by (database alias, vendor, reset, expressions).
-_DELIVERY_STATEMENTS: dict[tuple[Any, ...], str] = {}
-
-
 class NoticeManager(models.Manager["Notice"]):
     def record_delivery(
         self, *, stale_before: datetime | None = None, max_attempts: int = 0, **values: Any
@@ -72,7 +69,8 @@ class NoticeManager(models.Manager["Notice"]):
         (``Delivery.needs_restart``) without another query.
         """
         connection = connections[router.db_for_write(self.model)]
-        sql, params = self.delivery_sql(connection, values, stale_before, max_attempts)
+        sql = _delivery_statement(connection.alias, stale_before is not None)
+        params = self.delivery_params(connection, values, stale_before, max_attempts)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
@@ -80,43 +78,16 @@ class NoticeManager(models.Manager["Notice"]):
         notice_id, delivery_count, row_state = row
         return Delivery(notice_id=notice_id, created=delivery_count == 1, state=str(row_state))
 
-    def delivery_sql(
-        self,
-        connection: BaseDatabaseWrapper,
-        values: dict[str, Any],
-        stale_before: datetime | None,
-        max_attempts: int,
-        expressions: dict[str, str] | None = None,
-    ) -> tuple[str, list[Any]]:
-        """``record_delivery``'s statement; ``expressions`` gives SQL for some columns'
-        values instead of parameters (``outcomes`` links a new notice to its task)."""
-        expressions = expressions or {}
-        sql = self.delivery_statement(connection, stale_before is not None, expressions)
-        params = self.delivery_params(connection, values, stale_before, max_attempts, expressions)
-        return sql, params
-
-    def delivery_statement(
-        self, connection: BaseDatabaseWrapper, reset: bool, expressions: dict[str, str]
-    ) -> str:
-        """The SQL text of ``delivery_sql``, built once per database and shape: it is the
-        same for every delivery, and building it costs as much as running it."""
-        key = (connection.alias, connection.vendor, reset, tuple(sorted(expressions.items())))
-        sql = _DELIVERY_STATEMENTS.get(key)
-        if sql is None:
-            sql = _DELIVERY_STATEMENTS[key] = self._build_delivery_statement(
-                connection, reset, expressions
-            )
-        return sql
-
     def delivery_params(
         self,
         connection: BaseDatabaseWrapper,
         values: dict[str, Any],
         stale_before: datetime | None,
         max_attempts: int,
-        expressions: dict[str, str],
+        expressions: Mapping[str, str] | None = None,
     ) -> list[Any]:
         """The parameters of ``delivery_statement`` for one delivery, in its order."""
+        expressions = expressions or {}
         if "received_at" not in values:
             values["received_at"] = timezone.now()
         values.setdefault("last_delivery_at", values["received_at"])
@@ -134,9 +105,16 @@ class NoticeManager(models.Manager["Notice"]):
             ]
         return params
 
-    def _build_delivery_statement(
-        self, connection: BaseDatabaseWrapper, reset: bool, expressions: dict[str, str]
+    def delivery_statement(
+        self,
+        connection: BaseDatabaseWrapper,
+        reset: bool,
+        expressions: Mapping[str, str] | None = None,
     ) -> str:
+        """``record_delivery``'s SQL; ``reset`` when given ``stale_before``. ``expressions``
+        gives SQL for some columns' values instead of parameters (``outcomes`` links a new
+        notice to its task)."""
+        expressions = expressions or {}
         column = self._column_sql(connection)
         fields = [f for f in self.model._meta.concrete_fields if not f.primary_key]
         placeholders = [expressions.get(f.name, "%s") for f in fields]
@@ -311,3 +289,10 @@ class Notice(models.Model):
     def media(self) -> list[tuple[str, str]]:
         """``(kind, url)`` of every output file in this notice's result."""
         return biz_types.media_urls(self.biz_type, self.result)
+
+
+@functools.cache
+def _delivery_statement(alias: str, reset: bool) -> str:
+    """``record_delivery``'s SQL, built once per database: it is the same for every
+    delivery, and building it costs about as much as running it."""
+    return Notice.objects.delivery_statement(connections[alias], reset)

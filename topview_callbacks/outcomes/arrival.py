@@ -3,15 +3,15 @@ its outcome (inline processing, on arrival)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db import connections
 from django.utils import timezone
 
 from topview_callbacks.models import (
-    FINAL_TASK_STATUSES,
     Delivery,
     Notice,
     NoticeState,
@@ -62,24 +62,26 @@ def store_claimed(
         "poll_count": 0,
         "updated_at": now,
     }
-    fields = task_fields()
+    sql, upsert_params = _statement(conn.alias, stale_before is not None)
     params = [values["biz_type"], values["task_id"]]
-    params += [db_value(f, task_values[f.name], conn) for f in fields]
-    params += [values["uuid"], *sorted(FINAL_TASK_STATUSES)]
+    params += [db_value(f, task_values[f.name], conn) for f in task_fields()]
+    params += [values["uuid"], *upsert_params]
     params += Notice.objects.delivery_params(
         conn, values, stale_before, max_attempts, LINKED_TO_TASK
     )
-    sql = _statement(conn, stale_before is not None)
     row = fetchone(conn, sql, params)
     assert row is not None  # the notice's row, inserted or updated
     notice_id, count, state, old_status, *task_row = row
     if count != 1:
         return StoredClaimed(notice_id=notice_id, created=False, state=str(state))
-    fields = [f for f in Notice._meta.concrete_fields if not f.primary_key]
+    notice_fields = [f for f in Notice._meta.concrete_fields if not f.primary_key]
     notice = Notice.from_db(
         conn.alias,
-        ["id", *(f.attname for f in fields)],
-        [notice_id, *(values[f.name] if f.name in values else f.get_default() for f in fields)],
+        ["id", *(f.attname for f in notice_fields)],
+        [
+            notice_id,
+            *(values[f.name] if f.name in values else f.get_default() for f in notice_fields),
+        ],
     )
     notice.submitted_task = task_from(conn, task_row)
     claimed = Claimed(notice, old_status_of(old_status, task_row))
@@ -88,30 +90,28 @@ def store_claimed(
 
 # The notice's task column is the upserted task's id (the statement's "up" part).
 LINKED_TO_TASK = {"submitted_task": "(SELECT id FROM up)"}
-# _statement's SQL by (database alias, vendor, reset).
-_STATEMENTS: dict[tuple[Any, ...], str] = {}
 
 
-def _statement(conn: BaseDatabaseWrapper, reset: bool) -> str:
-    """The SQL of ``store_claimed``, built once per database: the same for every notice."""
-    key = (conn.alias, conn.vendor, reset)
-    sql = _STATEMENTS.get(key)
-    if sql is None:
-        q = quote(conn)
-        notice_table, task_table = q(Notice._meta.db_table), q(SubmittedTask._meta.db_table)
-        # Typed, so that a server-side prepared statement (PREPARED_STATEMENTS) knows them.
-        typed = [f"CAST(%s AS {f.db_type(conn)})" for f in task_fields()]
-        source = (
-            f"SELECT {', '.join(typed)} WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {notice_table} WHERE {q('uuid')} = %s)"
-        )
-        upsert, _ = upsert_sql(conn, source)
-        insert = Notice.objects.delivery_statement(conn, reset, LINKED_TO_TASK)
-        sql = _STATEMENTS[key] = (
-            f"WITH old AS (SELECT {q('status')} FROM {task_table} "
-            f"WHERE {q('biz_type')} = %s AND {q('task_id')} = %s), "
-            f"up AS ({upsert}), ins AS ({insert}) "
-            f"SELECT ins.*, (SELECT {q('status')} FROM old), up.*, up.id IS NOT NULL "
-            "FROM ins LEFT JOIN up ON true"
-        )
-    return sql
+@functools.cache
+def _statement(alias: str, reset: bool) -> tuple[str, list[Any]]:
+    """The SQL of ``store_claimed`` and the upsert's constant parameters, built once per
+    database: the same for every notice."""
+    conn = connections[alias]
+    q = quote(conn)
+    notice_table, task_table = q(Notice._meta.db_table), q(SubmittedTask._meta.db_table)
+    # Typed, so that a server-side prepared statement (PREPARED_STATEMENTS) knows them.
+    typed = [f"CAST(%s AS {f.db_type(conn)})" for f in task_fields()]
+    source = (
+        f"SELECT {', '.join(typed)} WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {notice_table} WHERE {q('uuid')} = %s)"
+    )
+    upsert, upsert_params = upsert_sql(conn, source)
+    insert = Notice.objects.delivery_statement(conn, reset, LINKED_TO_TASK)
+    sql = (
+        f"WITH old AS (SELECT {q('status')} FROM {task_table} "
+        f"WHERE {q('biz_type')} = %s AND {q('task_id')} = %s), "
+        f"up AS ({upsert}), ins AS ({insert}) "
+        f"SELECT ins.*, (SELECT {q('status')} FROM old), up.*, up.id IS NOT NULL "
+        "FROM ins LEFT JOIN up ON true"
+    )
+    return sql, upsert_params

@@ -134,24 +134,17 @@ def task_from(conn: BaseDatabaseWrapper, task_row: list[Any]) -> SubmittedTask |
 def instance(conn: BaseDatabaseWrapper, model: type[M], row: list[Any]) -> M:
     """A model instance from a row of all its concrete columns, converted as the ORM does."""
     values = list(row)
-    for position, (functions, column) in _converters(conn, model).items():
+    for position, (functions, column) in _converters(conn.alias, model).items():
         for convert in functions:  # as SQLCompiler.apply_converters does
             values[position] = convert(values[position], column, conn)
     return model.from_db(conn.alias, [f.attname for f in model._meta.concrete_fields], values)
 
 
-def _converters(conn: BaseDatabaseWrapper, model: type[models.Model]) -> dict[int, Any]:
+@functools.cache
+def _converters(alias: str, model: type[models.Model]) -> dict[int, Any]:
     """The ORM's converters for a row of ``model``'s columns, found once per database."""
-    key = (conn.alias, conn.vendor, model)
-    converters = _CONVERTERS.get(key)
-    if converters is None:
-        columns = [f.get_col(model._meta.db_table) for f in model._meta.concrete_fields]
-        compiler = Query(model).get_compiler(connection=conn)
-        converters = _CONVERTERS[key] = compiler.get_converters(columns)
-    return converters
-
-
-_CONVERTERS: dict[tuple[Any, ...], dict[int, Any]] = {}
+    columns = [f.get_col(model._meta.db_table) for f in model._meta.concrete_fields]
+    return dict(Query(model).get_compiler(using=alias).get_converters(columns))
 
 
 def task_fields() -> list[Any]:
