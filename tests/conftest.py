@@ -146,7 +146,6 @@ def archive_settings(settings: Any, tmp_path: Path) -> Any:
         "ARCHIVE_MAX_BYTES": 1_000_000,
         "ARCHIVE_TIMEOUT": 1.0,
         "RETRY_BACKOFF": 0,
-        "RETRY_JITTER": False,
         "MAX_ATTEMPTS": 3,
     }
     return settings

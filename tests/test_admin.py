@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import responses
 from django.contrib.auth.models import Permission, User
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -102,7 +103,7 @@ def test_changelist_shows_the_columns_and_a_coloured_state(operator: Client) -> 
     for text in (notice.task_id, "VOICE_CLONE", "brand-b", "Poll", "success"):
         assert text in html
     assert f'<span style="color: {display.STATE_COLOURS["failed"]}' in html
-    for header in ("received at", "bizType", "task id", "processing state", "deliveries"):
+    for header in ("received at", "bizType", "task id", "processing state", "account"):
         assert header in html.lower() or header in html
 
 
@@ -234,7 +235,7 @@ def test_reprocess_asks_for_confirmation_then_reruns_the_receivers(
     operator: Client, failing_receiver: Any
 ) -> None:
     notice = make_notice()
-    processing.process_notice(notice.pk)
+    processing.process_due(notice_id=notice.pk)
     notice.refresh_from_db()
     assert notice.state == NoticeState.FAILED
     calls = failing_receiver.calls
@@ -283,13 +284,36 @@ def test_reprocess_refuses_too_many_rows(
     assert "at most 2" in page_messages(response)[0][1]
 
 
-def test_mark_ignored_leaves_a_notice_being_processed_alone(operator: Client) -> None:
-    failed = make_notice(state=NoticeState.FAILED)
-    busy = make_notice(state=NoticeState.PROCESSING)
-    response = action(operator, NOTICES, "mark_ignored", [failed, busy])
+def test_mark_ignored_stops_retries(operator: Client) -> None:
+    failed = make_notice(state=NoticeState.FAILED, next_attempt_at=timezone.now())
+    pending = make_notice()
+    response = action(operator, NOTICES, "mark_ignored", [failed, pending])
+    failed.refresh_from_db()
+    pending.refresh_from_db()
+    assert (failed.state, pending.state) == (NoticeState.IGNORED, NoticeState.IGNORED)
+    assert failed.next_attempt_at is None
+    assert page_messages(response) == [("success", "2 notices marked ignored.")]
+    assert processing.process_due().claimed == 0  # nothing is due any more
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_mark_ignored_leaves_a_notice_an_attempt_holds_alone(operator: Client) -> None:
+    failed, busy = make_notice(state=NoticeState.FAILED), make_notice()
+    holder = connections.create_connection("default")  # another process's attempt
+    try:
+        holder.set_autocommit(False)
+        with holder.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM topview_callbacks_notice WHERE id = %s FOR UPDATE", [busy.pk]
+            )
+        response = action(operator, NOTICES, "mark_ignored", [failed, busy])
+    finally:
+        holder.rollback()
+        holder.close()
     failed.refresh_from_db()
     busy.refresh_from_db()
-    assert (failed.state, busy.state) == (NoticeState.IGNORED, NoticeState.PROCESSING)
+    assert (failed.state, busy.state) == (NoticeState.IGNORED, NoticeState.PENDING)
     assert page_messages(response) == [("success", "1 notice marked ignored.")]
 
 

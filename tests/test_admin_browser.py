@@ -237,7 +237,7 @@ def test_log_in_filter_search_and_preview_media(page: Any) -> None:
 
 def test_reprocess_a_failed_notice(page: Any, failing_receiver: Any) -> None:
     notice = store("VOICE_CLONE", task_id="voice-failed-1", state=NoticeState.PENDING)
-    processing.process_notice(notice.pk)
+    processing.process_due(notice_id=notice.pk)
     notice.refresh_from_db()
     assert notice.state == NoticeState.FAILED
     store("M2V_PREVIEW", task_id="m2v-ok-1", result=m2v_result("ok-1"))

@@ -18,7 +18,7 @@ from tests.test_admin import action, change_url, page_messages
 from tests.test_archiving import stored_files, task_with
 from topview_callbacks import pruning, tasks
 from topview_callbacks.models import ArchivedMedia, MediaState, Notice, SubmittedTask
-from topview_callbacks.processing import process_notice
+from topview_callbacks.processing import process_due
 from topview_callbacks.testing import deliver_notice, notice_payload
 
 pytestmark = pytest.mark.django_db
@@ -58,19 +58,29 @@ def test_a_failed_outcome_or_archiving_off_makes_no_rows(
     assert not ArchivedMedia.objects.exists()
 
 
-def test_the_celery_notice_task_queues_one_download_per_file_which_retries_then_stores(
+def test_the_celery_notice_job_queues_one_download_per_file_which_retries_then_stores(
     server: MediaServer, archive_settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    queued: list[int] = []
-    monkeypatch.setattr(tasks, "enqueue_media", queued.append)
+    queued: list[tuple[int, float | None]] = []
+    monkeypatch.setattr(
+        tasks, "enqueue_media", lambda media_id, delay=None: queued.append((media_id, delay))
+    )
+    archive_settings.TOPVIEW_CALLBACKS = {
+        **archive_settings.TOPVIEW_CALLBACKS,
+        "PROCESSING": "manual",
+    }
     notice = deliver_text2video(f"{server.url}/flaky/q.mp4", task_id="celery1")
 
-    assert tasks.process_notice_task.apply((notice.pk,)).get() == "processed"
+    assert tasks.process_notices.apply().get() == 1
     media = ArchivedMedia.objects.get()
-    assert queued == [media.pk]
+    assert Notice.objects.get(pk=notice.pk).state == "processed"
+    assert queued == [(media.pk, None)]
 
-    # apply() runs the retry (after the 503) eagerly; RETRY_BACKOFF is 0 here.
-    assert tasks.archive_media_task.apply((media.pk,)).get() == MediaState.ARCHIVED
+    # The 503: the job queues the download's retry, due when the row says (RETRY_BACKOFF
+    # is 0 here); that one stores the file.
+    assert tasks.archive_media.apply((media.pk,)).get() == MediaState.PENDING
+    assert queued[-1] == (media.pk, 0.0)
+    assert tasks.archive_media.apply((media.pk,)).get() == MediaState.ARCHIVED
     media.refresh_from_db()
     assert (media.state, media.attempts) == (MediaState.ARCHIVED, 2)
     assert len(stored_files(tmp_path)) == 1
@@ -153,6 +163,6 @@ def test_verify_with_query_archives_the_verified_urls(
             "https://api.topview.test/v1/common_task/text2video/task/query",
             body=json.dumps({"code": "200", "message": "ok", "result": verified}),
         )
-        process_notice(notice.pk)
+        process_due(notice_id=notice.pk)
 
     assert ArchivedMedia.objects.get().source_url == f"{server.url}/ok/v.mp4"

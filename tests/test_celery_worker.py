@@ -95,8 +95,17 @@ def key(name: str) -> str:
     return f"{PREFIX}:{name}"
 
 
+# A table of "the user's own data": a receiver writes a row per notice into it, in the
+# transaction that records the outcome (created by the tests that count its rows).
+RECEIVER_ROWS = "topview_test_receiver_rows"
+
+
 def recording_receiver(sender: Any, notice: Any, **kwargs: Any) -> None:
-    """Counts calls and completed runs per notice uuid; fails or sleeps when told to."""
+    """Counts calls per notice uuid at once, and, once the outcome commits (the idiom for
+    side effects), completed runs; writes a row into ``RECEIVER_ROWS`` when told to; fails
+    or sleeps when told to."""
+    from django.db import connection, transaction
+
     # One round trip before the work and one after, so the benchmark (which uses this
     # receiver) measures the pipeline rather than chatter with Redis.
     pipe = records().pipeline(transaction=False)
@@ -104,12 +113,17 @@ def recording_receiver(sender: Any, notice: Any, **kwargs: Any) -> None:
     pipe.rpush(key(f"times:{notice.uuid}"), time.time())
     pipe.sismember(key("fail"), notice.task_id)
     pipe.hget(key("sleep"), notice.task_id)
-    *_, fail, delay = pipe.execute()
-    if fail:
-        raise RuntimeError("told to fail")
+    pipe.get(key("rows"))
+    *_, fail, delay, rows = pipe.execute()
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {RECEIVER_ROWS} (uuid) VALUES (%s)", [notice.uuid])
     if delay:
         time.sleep(float(delay))
-    records().hincrby(key("fired"), notice.uuid, 1)
+    if fail:
+        raise RuntimeError("told to fail")
+    uuid = notice.uuid
+    transaction.on_commit(lambda: records().hincrby(key("fired"), uuid, 1))
 
 
 if ROLE:
@@ -398,7 +412,8 @@ def states(*uuids: str) -> dict[str, str]:
 
 def kill_mid_notice(worker: Service) -> dict[str, Any]:
     """Deliver a notice whose receiver sleeps and SIGKILL ``worker`` while it does; the
-    notice is left processing, its signal not fired. Returns its payload."""
+    notice is left pending (its attempt never committed), its signal not fired. Returns
+    its payload."""
     from topview_callbacks.testing import deliver_notice, notice_payload
 
     payload = notice_payload("VOICE_TEXT2VOICE")
@@ -407,9 +422,28 @@ def kill_mid_notice(worker: Service) -> dict[str, Any]:
     wait_for(lambda: calls().get(payload["uuid"]) == 1, 30, "the receiver to start")
     worker.kill(signal.SIGKILL)
     records().hdel(key("sleep"), payload["taskId"])
-    assert states(payload["uuid"]) == {payload["uuid"]: "processing"}
+    assert states(payload["uuid"]) == {payload["uuid"]: "pending"}
     assert fired() == {}
     return payload
+
+
+@pytest.fixture
+def receiver_rows(db_name: str) -> Callable[[], dict[str, int]]:
+    """Receivers write a row per run into RECEIVER_ROWS; returns a function counting the
+    committed rows per notice uuid."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {RECEIVER_ROWS} (uuid text NOT NULL)")
+        cursor.execute(f"TRUNCATE {RECEIVER_ROWS}")
+    records().set(key("rows"), 1)
+
+    def count() -> dict[str, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT uuid, count(*) FROM {RECEIVER_ROWS} GROUP BY uuid")
+            return {uuid: int(n) for uuid, n in cursor.fetchall()}
+
+    return count
 
 
 # --- tests ----------------------------------------------------------------------------------
@@ -434,18 +468,21 @@ def test_worker_processes_every_notice_once(
     time.sleep(1.0)
     assert fired() == dict.fromkeys(uuids, 1)
     assert set(Notice.objects.values_list("attempts", flat=True)) == {1}
-    assert f"Topview notice {uuids[0]}" in running[0].output()  # structured log lines
+    assert f"Topview notice {uuids[0]!r}" in running[0].output()  # structured log lines
 
 
-def test_batches_process_every_notice_once_and_retry_failures_alone(
-    db_name: str, running: list[Service], settings: Any
+def test_drains_process_every_notice_once_and_retry_failures_alone(
+    db_name: str,
+    running: list[Service],
+    settings: Any,
+    receiver_rows: Callable[[], dict[str, int]],
 ) -> None:
     from topview_callbacks.models import Notice
     from topview_callbacks.testing import deliver_notice, notice_payload
 
-    batching = {"BATCH_SIZE": 10, "MAX_ATTEMPTS": 2, "RETRY_BACKOFF": 0.5}
-    running.append(celery_worker(db_name, concurrency=2, overrides=batching))
-    settings.TOPVIEW_CALLBACKS = {**settings.TOPVIEW_CALLBACKS, "PROCESSING": "celery", **batching}
+    retries = {"MAX_ATTEMPTS": 2, "RETRY_BACKOFF": 0.5}
+    running.append(celery_worker(db_name, concurrency=2, overrides=retries))
+    settings.TOPVIEW_CALLBACKS = {**settings.TOPVIEW_CALLBACKS, "PROCESSING": "celery", **retries}
     payloads = [notice_payload(biz) for biz in ("M2V_PREVIEW", "VOICE_CLONE", "SCRAPER") * 9]
     failing = payloads[4]
     records().sadd(key("fail"), failing["taskId"])
@@ -461,8 +498,12 @@ def test_batches_process_every_notice_once_and_retry_failures_alone(
     wait_for(settled, 60, "the batches and the retry")
     time.sleep(1.0)
     assert fired() == {uuid: 1 for uuid in uuids if uuid != failing["uuid"]}
+    # What the receivers wrote committed once per processed notice; the failing notice's
+    # writes never did. (A notice batched with the failing one ran twice: its first run was
+    # rolled back with the batch.)
+    assert receiver_rows() == {uuid: 1 for uuid in uuids if uuid != failing["uuid"]}
     assert calls()[failing["uuid"]] == 2  # the drain's attempt, then its own retry message
-    assert "topview_callbacks.drain" in running[0].output()
+    assert "topview_callbacks.process_notices" in running[0].output()
 
 
 def test_a_worker_keeping_connections_recovers_when_the_database_drops_them(
@@ -492,7 +533,7 @@ def test_a_worker_keeping_connections_recovers_when_the_database_drops_them(
     uuids = [p["uuid"] for p in later]
     wait_for(lambda: set(states(*uuids).values()) == {"processed"}, 30, "notices after the drop")
     assert fired() == dict.fromkeys([first["uuid"], *uuids], 1)
-    assert "Database error processing" in running[0].output()  # it did meet the dropped one
+    assert "The database is unreachable" in running[0].output()  # it did meet the dropped one
 
 
 def test_a_raising_receiver_is_retried_with_backoff_then_failed_and_replay_runs_it(
@@ -502,7 +543,7 @@ def test_a_raising_receiver_is_retried_with_backoff_then_failed_and_replay_runs_
     from topview_callbacks.models import Notice
     from topview_callbacks.testing import deliver_notice, notice_payload
 
-    overrides = {"MAX_ATTEMPTS": 3, "RETRY_BACKOFF": 1.0, "RETRY_JITTER": True}
+    overrides = {"MAX_ATTEMPTS": 3, "RETRY_BACKOFF": 1.0}
     running.append(celery_worker(db_name, overrides=overrides))
     settings.TOPVIEW_CALLBACKS = {**settings.TOPVIEW_CALLBACKS, "PROCESSING": "celery"}
     payload = notice_payload("M2V_EXPORT")
@@ -539,45 +580,35 @@ def test_a_raising_receiver_is_retried_with_backoff_then_failed_and_replay_runs_
     assert fired() == {payload["uuid"]: 1}
 
 
-def test_a_worker_killed_mid_processing_is_taken_over_once(
-    db_name: str, running: list[Service], settings: Any
+def test_a_worker_killed_mid_receiver_leaves_its_notice_to_the_next_job_at_once(
+    db_name: str,
+    running: list[Service],
+    settings: Any,
+    receiver_rows: Callable[[], dict[str, int]],
 ) -> None:
-    from topview_callbacks import sweeping, tasks
+    from topview_callbacks import tasks
     from topview_callbacks.models import Notice
 
-    # Redis redelivers an unacknowledged message after the visibility timeout; the sweep
-    # (SWEEP_AFTER) queues it again anyway. Whichever comes first processes it, once.
-    # A visibility timeout well past the sweep below, so the sweep always comes first (at
-    # 6 s the redelivery sometimes beat a sweep slowed by a busy machine).
-    worker_env = {"TOPVIEW_TEST_VISIBILITY": "15", "TOPVIEW_TEST_PREFETCH": "1"}
-    overrides = {"SWEEP_AFTER": 3}
-    first = celery_worker(db_name, overrides=overrides, **worker_env)
+    # The killed worker's message comes back only after the visibility timeout: what takes
+    # the notice over at once is the next job, here a drain (another notice arriving, or
+    # the sweep, asks for one).
+    worker_env = {"TOPVIEW_TEST_VISIBILITY": "60", "TOPVIEW_TEST_PREFETCH": "1"}
+    first = celery_worker(db_name, **worker_env)
     running.append(first)
     settings.TOPVIEW_CALLBACKS = {**settings.TOPVIEW_CALLBACKS, "PROCESSING": "celery"}
     payload = kill_mid_notice(first)
+    assert receiver_rows() == {}  # its write was rolled back with the attempt
 
-    second = celery_worker(db_name, overrides=overrides, **worker_env)
-    running.append(second)
-    time.sleep(3.5)
-    settings.TOPVIEW_CALLBACKS = {**settings.TOPVIEW_CALLBACKS, "SWEEP_AFTER": 3}
-    assert sweeping.sweep(restart=tasks.enqueue_notice) == 1
+    running.append(celery_worker(db_name, **worker_env))
+    killed_at = time.monotonic()
+    tasks.request_drain()
     wait_for(lambda: fired().get(payload["uuid"]), 30, "the notice to be processed")
+    assert time.monotonic() - killed_at < 10  # no sweep, no visibility timeout
     notice = Notice.objects.get(uuid=payload["uuid"])
-
-    # Both messages reach the new worker: the one the killed worker held (delivered again
-    # after the visibility timeout) and the sweep's. One processes, the other finds it done.
-    def handled() -> list[str]:
-        lines = second.output().splitlines()
-        done = [line for line in lines if f"Topview notice {notice.uuid} (" in line]
-        skipped = [line for line in lines if f"notice id={notice.pk} not claimed" in line]
-        return done + skipped if len(done) + len(skipped) >= 2 else []
-
-    lines = wait_for(handled, 40, "both messages", every=0.5)
-    assert len(lines) == 2, lines
-    time.sleep(0.5)
-    assert notice.state == "processed"
+    assert (notice.state, notice.attempts) == ("processed", 2)
     assert fired() == {payload["uuid"]: 1}
     assert calls() == {payload["uuid"]: 2}  # the killed run and the one that completed
+    assert receiver_rows() == {payload["uuid"]: 1}
 
 
 def test_broker_down_when_a_notice_arrives_then_back(
@@ -613,7 +644,7 @@ def test_broker_down_when_a_notice_arrives_then_back(
     assert status == 200 and body["result"]["result"] == "success"
     assert seconds < 10  # publishing gives up quickly
     assert Notice.objects.get(uuid=during["uuid"]).state == "pending"
-    assert "it stays pending until the sweep" in web.output()
+    assert "the sweep queues it later" in web.output()
 
     broker.start(lambda: " Ready to accept connections" in broker.output(), timeout=20)
     wait_for(lambda: fired().get(during["uuid"]), 90, "processing once the broker is back")
@@ -705,5 +736,5 @@ def test_database_unavailable_answers_503_and_writes_nothing(
     status, body, _seconds = post_notice(port, second, uid)  # Topview retries
     assert status == 200 and body["result"]["result"] == "success"
     stored = Notice.objects.get(uuid=second["uuid"])
-    assert (stored.delivery_count, stored.state) == (1, "pending")
+    assert (stored.attempts, stored.state) == (0, "pending")
     assert Notice.objects.count() == 2

@@ -191,7 +191,6 @@ def test_bad_polling_settings_are_reported(overrides: dict[str, Any], expected: 
         ({"RETRY_BACKOFF": -1}, "topview_callbacks.E020"),
         ({"SWEEP_AFTER": "5m"}, "topview_callbacks.E020"),
         ({"PRUNE_AFTER_DAYS": 30, "PRUNE_FAILED_AFTER_DAYS": 7}, "topview_callbacks.W020"),
-        ({"SWEEP_AFTER": 5}, "topview_callbacks.W021"),
     ],
 )
 def test_processing_checks(values: dict[str, Any], expected: str) -> None:
@@ -200,9 +199,7 @@ def test_processing_checks(values: dict[str, Any], expected: str) -> None:
 
 def test_default_processing_settings_pass_the_checks() -> None:
     found = set(ids(TOPVIEW_CALLBACKS=GOOD))
-    assert (
-        not {"topview_callbacks.E020", "topview_callbacks.W020", "topview_callbacks.W021"} & found
-    )
+    assert not {"topview_callbacks.E020", "topview_callbacks.W020"} & found
 
 
 @pytest.mark.parametrize(

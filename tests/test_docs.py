@@ -65,14 +65,15 @@ def test_other_pages_give_the_same_defaults() -> None:
                 assert ast.literal_eval(default) == DEFAULTS[key], f"{page.name}: {key}"
 
 
-def test_the_checks_page_lists_every_check_id() -> None:
+def test_the_checks_page_lists_every_check_id_and_never_reuses_a_retired_one() -> None:
     code = "".join(path.read_text() for path in (ROOT / "topview_callbacks/checks").glob("*.py"))
     in_code = set(re.findall(r'check_id\("([EW]\d{3})"\)', code))
-    documented = set(
-        re.findall(r"`topview_callbacks\.([EW]\d{3})`", (DOCS / "checks.md").read_text())
-    )
+    page, retired_part = (DOCS / "checks.md").read_text().split("## Retired ids")
+    documented = set(re.findall(r"`topview_callbacks\.([EW]\d{3})`", page))
+    retired = set(re.findall(r"^\| `([EW]\d{3})` \|", retired_part, re.MULTILINE))
     assert in_code, "no check ids found in topview_callbacks/checks/"
     assert documented == in_code
+    assert retired and not retired & in_code
 
 
 def nav_pages(nav: list[object]) -> set[str]:

@@ -64,8 +64,8 @@ def test_an_empty_pipeline_is_healthy() -> None:
 def test_measurements_count_what_the_fixtures_hold() -> None:
     notice(NoticeState.PENDING, timedelta(minutes=20))
     notice(NoticeState.PENDING, timedelta(minutes=1))
-    notice(NoticeState.PROCESSING, timedelta(minutes=2), processing_started_at=NOW)
-    notice(NoticeState.FAILED, timedelta(hours=2))
+    # Failed two hours ago, its retry scheduled for a minute from now.
+    notice(NoticeState.FAILED, timedelta(hours=2), next_attempt_at=NOW + timedelta(minutes=1))
     notice(NoticeState.FAILED, timedelta(hours=30))
     notice(NoticeState.PROCESSED, timedelta(seconds=5))
     SubmittedTask.objects.create(
@@ -81,7 +81,7 @@ def test_measurements_count_what_the_fixtures_hold() -> None:
         next_poll_at=NOW - timedelta(hours=3),
     )
     m = health.measure(NOW)
-    assert (m.pending, m.processing, m.failed, m.failed_24h) == (2, 1, 2, 1)
+    assert (m.pending, m.retrying, m.failed, m.failed_24h) == (2, 1, 2, 1)
     assert m.oldest_waiting_seconds == pytest.approx(1200, abs=1)
     assert (m.overdue_tasks, m.has_open_tasks) == (1, True)  # 5 minutes late is within the grace
     assert m.last_notice_at == NOW - timedelta(seconds=5)

@@ -1,4 +1,4 @@
-"""processing.process_notice: once per outcome, monotonic tasks, failures kept and replayable."""
+"""processing: once per outcome, monotonic tasks, failures kept and replayable."""
 
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ UID = "test-uid-NsDAaOPF4jLu"
 def receive(payload: dict[str, Any]) -> Notice:
     assert deliver_notice(payload).status_code == 200
     return Notice.objects.get(uuid=payload["uuid"])
+
+
+def attempt(notice_id: int) -> Notice | None:
+    """One attempt at a notice, as a queue's job for it makes; the notice as it ended."""
+    done = processing.process_due(notice_id=notice_id, limit=1).notices
+    return done[0] if done else None
 
 
 @pytest.mark.parametrize("biz_type", list(BizType.values))
@@ -152,7 +158,7 @@ def test_replay_runs_the_receivers_again_without_re_recording_the_outcome(
     replayed = processing.replay_notice(notice.pk)
     assert replayed is not None
     assert replayed.state == NoticeState.PROCESSED
-    assert replayed.attempts == 2
+    assert replayed.attempts == 1  # a replay starts with fresh attempts
     assert len(fired.calls) == 1
     assert SubmittedTask.objects.count() == 1
 
@@ -160,33 +166,35 @@ def test_replay_runs_the_receivers_again_without_re_recording_the_outcome(
 def test_a_processed_notice_is_not_processed_twice(record_signal: Any) -> None:
     fired = record_signal(signals.notice_received)
     notice = receive(notice_payload())
-    assert processing.process_notice(notice.pk) is None
+    assert attempt(notice.pk) is None
+    assert processing.process_due().claimed == 0
     assert len(fired.calls) == 1
 
 
-def test_a_notice_being_processed_cannot_be_claimed_unless_stale() -> None:
+def test_a_notice_an_attempt_just_claimed_is_left_to_it_for_a_moment() -> None:
     with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "PROCESSING": "manual"}):
         notice = receive(notice_payload())
-    Notice.objects.filter(pk=notice.pk).update(
-        state=NoticeState.PROCESSING, processing_started_at=timezone.now() - timedelta(minutes=5)
-    )
-    assert processing.process_notice(notice.pk) is None
+    # An attempt marked it and is about to lock it (a process that died right then).
+    Notice.objects.filter(pk=notice.pk).update(claim="x" * 32, claimed_at=timezone.now())
+    assert attempt(notice.pk) is None
     assert processing.replay_notice(notice.pk) is None
-    assert processing.process_notice(notice.pk, stale_after=timedelta(minutes=10)) is None
-    done = processing.process_notice(notice.pk, stale_after=timedelta(minutes=1))
+    Notice.objects.filter(pk=notice.pk).update(claimed_at=timezone.now() - timedelta(seconds=1))
+    done = attempt(notice.pk)
     assert done is not None and done.state == NoticeState.PROCESSED
 
 
-def test_manual_mode_only_stores_and_the_sweep_catches_up(record_signal: Any) -> None:
+def test_manual_mode_only_stores_and_processing_the_due_notices_catches_up(
+    record_signal: Any,
+) -> None:
     fired = record_signal(signals.notice_received)
     with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "PROCESSING": "manual"}):
         for _ in range(3):
             receive(notice_payload())
     assert fired.calls == []
     assert set(Notice.objects.values_list("state", flat=True)) == {NoticeState.PENDING}
-    assert sweeping.sweep(pending_after=timedelta(0), limit=2) == 2
-    assert sweeping.sweep(pending_after=timedelta(0)) == 1
-    assert sweeping.sweep(pending_after=timedelta(0)) == 0
+    assert sweeping.run_due(limit=2) == 2
+    assert sweeping.run_due() == 1
+    assert sweeping.run_due() == 0
     assert len(fired.calls) == 3
 
 
@@ -278,6 +286,7 @@ def test_a_failing_receiver_is_logged_with_the_notice_and_its_traceback(
     finally:
         signals.m2v_preview.disconnect(broken_receiver)
     [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing"]
+    assert record.levelname == "ERROR"
     message = record.getMessage()
     assert all(word in message for word in ("n-logged", "M2V_PREVIEW", "t-logged", "default"))
     assert record.exc_info is not None and "receiver bug 42" in str(record.exc_info[1])
@@ -317,14 +326,17 @@ def test_a_polled_outcome_is_not_taken_for_the_callback_uuid() -> None:
         biz_type="VOICE_CLONE", task_id="t-polled", status=TaskStatus.RUNNING
     )
     for task_id in ("t-polled", "t-first-seen-in-a-poll"):
-        delivery = Notice.objects.record_delivery(
-            uuid=f"poll:VOICE_CLONE:{task_id}",
-            biz_type="VOICE_CLONE",
-            task_id=task_id,
-            status="success",
-            source="poll",
-        )
-        assert processing.process_notice(delivery.notice_id) is not None
+        stored = processing.store(
+            {
+                "uuid": f"poll:VOICE_CLONE:{task_id}",
+                "biz_type": "VOICE_CLONE",
+                "task_id": task_id,
+                "status": "success",
+                "source": "poll",
+            }
+        ).notice
+        assert stored is not None
+        assert attempt(stored.pk) is not None
     running.refresh_from_db()
     assert running.status == TaskStatus.SUCCESS
     assert running.notice_uuid == ""
@@ -373,18 +385,19 @@ def test_a_verified_outcome_takes_topviews_error_message_too() -> None:
 
 
 @responses.activate
-def test_an_unconfirmed_notice_is_returned_pending_with_the_reason_and_logged(
+def test_an_unconfirmed_notice_is_given_back_pending_with_the_reason_and_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with topview(PROCESSING="manual"):
         stored = receive(notice_payload("VOICE_CLONE", uuid="n-early", task_id="t-early"))
     responses.get(QUERY_VOICE, json=query_answer(taskId="t-early", status="running"))
     with topview(VERIFY_WITH_QUERY=True), caplog.at_level("WARNING"):
-        notice = processing.process_notice(stored.pk)
-    assert notice is not None
+        assert attempt(stored.pk) is None  # nothing to process: given back
+    notice = Notice.objects.get(pk=stored.pk)
     assert notice.state == NoticeState.PENDING
     assert "running" in notice.last_error
-    assert Notice.objects.get(pk=stored.pk).last_error == notice.last_error
-    [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing"]
+    assert notice.next_attempt_at is not None and notice.next_attempt_at > timezone.now()
+    assert notice.claim == ""
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing.verification"]
     assert "n-early" in record.getMessage() and "running" in record.getMessage()
     assert record.topview_notice_uuid == "n-early"  # type: ignore[attr-defined]

@@ -44,7 +44,6 @@ def test_prunes_old_finished_notices_keeps_failed_longer_and_never_unprocessed()
         notice(10).uuid,
         notice(100, NoticeState.FAILED).uuid,
         notice(400, NoticeState.PENDING).uuid,
-        notice(400, NoticeState.PROCESSING).uuid,
     }
     notice(100)
     notice(100, NoticeState.DUPLICATE)
@@ -53,6 +52,12 @@ def test_prunes_old_finished_notices_keeps_failed_longer_and_never_unprocessed()
     result = prune(older_than=timedelta(days=90), failed_older_than=timedelta(days=365))
     assert (result.notices, result.failed_notices) == (3, 1)
     assert remaining() == kept
+
+
+def test_a_failed_notice_with_a_retry_to_come_is_kept() -> None:
+    retrying = notice(400, NoticeState.FAILED, next_attempt_at=timezone.now())
+    prune(older_than=timedelta(days=90), failed_older_than=timedelta(days=365))
+    assert remaining() == {retrying.uuid}
 
 
 def test_failed_notices_are_never_pruned_before_the_others() -> None:

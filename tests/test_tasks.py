@@ -17,7 +17,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from tests.conftest import run_without
-from topview_callbacks import processing, signals, sweeping, tasks
+from topview_callbacks import dispatch, jobs, signals, sweeping, tasks
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
 from topview_callbacks.testing import deliver_notice, notice_payload
 
@@ -44,13 +44,15 @@ def store(**payload: Any) -> Notice:
 
 @pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, dict[str, Any]]]:
-    """Messages the code would send to the broker (args, options), instead of sending them."""
+    """``process_notices`` messages the code would send to the broker (args, options),
+    instead of sending them."""
     sent: list[tuple[Any, dict[str, Any]]] = []
 
-    def apply_async(args: Any = None, kwargs: Any = None, **options: Any) -> None:
-        sent.append((args, {"kwargs": kwargs, **options}))
+    def apply_async(args: Any = (), kwargs: Any = None, **options: Any) -> None:
+        sent.append((tuple(args), {"kwargs": kwargs, **options}))
 
-    monkeypatch.setattr(tasks.process_notice_task, "apply_async", apply_async)
+    monkeypatch.setattr(tasks.process_notices, "apply_async", apply_async)
+    monkeypatch.setattr(tasks, "_drain_window", jobs.DrainWindow())
     return sent
 
 
@@ -85,7 +87,7 @@ def flaky() -> Any:
 # --- enqueueing -----------------------------------------------------------------------------
 
 
-def test_celery_mode_acknowledges_then_queues_only_the_id_on_commit(
+def test_celery_mode_acknowledges_then_asks_for_a_drain_on_commit(
     published: list[Any], django_capture_on_commit_callbacks: Any, record_signal: Any
 ) -> None:
     received = record_signal()
@@ -94,8 +96,8 @@ def test_celery_mode_acknowledges_then_queues_only_the_id_on_commit(
         response = deliver_notice(body)
     assert response.status_code == 200
     notice = Notice.objects.get(uuid=body["uuid"])
-    assert [args for args, _ in published] == [(notice.pk,)]
-    assert published[0][1]["kwargs"] is None
+    assert [args for args, _ in published] == [()]  # a drain: no id, the rows are the truth
+    assert published[0][1]["countdown"] is None
     assert notice.state == NoticeState.PENDING
     assert received.calls == []  # nothing runs in the web process
 
@@ -114,14 +116,14 @@ def test_a_duplicate_delivery_of_a_processed_notice_queues_nothing(
 def test_a_redelivery_of_a_notice_still_pending_queues_it_again(
     published: list[Any], django_capture_on_commit_callbacks: Any
 ) -> None:
-    # Its first message may be lost (broker down); a second one is harmless: the claim in
-    # process_notice lets one of them run it.
+    # Its drain may be lost (broker down); a second message is harmless: an attempt holds
+    # a notice's row lock, so one of them runs it.
     body = notice_payload()
     with topview(PROCESSING="celery"), django_capture_on_commit_callbacks(execute=True):
         deliver_notice(body)
         deliver_notice(body)
     notice = Notice.objects.get()
-    assert [args for args, _ in published] == [(notice.pk,), (notice.pk,)]
+    assert [args for args, _ in published] == [(), (notice.pk,)]
 
 
 def test_enqueue_waits_for_the_commit(
@@ -129,10 +131,10 @@ def test_enqueue_waits_for_the_commit(
 ) -> None:
     notice = store()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        tasks.enqueue_notice(notice.pk)
+        tasks.enqueue_notice(notice.pk, delay=7.0)
     assert published == []
     callbacks[0]()
-    assert [args for args, _ in published] == [(notice.pk,)]
+    assert [(args, options["countdown"]) for args, options in published] == [((notice.pk,), 7.0)]
 
 
 def test_broker_down_leaves_the_notice_pending_for_the_sweep(
@@ -143,83 +145,90 @@ def test_broker_down_leaves_the_notice_pending_for_the_sweep(
     def down(*args: Any, **kwargs: Any) -> None:
         raise OperationalError("Error 111 connecting to 127.0.0.1:6399. Connection refused.")
 
-    monkeypatch.setattr(tasks.process_notice_task, "apply_async", down)
+    monkeypatch.setattr(tasks.process_notices, "apply_async", down)
     notice = store()
     with django_capture_on_commit_callbacks(execute=True):
         tasks.enqueue_notice(notice.pk)  # must not raise
     notice.refresh_from_db()
     assert notice.state == NoticeState.PENDING
-    assert "stays pending until the sweep" in caplog.text
+    assert "the sweep queues it later" in caplog.text
 
 
-# --- the task -------------------------------------------------------------------------------
+# --- the job --------------------------------------------------------------------------------
 
 
-def test_task_processes_once_and_logs_structured_fields(
+def test_the_job_drains_once_and_logs_structured_fields(
     record_signal: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     received = record_signal(signals.voice_clone)
     notice = store(biz_type="VOICE_CLONE")
     caplog.set_level(logging.INFO, logger="topview_callbacks")
-    result = tasks.process_notice_task.apply((notice.pk,), task_id="celery-task-1")
-    assert result.get() == NoticeState.PROCESSED
-    assert tasks.process_notice_task.apply((notice.pk,)).get() is None  # redelivered: no-op
+    assert tasks.process_notices.apply(task_id="celery-task-1").get() == 1
+    assert tasks.process_notices.apply((notice.pk,)).get() == 0  # redelivered: nothing due
     assert len(received.calls) == 1
-    record = next(r for r in caplog.records if r.name == "topview_callbacks.tasks")
+    record = next(r for r in caplog.records if r.name == "topview_callbacks.jobs")
     assert record.topview_notice_uuid == notice.uuid  # type: ignore[attr-defined]
     assert record.topview_biz_type == "VOICE_CLONE"  # type: ignore[attr-defined]
     assert record.topview_task_id == notice.task_id  # type: ignore[attr-defined]
     assert record.topview_account == "default"  # type: ignore[attr-defined]
-    assert record.celery_task_id == "celery-task-1"  # type: ignore[attr-defined]
-    assert notice.uuid in record.getMessage() and "celery-task-1" in record.getMessage()
+    assert notice.uuid in record.getMessage() and "processed" in record.getMessage()
 
 
-def test_a_raising_receiver_is_retried_then_succeeds(flaky: Any) -> None:
+def test_a_raising_receiver_is_retried_by_a_delayed_message_then_succeeds(
+    flaky: Any, published: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
     receiver = flaky(failures=2)
     notice = store()
-    with topview(MAX_ATTEMPTS=5, RETRY_BACKOFF=0.01):
-        # apply() runs the retries eagerly, one after another.
-        result = tasks.process_notice_task.apply((notice.pk,))
-    assert result.get() == NoticeState.PROCESSED
+
+    def run(*args: Any) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            tasks.process_notices.apply(args)
+
+    with topview(MAX_ATTEMPTS=5, RETRY_BACKOFF=4.0):
+        run()
+        for expected_delay in (4.0, 8.0):  # the backoff doubles
+            (args, options) = published.pop()
+            assert args == (notice.pk,)
+            assert expected_delay / 2 <= options["countdown"] <= expected_delay
+            Notice.objects.filter(pk=notice.pk).update(next_attempt_at=timezone.now())
+            run(*args)  # the retry comes
     notice.refresh_from_db()
     assert (notice.state, notice.attempts, receiver.calls) == (NoticeState.PROCESSED, 3, 3)
+    assert published == []
 
 
 def test_after_max_attempts_the_notice_stays_failed_and_replay_runs_it_again(
-    flaky: Any, caplog: pytest.LogCaptureFixture, record_signal: Any
+    flaky: Any,
+    caplog: pytest.LogCaptureFixture,
+    record_signal: Any,
+    published: list[Any],
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     receiver = flaky(failures=3)
     failed = record_signal(signals.notice_processing_failed)
     notice = store()
     with topview(MAX_ATTEMPTS=3, RETRY_BACKOFF=0.01):
-        assert tasks.process_notice_task.apply((notice.pk,)).get() == NoticeState.FAILED
+        for _ in range(3):
+            with django_capture_on_commit_callbacks(execute=True):
+                tasks.process_notices.apply((notice.pk,))
+            Notice.objects.filter(pk=notice.pk, next_attempt_at__isnull=False).update(
+                next_attempt_at=timezone.now()
+            )
     notice.refresh_from_db()
     assert (notice.state, notice.attempts, receiver.calls) == (NoticeState.FAILED, 3, 3)
+    assert notice.next_attempt_at is None
     assert "receiver failure 3" in notice.last_error
     assert len(failed.calls) == 3
     assert "failed 3 times; giving up" in caplog.text
-    # A stray (redelivered) first message does not run a notice out of attempts again...
+    assert len(published) == 2  # two retries; none after the last attempt
+    # A stray (redelivered) message does not run a notice out of attempts again...
     with topview(MAX_ATTEMPTS=3):
-        assert tasks.process_notice_task.apply((notice.pk,)).get() is None
+        assert tasks.process_notices.apply((notice.pk,)).get() == 0
     assert receiver.calls == 3
     # ...an operator's replay does.
-    replayed = processing.replay_notice(notice.pk)
+    replayed = dispatch.replay(notice.pk)
     assert replayed is not None and replayed.state == NoticeState.PROCESSED
     assert receiver.calls == 4
-
-
-def test_a_notice_stuck_processing_is_taken_over_after_sweep_after(record_signal: Any) -> None:
-    received = record_signal()
-    notice = store()
-    long_ago = timezone.now() - timedelta(seconds=120)
-    Notice.objects.filter(pk=notice.pk).update(
-        state=NoticeState.PROCESSING, processing_started_at=long_ago, attempts=1
-    )
-    with topview(SWEEP_AFTER=300):
-        assert tasks.process_notice_task.apply((notice.pk,)).get() is None
-    with topview(SWEEP_AFTER=60):
-        assert tasks.process_notice_task.apply((notice.pk,)).get() == NoticeState.PROCESSED
-    assert len(received.calls) == 1
 
 
 # --- sweep ----------------------------------------------------------------------------------
@@ -230,90 +239,30 @@ def _age(notice: Notice, seconds: float, **values: Any) -> None:
     Notice.objects.filter(pk=notice.pk).update(received_at=when, **values)
 
 
-def test_sweep_restarts_old_pending_and_stale_processing_notices_only() -> None:
-    old_pending, new_pending, stale, busy, done = (store() for _ in range(5))
-    _age(old_pending, 600)
-    _age(new_pending, 10)
-    _age(stale, 900, state=NoticeState.PROCESSING, attempts=1)
-    Notice.objects.filter(pk=stale.pk).update(
-        processing_started_at=timezone.now() - timedelta(seconds=800)
-    )
-    _age(busy, 900, state=NoticeState.PROCESSING, attempts=1)
-    Notice.objects.filter(pk=busy.pk).update(processing_started_at=timezone.now())
+def test_sweep_restarts_what_nothing_has_worked_on_for_sweep_after() -> None:
+    old, new, dead, busy, done, retry_lost, retry_soon = (store() for _ in range(7))
+    ago = timezone.now() - timedelta(seconds=800)
+    _age(old, 600)
+    _age(new, 10)
+    _age(dead, 900, attempts=1, claim="dead", claimed_at=ago)  # its process died
+    _age(busy, 900, attempts=1, claim="busy", claimed_at=timezone.now())  # just started
     _age(done, 900, state=NoticeState.PROCESSED)
+    _age(retry_lost, 2000, state=NoticeState.FAILED, attempts=1, next_attempt_at=ago)
+    _age(retry_soon, 2000, state=NoticeState.FAILED, attempts=1, next_attempt_at=timezone.now())
     restarted: list[int] = []
     with topview(SWEEP_AFTER=300):
-        assert sweeping.sweep(restart=restarted.append) == 2
-    assert sorted(restarted) == sorted([old_pending.pk, stale.pk])
+        assert sweeping.sweep(restart=restarted.append) == 3
+    assert sorted(restarted) == sorted([old.pk, dead.pk, retry_lost.pk])
 
 
-def _failed(attempts: int, last_attempt_seconds_ago: float) -> Notice:
-    notice = store()
-    _age(notice, last_attempt_seconds_ago + 5, state=NoticeState.FAILED, attempts=attempts)
-    Notice.objects.filter(pk=notice.pk).update(
-        processing_started_at=timezone.now() - timedelta(seconds=last_attempt_seconds_ago)
-    )
-    return notice
-
-
-def test_sweep_retries_a_failed_notice_whose_retry_never_came(record_signal: Any) -> None:
-    """Its Celery retry message was lost, or no Celery: after SWEEP_AFTER + RETRY_BACKOFF_MAX
-    without an attempt, a failed notice with attempts left is run again; one out of
-    attempts stays failed for an operator."""
+def test_sweep_by_default_processes_every_due_notice_here(record_signal: Any) -> None:
     received = record_signal()
-    settings = {"SWEEP_AFTER": 300, "RETRY_BACKOFF_MAX": 600, "MAX_ATTEMPTS": 3}
-    waiting = _failed(attempts=1, last_attempt_seconds_ago=800)  # its retry may still come
-    forgotten = _failed(attempts=2, last_attempt_seconds_ago=1000)
-    exhausted = _failed(attempts=3, last_attempt_seconds_ago=5000)
-    restarted: list[int] = []
-    with topview(**settings):
-        assert sweeping.sweep(restart=restarted.append) == 1
-        assert restarted == [forgotten.pk]
-        assert sweeping.sweep() == 1  # without Celery: processed here
-    assert [call["notice"].uuid for call in received.calls] == [forgotten.uuid]
-    states = dict(Notice.objects.values_list("pk", "state"))
-    assert states[forgotten.pk] == NoticeState.PROCESSED
-    assert states[waiting.pk] == states[exhausted.pk] == NoticeState.FAILED
-
-
-def test_the_task_takes_a_failed_notice_only_while_it_has_attempts_left(
-    record_signal: Any,
-) -> None:
-    received = record_signal()
-    left, exhausted = _failed(attempts=2, last_attempt_seconds_ago=60), _failed(3, 60)
-    with topview(MAX_ATTEMPTS=3):
-        # A fresh message (the sweep's restart), not a retry: it still takes the notice.
-        assert tasks.process_notice_task.apply((left.pk,)).get() == NoticeState.PROCESSED
-        assert tasks.process_notice_task.apply((exhausted.pk,)).get() is None
-    assert [call["notice"].uuid for call in received.calls] == [left.uuid]
-
-
-def test_sweep_by_default_processes_here(record_signal: Any) -> None:
-    received = record_signal()
-    notice = store()
-    _age(notice, 600)
+    notices = [store(), store()]
+    _age(notices[0], 600)
     with topview(SWEEP_AFTER=300):
-        assert sweeping.sweep() == 1
-    notice.refresh_from_db()
-    assert notice.state == NoticeState.PROCESSED
-    assert len(received.calls) == 1
-
-
-def test_sweep_gives_up_on_a_notice_that_keeps_killing_its_worker(record_signal: Any) -> None:
-    failed = record_signal(signals.notice_processing_failed)
-    notice = store()
-    _age(notice, 900, state=NoticeState.PROCESSING, attempts=3)
-    Notice.objects.filter(pk=notice.pk).update(
-        processing_started_at=timezone.now() - timedelta(seconds=800)
-    )
-    restarted: list[int] = []
-    with topview(SWEEP_AFTER=300, MAX_ATTEMPTS=3):
-        assert sweeping.sweep(restart=restarted.append) == 0
-    notice.refresh_from_db()
-    assert notice.state == NoticeState.FAILED
-    assert "Abandoned after 3 attempts" in notice.last_error
-    assert restarted == []
-    assert len(failed.calls) == 1
+        assert sweeping.sweep() == 2
+    assert {n.state for n in Notice.objects.all()} == {NoticeState.PROCESSED}
+    assert len(received.calls) == 2
 
 
 def test_sweep_task_queues_stuck_notices(
@@ -322,7 +271,7 @@ def test_sweep_task_queues_stuck_notices(
     notice = store()
     _age(notice, 600)
     with topview(SWEEP_AFTER=300), django_capture_on_commit_callbacks(execute=True):
-        assert tasks.sweep_task.apply().get() == 1
+        assert tasks.sweep.apply().get() == 1
     assert [args for args, _ in published] == [(notice.pk,)]
 
 
@@ -332,7 +281,9 @@ def test_sweep_command(published: list[Any], django_capture_on_commit_callbacks:
     with django_capture_on_commit_callbacks(execute=True):
         call_command("topview_sweep", "--older-than", "50", "--enqueue", stdout=io.StringIO())
     assert [args for args, _ in published] == [(notice.pk,)]
-    call_command("topview_sweep", "--older-than", "50", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("topview_sweep", stdout=out)
+    assert "Processed 1 notice(s)" in out.getvalue()
     notice.refresh_from_db()
     assert notice.state == NoticeState.PROCESSED
 
@@ -341,7 +292,7 @@ def test_sweep_command(published: list[Any], django_capture_on_commit_callbacks:
 
 
 def test_reconcile_task_runs_the_real_reconcile_and_returns_plain_data() -> None:
-    report = tasks.reconcile_task.apply().get()
+    report = tasks.reconcile.apply().get()
     assert report == {
         "polled": 0,
         "delivered": 0,
@@ -355,7 +306,7 @@ def test_reconcile_task_runs_the_real_reconcile_and_returns_plain_data() -> None
 def test_prune_task_reports_counts() -> None:
     notice = store()
     _age(notice, 100 * 86400, state=NoticeState.PROCESSED)
-    assert tasks.prune_task.apply().get() == {
+    assert tasks.prune.apply().get() == {
         "notices": 1,
         "failed_notices": 0,
         "tasks": 0,
@@ -363,6 +314,15 @@ def test_prune_task_reports_counts() -> None:
         "files": 0,
         "kept_for_files": 0,
     }
+
+
+def test_the_tasks_carry_their_own_time_limits() -> None:
+    # A host's task_time_limit (cookiecutter-django: 60 s soft, 300 s hard) must not kill a
+    # slow receiver or a big download halfway.
+    assert tasks.process_notices.time_limit == tasks.NOTICE_TIME_LIMIT >= 1800
+    assert tasks.process_notices.soft_time_limit == tasks.NOTICE_TIME_LIMIT - 60
+    assert tasks.archive_media.time_limit == tasks.MEDIA_TIME_LIMIT >= 3600
+    assert tasks.archive_media.soft_time_limit == tasks.MEDIA_TIME_LIMIT - 60
 
 
 # --- lifecycle signals ----------------------------------------------------------------------
@@ -432,7 +392,7 @@ def test_in_a_worker_the_task_keeps_its_connection_for_conn_max_age() -> None:
     from django.db import OperationalError as DatabaseError
     from django.db import connection
 
-    task = tasks.process_notice_task
+    task = tasks.process_notices
 
     def run_as_a_worker_does(notice: Notice) -> Any:
         task.push_request(id="t", called_directly=False)
@@ -444,16 +404,16 @@ def test_in_a_worker_the_task_keeps_its_connection_for_conn_max_age() -> None:
     first, second, third, fourth, fifth = store(), store(), store(), store(), store()
     connection.ensure_connection()
     kept = connection.connection
-    assert run_as_a_worker_does(first) == "processed"
+    assert run_as_a_worker_does(first) == 1
     assert connection.connection is kept  # reused, not reopened
     connection.close_at = time.monotonic() - 1  # CONN_MAX_AGE has run out
-    assert run_as_a_worker_does(second) == "processed"
+    assert run_as_a_worker_does(second) == 1
     assert connection.connection is not None and connection.connection is not kept
     # A connection that failed and no longer works is dropped, not reused by the next task.
     broken = connection.connection
     with pytest.raises(DatabaseError), connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # as in a restart
-    assert run_as_a_worker_does(third) == "processed"
+    assert run_as_a_worker_does(third) == 1
     assert connection.connection is not broken
 
     # CONN_MAX_AGE running out while the task runs: closed when it ends, not kept idle.
@@ -462,7 +422,7 @@ def test_in_a_worker_the_task_keeps_its_connection_for_conn_max_age() -> None:
 
     signals.notice_received.connect(age_out, dispatch_uid="age-out")
     try:
-        assert run_as_a_worker_does(fifth) == "processed"
+        assert run_as_a_worker_does(fifth) == 1
     finally:
         signals.notice_received.disconnect(dispatch_uid="age-out")
     assert connection.connection is None
@@ -470,5 +430,5 @@ def test_in_a_worker_the_task_keeps_its_connection_for_conn_max_age() -> None:
     connection.ensure_connection()
     connection.close_at = time.monotonic() - 1
     current = connection.connection
-    assert task.run(fourth.pk) == "processed"
+    assert task.run(fourth.pk) == 1
     assert connection.connection is current

@@ -91,29 +91,23 @@ def tasks_mode(settings: Any, **values: Any) -> None:
 
 @pytest.fixture
 def new_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    """This (pytest) process has asked for no drain yet (``BATCH_SIZE`` > 1)."""
-    from topview_callbacks import batching, tasks_framework
+    """This (pytest) process has asked for no drain yet."""
+    from topview_callbacks import jobs, tasks_framework
 
-    monkeypatch.setattr(tasks_framework, "_drain_window", batching.DrainWindow())
-
-
-# BATCH_SIZE 1: a task per notice; 10: drain tasks, each taking up to 10 pending notices.
-batch_sizes = pytest.mark.parametrize("batch_size", [1, 10], ids=["per-notice", "batched"])
+    monkeypatch.setattr(tasks_framework, "_drain_window", jobs.DrainWindow())
 
 
-@batch_sizes
 def test_workers_process_every_notice_delivered_over_http_once(
-    db_name: str, running: list[Service], settings: Any, batch_size: int
+    db_name: str, running: list[Service], settings: Any
 ) -> None:
     from topview_callbacks import tasks_framework
     from topview_callbacks.models import Notice
     from topview_callbacks.testing import notice_payload
 
-    # Two workers take tasks from one queue (SELECT ... FOR UPDATE SKIP LOCKED); drains
-    # claim notices with FOR UPDATE SKIP LOCKED too.
-    overrides = {"BATCH_SIZE": batch_size}
-    running.extend([tasks_worker(db_name, overrides=overrides) for _ in range(2)])
-    web, port = gunicorn(db_name, workers=2, overrides={**TASKS_MODE, **overrides})
+    # Two workers take tasks from one queue (SELECT ... FOR UPDATE SKIP LOCKED); their
+    # drains hold the notices they attempt by row locks, and skip the ones held.
+    running.extend([tasks_worker(db_name) for _ in range(2)])
+    web, port = gunicorn(db_name, workers=2, overrides=TASKS_MODE)
     running.append(web)
     uid = settings.TOPVIEW_CALLBACKS["UID"]
     payloads = [notice_payload(biz) for biz in ("M2V_PREVIEW", "VOICE_CLONE", "SCRAPER") * 10]
@@ -129,28 +123,18 @@ def test_workers_process_every_notice_delivered_over_http_once(
     assert fired() == dict.fromkeys(uuids, 1)
     assert set(Notice.objects.values_list("attempts", flat=True)) == {1}
     both = running[0].output() + running[1].output()
-    assert both.count(f"Topview notice {uuids[0]} (") == 1  # structured log line, once
-    assert f"notice id={Notice.objects.get(uuid=uuids[0]).pk} not claimed" in both
-    assert all(f"Topview notice {uuid} (" in both for uuid in uuids)
-    if batch_size == 1:  # both workers worked (drains may all go to one of them)
-        assert "[django task" in running[0].output() and "[django task" in running[1].output()
-    else:
-        assert "[django drain" in both
+    assert both.count(f"Topview notice {uuids[0]!r}: processed") == 1  # logged once
+    assert all(f"Topview notice {uuid!r}: processed" in both for uuid in uuids)
 
 
-@batch_sizes
 def test_a_raising_receiver_is_retried_with_backoff_then_failed(
-    db_name: str, running: list[Service], settings: Any, batch_size: int, new_window: None
+    db_name: str, running: list[Service], settings: Any, new_window: None
 ) -> None:
     from topview_callbacks.models import Notice
     from topview_callbacks.testing import deliver_notice, notice_payload
 
-    overrides = {
-        "MAX_ATTEMPTS": 3,
-        "RETRY_BACKOFF": 1.0,
-        "RETRY_JITTER": True,
-        "BATCH_SIZE": batch_size,  # batched: the first attempt in a drain, retries alone
-    }
+    # The first attempt in a drain, the retries alone, each a task due after its backoff.
+    overrides = {"MAX_ATTEMPTS": 3, "RETRY_BACKOFF": 1.0}
     worker = tasks_worker(db_name, overrides=overrides)
     running.append(worker)
     tasks_mode(settings, **overrides)
@@ -173,38 +157,37 @@ def test_a_raising_receiver_is_retried_with_backoff_then_failed(
     assert calls() == {payload["uuid"]: 3} and fired() == {}  # no 4th attempt
 
 
-@batch_sizes
 def test_a_worker_killed_mid_notice_loses_nothing_and_fires_once(
-    db_name: str, running: list[Service], settings: Any, batch_size: int, new_window: None
+    db_name: str, running: list[Service], settings: Any, new_window: None
 ) -> None:
     from django_tasks_db.models import DBTaskResult
 
     from topview_callbacks import tasks_framework
     from topview_callbacks.models import Notice
 
-    overrides = {"SWEEP_AFTER": 3, "BATCH_SIZE": batch_size}
-    first = tasks_worker(db_name, overrides=overrides)
+    first = tasks_worker(db_name)
     running.append(first)
-    tasks_mode(settings, **overrides)
+    tasks_mode(settings)
     payload = kill_mid_notice(first)
     # django-tasks-db never hands a task of a dead worker to another: it stays RUNNING.
-    job = "process_notice" if batch_size == 1 else "drain"
     assert list(DBTaskResult.objects.values_list("task_path", "status")) == [
-        (f"topview_callbacks.tasks_framework.{job}", "RUNNING")
+        ("topview_callbacks.tasks_framework.process_notices", "RUNNING")
     ]
 
-    second = tasks_worker(db_name, overrides=overrides)
+    second = tasks_worker(db_name)
     running.append(second)
-    time.sleep(3.5)  # past SWEEP_AFTER: the notice counts as stuck
-    # The sweep, itself a Task the worker runs, queues the notice again.
-    tasks_framework.enqueue(tasks_framework.sweep)
+    # The notice is due again at once (its attempt's row lock went with the dead worker):
+    # the next drain, asked for by any new notice or by the sweep, takes it.
+    killed_at = time.monotonic()
+    tasks_framework.enqueue(tasks_framework.process_notices)
     wait_for(lambda: fired().get(payload["uuid"]), 30, "the notice to be processed")
+    assert time.monotonic() - killed_at < 10
     time.sleep(1.0)
     notice = Notice.objects.get(uuid=payload["uuid"])
     assert (notice.state, notice.attempts) == ("processed", 2)
     assert fired() == {payload["uuid"]: 1}
     assert calls() == {payload["uuid"]: 2}  # the killed run and the one that completed
-    # Another sweep finds nothing left to do.
+    # The sweep finds nothing left to do.
     result = tasks_framework.enqueue(tasks_framework.sweep)
     wait_for(lambda: DBTaskResult.objects.get(pk=result.id).status == "SUCCESSFUL", 30, "sweep")
     assert DBTaskResult.objects.get(pk=result.id).return_value == 0

@@ -11,7 +11,7 @@ import pytest
 from django.db import OperationalError, connection
 from django.test import Client, override_settings
 
-from topview_callbacks import processing, scheduling, signals, sweeping
+from topview_callbacks import dispatch, processing, signals, sweeping
 from topview_callbacks.models import Notice, NoticeState
 from topview_callbacks.testing import deliver_notice, notice_payload
 
@@ -20,6 +20,11 @@ UID = "test-uid-NsDAaOPF4jLu"
 URL = "/topview/notice/"
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def stores(sql: str) -> bool:
+    """Whether a statement stores a notice: an INSERT, or PostgreSQL's inline function."""
+    return sql.lstrip().startswith("INSERT") or "topview_callbacks_receive" in sql
 
 
 def compact(text: str) -> bytes:
@@ -116,18 +121,20 @@ def test_secret_headers_are_not_stored() -> None:
     assert UID not in json.dumps(headers)  # masked: view-only staff see the headers
 
 
-def test_duplicate_uuid_gets_the_same_acknowledgement_and_counts_a_delivery(
+def test_duplicate_uuid_gets_the_same_acknowledgement_and_writes_nothing(
     record_signal: Any,
 ) -> None:
     fired = record_signal(signals.notice_received)
-    payload = json.dumps(notice_payload())
-    first, second = post(payload), post(payload)
+    redelivered = record_signal(signals.notice_redelivered)
+    payload = json.dumps(notice_payload(uuid="u-again"))
+    first = post(payload)
+    stored = Notice.objects.values().get()
+    second = post(payload)
     assert first.status_code == second.status_code == 200
     assert first.content == second.content
-    notice = Notice.objects.get()
-    assert notice.delivery_count == 2
-    assert notice.last_delivery_at >= notice.received_at
+    assert Notice.objects.values().get() == stored
     assert len(fired.calls) == 1
+    assert [(c["uuid"], c["account"]) for c in redelivered.calls] == [("u-again", "default")]
 
 
 def test_every_configured_account_is_recognised() -> None:
@@ -220,7 +227,7 @@ def test_oversized_body_gets_413() -> None:
 
 def test_database_unavailable_gets_503_and_nothing_is_stored() -> None:
     def refuse_inserts(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if sql.startswith(("INSERT", "WITH")):
+        if stores(sql):
             raise OperationalError("connection refused")
         return execute(sql, params, many, context)
 
@@ -230,21 +237,29 @@ def test_database_unavailable_gets_503_and_nothing_is_stored() -> None:
     assert body["result"]["uuid"] == "u-503"
 
 
-def test_the_notice_is_committed_before_the_acknowledgement_even_with_atomic_requests() -> None:
-    seen: list[bool] = []
+@pytest.mark.parametrize("mode, blocks", [("inline", 1), ("manual", 0)])
+def test_the_notice_is_committed_before_the_acknowledgement_even_with_atomic_requests(
+    mode: str, blocks: int
+) -> None:
+    seen: list[int] = []
 
     def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if sql.startswith(("INSERT INTO", "WITH")):
-            seen.append(connection.in_atomic_block)
+        if sql != "BEGIN":  # SQLite's own, sent as the transaction starts
+            seen.append(len(connection.atomic_blocks))
         return execute(sql, params, many, context)
 
     connection.settings_dict["ATOMIC_REQUESTS"] = True
     try:
-        with connection.execute_wrapper(watch):
+        with (
+            override_settings(TOPVIEW_CALLBACKS={"UID": UID, "PROCESSING": mode}),
+            connection.execute_wrapper(watch),
+        ):
             assert post(json.dumps(notice_payload())).status_code == 200
     finally:
         connection.settings_dict["ATOMIC_REQUESTS"] = False
-    assert seen[0] is False  # autocommit: durable as soon as the statement returns
+    # Inline: the processing's own transaction, outermost; manual: an autocommit statement.
+    # Never inside the request's transaction: committed when the acknowledgement leaves.
+    assert seen and set(seen) == {blocks}
 
 
 def test_one_sql_statement_stores_a_new_notice(django_assert_num_queries: Any) -> None:
@@ -289,11 +304,10 @@ def test_get_and_head_probes_are_answered_without_storing() -> None:
 
 
 def test_unexpected_errors_are_a_json_500_not_an_html_page(monkeypatch: Any) -> None:
-    def explode(**values: Any) -> Any:
+    def explode(*args: Any, **values: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(Notice.objects, "record_delivery", explode)
-    monkeypatch.setattr(scheduling, "store", explode)
+    monkeypatch.setattr(dispatch, "deliver", explode)
     body = assert_error(post(json.dumps(notice_payload())), 500, "retry")
     assert "boom" not in body["message"]
 
@@ -301,17 +315,17 @@ def test_unexpected_errors_are_a_json_500_not_an_html_page(monkeypatch: Any) -> 
 def test_a_failure_to_start_processing_still_acknowledges_and_leaves_it_pending(
     monkeypatch: Any,
 ) -> None:
-    def broken(notice_id: int, **kwargs: Any) -> Any:
+    def broken(**kwargs: Any) -> Any:
         raise OperationalError("lost connection")
 
-    monkeypatch.setattr(processing, "process_notice", broken)
-    monkeypatch.setattr(processing, "process_claimed", broken)
-    assert post(json.dumps(notice_payload())).status_code == 200
-    # Pending; or, inline on PostgreSQL, claimed by the request's own INSERT. Either way
-    # the sweep restarts it (here: after SWEEP_AFTER = 0).
+    monkeypatch.setattr(processing, "process_due", broken)
+    # VERIFY_WITH_QUERY: inline, the notice is stored first, then processed.
+    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "VERIFY_WITH_QUERY": True}):
+        assert post(json.dumps(notice_payload())).status_code == 200
     notice = Notice.objects.get()
-    assert notice.state in (NoticeState.PENDING, NoticeState.PROCESSING)
-    assert list(sweeping.stuck_notices(timedelta(0), pending_after=timedelta(0))) == [notice]
+    assert notice.state == NoticeState.PENDING
+    # The sweep restarts it (here: after SWEEP_AFTER = 0).
+    assert list(sweeping.stuck_notices(timedelta(0))) == [notice]
 
 
 def test_deliver_notice_helper_posts_to_the_named_route() -> None:
@@ -349,7 +363,7 @@ def test_refusals_after_the_uid_check_name_the_account_and_the_notice_when_known
     assert assert_error(too_big, 413)["result"]["topviewUid"] == UID
 
     def refuse_inserts(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if sql.startswith(("INSERT", "WITH")):  # WITH: the one-statement inline path
+        if stores(sql):
             raise OperationalError("connection refused")
         return execute(sql, params, many, context)
 
@@ -365,10 +379,10 @@ def test_refusals_after_the_uid_check_name_the_account_and_the_notice_when_known
 def test_unexpected_errors_are_logged_with_their_traceback(
     monkeypatch: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def explode(**values: Any) -> Any:
+    def explode(*args: Any, **values: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(scheduling, "store", explode)  # the view's one statement
+    monkeypatch.setattr(dispatch, "deliver", explode)  # storing (and processing)
     with caplog.at_level("ERROR", logger="topview_callbacks.views"):
         assert_error(post(json.dumps(notice_payload())), 500)
     [record] = [r for r in caplog.records if r.name == "topview_callbacks.views"]
@@ -378,7 +392,7 @@ def test_unexpected_errors_are_logged_with_their_traceback(
 
 def refusing_inserts_with(exc: Exception) -> Any:
     def wrapper(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if sql.startswith(("INSERT", "WITH")):  # WITH: the one-statement inline path
+        if stores(sql):
             raise exc
         return execute(sql, params, many, context)
 

@@ -19,8 +19,13 @@ from django.db.models import Max, Min, Sum
 from django.utils import timezone
 
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.models import Notice, NoticeState, RejectedDelivery, SubmittedTask
-from topview_callbacks.polling import OPEN_TASK_STATUSES
+from topview_callbacks.models import (
+    OPEN_TASK_STATUSES,
+    Notice,
+    NoticeState,
+    RejectedDelivery,
+    SubmittedTask,
+)
 from topview_callbacks.rejections import AUTH_REASONS
 
 
@@ -56,10 +61,10 @@ class Measurements:
 
     now: datetime
     pending: int
-    processing: int
+    retrying: int  # failed notices whose retry is scheduled
     failed: int
     failed_24h: int
-    oldest_waiting_at: datetime | None  # the oldest pending or processing notice
+    oldest_waiting_at: datetime | None  # since when the longest-waiting due notice is due
     overdue_tasks: int
     has_open_tasks: bool  # tasks still waiting for their outcome
     last_notice_at: datetime | None
@@ -94,18 +99,20 @@ def measure(now: datetime | None = None) -> Measurements:
     grace = timedelta(seconds=topview_settings.health["OVERDUE_GRACE_SECONDS"])
     by_state = Notice.objects.order_by()
     pending = by_state.filter(state=NoticeState.PENDING)
-    processing = by_state.filter(state=NoticeState.PROCESSING)
     failed = by_state.filter(state=NoticeState.FAILED)
+    retrying = by_state.filter(
+        state__in=(NoticeState.PENDING, NoticeState.FAILED), next_attempt_at__isnull=False
+    )
     oldest = [
-        pending.aggregate(at=Min("received_at"))["at"],
-        processing.aggregate(at=Min("processing_started_at"))["at"],
+        pending.filter(next_attempt_at__isnull=True).aggregate(at=Min("received_at"))["at"],
+        retrying.filter(next_attempt_at__lte=now).aggregate(at=Min("next_attempt_at"))["at"],
     ]
     open_tasks = SubmittedTask.objects.order_by().filter(status__in=OPEN_TASK_STATUSES)
     reasons = _rejections_by_reason(now - timedelta(hours=1))
     return Measurements(
         now=now,
         pending=pending.count(),
-        processing=processing.count(),
+        retrying=retrying.filter(state=NoticeState.FAILED).count(),
         failed=failed.count(),
         failed_24h=failed.filter(received_at__gte=now - timedelta(hours=24)).count(),
         oldest_waiting_at=min((at for at in oldest if at is not None), default=None),
@@ -147,9 +154,9 @@ def probe_stuck(m: Measurements, limits: dict[str, float]) -> Finding:
         age, sweep * limits["STUCK_WARNING_FACTOR"], sweep * limits["STUCK_CRITICAL_FACTOR"]
     )
     if m.oldest_waiting_at is None:
-        return Finding("stuck_notices", level, "No notice is pending or processing.", 0.0)
+        return Finding("stuck_notices", level, "No notice is waiting to be processed.", 0.0)
     summary = (
-        f"The oldest pending or processing notice waits since {age:.0f} s "
+        f"The notice waiting longest to be processed waits since {age:.0f} s "
         f"(SWEEP_AFTER is {sweep:.0f} s)"
     )
     if level:

@@ -1,8 +1,8 @@
 """Polling fallback: every submitted task gets its outcome, by callback or by query.
 
 Topview's callbacks may never come. ``reconcile`` queries tasks whose notice is overdue and
-turns a final answer into a ``source="poll"`` notice that goes through
-``processing.process_notice`` like a callback, so each outcome still fires once.
+turns a final answer into a ``source="poll"`` notice, stored and then processed like a
+callback (here, or by a queue: ``start``), so each outcome still fires once.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,19 +24,21 @@ from topview_callbacks.conf import topview_settings
 from topview_callbacks.exceptions import TopviewConfigurationError, TopviewError
 from topview_callbacks.models import (
     FINAL_TASK_STATUSES,
+    OPEN_TASK_STATUSES,
+    POLLABLE_TASK_STATUSES,
     Notice,
     NoticeSource,
     NoticeState,
     SubmittedTask,
     TaskStatus,
 )
-from topview_callbacks.processing import announce_stored, process_notice
+from topview_callbacks.processing import process_due, store
 
 logger = logging.getLogger(__name__)
 
-# Tasks reconcile still asks about; "expired" ones only change on a late notice or "poll now".
-OPEN_TASK_STATUSES = (TaskStatus.SUBMITTED, TaskStatus.RUNNING)
-POLLABLE_TASK_STATUSES = (*OPEN_TASK_STATUSES, TaskStatus.EXPIRED)
+#: What starts a stored notice's processing: a queue's (given the notice's id); None
+#: processes it where the poll runs.
+Start = Callable[[int], object] | None
 # The exponent of POLL_BACKOFF stops growing here, long after POLL_MAX_INTERVAL is reached.
 _MAX_BACKOFF_STEPS = 32
 
@@ -53,14 +56,16 @@ class ReconcileReport:
 
 
 def _notices_in_flight() -> Exists:
-    # A notice that is pending or processing will record its task's outcome (the sweep sees
-    # to that). One that recorded it made the task final, which excludes it anyway; ignored
-    # or abandoned ones must not keep the task from being polled and expired.
+    # A notice that is pending, or failed with a retry to come, will record its task's
+    # outcome (the sweep sees to that). One that recorded it made the task final, which
+    # excludes it anyway; ignored or abandoned ones must not keep the task from being
+    # polled and expired.
     return Exists(
         Notice.objects.filter(
+            Q(state=NoticeState.PENDING)
+            | Q(state=NoticeState.FAILED, next_attempt_at__isnull=False),
             biz_type=OuterRef("biz_type"),
             task_id=OuterRef("task_id"),
-            state__in=(NoticeState.PENDING, NoticeState.PROCESSING),
         )
     )
 
@@ -102,11 +107,14 @@ def poll_task(
     *,
     client: TopviewClient | None = None,
     now: datetime | None = None,
+    start: Start = None,
 ) -> Notice | None:
-    """Query one task now. A final answer becomes a ``source="poll"`` notice, processed once.
+    """Query one task now. A final answer becomes a ``source="poll"`` notice, processed once
+    (here, or by ``start``).
 
-    Returns that notice, or None when the task is unfinished, already polled by someone
-    else meanwhile, or already has its outcome. Raises ``TopviewError`` if the query fails.
+    Returns that notice (as its attempt left it, or pending when ``start`` has it), or None
+    when the task is unfinished, already polled by someone else meanwhile, or already has
+    its outcome. Raises ``TopviewError`` if the query fails.
     """
     now = now or timezone.now()
     # Optimistic claim on poll_count: two reconcile passes never query one task twice.
@@ -145,8 +153,8 @@ def poll_task(
         "source": NoticeSource.POLL,
     }
     uuid = _poll_uuid(task)
-    delivery = Notice.objects.record_delivery(uuid=uuid, **values)
-    if not delivery.created:
+    stored = store({"uuid": uuid, **values}).notice
+    if stored is None:
         if _delivers_this_task(uuid, task):
             # The callback with this uuid was stored meanwhile: its processing delivers it.
             return None
@@ -161,11 +169,14 @@ def poll_task(
             task.task_id,
             uuid,
         )
-        delivery = Notice.objects.record_delivery(uuid=_poll_uuid(task, own=True), **values)
-        if not delivery.created:
+        stored = store({"uuid": _poll_uuid(task, own=True), **values}).notice
+        if stored is None:
             return None  # that notice is stored already: its processing delivers it
-    announce_stored(delivery.notice_id)
-    return process_notice(delivery.notice_id)
+    if start is not None:
+        start(stored.pk)
+        return stored
+    done = process_due(notice_id=stored.pk, limit=1).notices
+    return done[0] if done else stored
 
 
 def _delivers_this_task(uuid: str, task: SubmittedTask) -> bool:
@@ -202,8 +213,11 @@ def expire_tasks(now: datetime | None = None) -> int:
     return expired
 
 
-def reconcile(*, limit: int | None = None, now: datetime | None = None) -> ReconcileReport:
+def reconcile(
+    *, limit: int | None = None, now: datetime | None = None, start: Start = None
+) -> ReconcileReport:
     """One pass of the polling fallback: query overdue tasks, then expire the hopeless ones.
+    The outcomes found are processed here, or by ``start`` (a queue).
 
     Safe to run from several places at once (cron, Celery beat, the admin): each task is
     claimed before it is queried, and an outcome is delivered once whichever way it came.
@@ -230,7 +244,7 @@ def reconcile(*, limit: int | None = None, now: datetime | None = None) -> Recon
             continue
         report.polled += 1
         try:
-            notice = poll_task(task, client=client, now=now)
+            notice = poll_task(task, client=client, now=now, start=start)
         except TopviewError as exc:
             report.errors += 1
             logger.warning(

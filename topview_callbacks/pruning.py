@@ -99,7 +99,12 @@ def prune(
         batch_size,
     )
     failed = _delete_in_batches(
-        Notice.objects.filter(state=NoticeState.FAILED, received_at__lt=now - failed_older_than),
+        # A failed notice whose retry is still to come is kept, whatever its age.
+        Notice.objects.filter(
+            state=NoticeState.FAILED,
+            next_attempt_at__isnull=True,
+            received_at__lt=now - failed_older_than,
+        ),
         batch_size,
     )
     # A final task keeps a late duplicate callback from firing again; once its notices are

@@ -1,23 +1,21 @@
-"""The callback endpoint: authenticate, validate, store once, schedule, acknowledge."""
+"""The callback endpoint: authenticate, validate, store (and process) once, acknowledge."""
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from rest_framework.exceptions import APIException
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from topview_callbacks import rejections, scheduling, signals
+from topview_callbacks import dispatch, rejections, signals
 from topview_callbacks.auth import (
     account_for_uid,
     address_is_allowed,
@@ -202,22 +200,20 @@ class NoticeView(APIView):
         except NoticeValidationError as exc:
             return error(exc.status_code, str(exc), uid=account.uid, reason="invalid")
 
-        headers = stored_headers(django_request)
-        stale_before = timezone.now() - timedelta(seconds=topview_settings.sweep_after)
         try:
-            delivery = scheduling.store(
-                uuid=notice.uuid,
-                account=account.name,
-                biz_type=notice.biz_type,
-                task_id=notice.task_id,
-                status=notice.status,
-                error_message=notice.error_message,
-                result=notice.result,
-                raw_body=notice.raw_body,
-                headers=headers,
-                remote_addr=str(address) if address is not None else None,
-                stale_before=stale_before,
-                max_attempts=topview_settings.max_attempts,
+            received = dispatch.deliver(
+                {
+                    "uuid": notice.uuid,
+                    "account": account.name,
+                    "biz_type": notice.biz_type,
+                    "task_id": notice.task_id,
+                    "status": notice.status,
+                    "error_message": notice.error_message,
+                    "result": notice.result,
+                    "raw_body": notice.raw_body,
+                    "headers": stored_headers(django_request),
+                    "remote_addr": str(address) if address is not None else None,
+                }
             )
         except (DataError, IntegrityError) as exc:
             return error(
@@ -229,25 +225,12 @@ class NoticeView(APIView):
                 detail=str(exc),
             )
         except DatabaseError:
-            logger.exception("Database unavailable; Topview notice %s not stored", notice.uuid)
+            logger.exception("Database unavailable; Topview notice %r not stored", notice.uuid)
             return error(
                 503, "The database is unavailable; please retry.", uuid=notice.uuid, uid=account.uid
             )
-
-        if delivery.created:
-            transaction.on_commit(lambda: scheduling.start(delivery))
-        elif delivery.needs_restart:
-            # Stored earlier but never processed (the answer to that delivery was lost, the
-            # process died) or its worker died: this delivery starts it again. The claim in
-            # processing makes sure it runs once even if the first attempt is still alive.
-            logger.info(
-                "Repeated delivery of Topview notice %s, still pending: processing it",
-                notice.uuid,
-                extra={"topview_notice_id": delivery.notice_id, "topview_notice_uuid": notice.uuid},
-            )
-            transaction.on_commit(lambda: scheduling.start(delivery, redelivered=True))
-        else:
-            logger.info("Duplicate delivery of Topview notice %s", notice.uuid)
+        if received.repeated:
+            logger.info("Duplicate delivery of Topview notice %r", notice.uuid)
             signals.send_lifecycle(
                 signals.notice_redelivered, sender=Notice, uuid=notice.uuid, account=account.name
             )

@@ -12,13 +12,15 @@ from typing import Any, TypeVar
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from topview_callbacks import polling, processing
+from topview_callbacks import dispatch, polling
+from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask
 
 #: The most rows one action runs on synchronously; beyond it, use the management commands.
@@ -71,13 +73,14 @@ def too_many(
 
 
 def replay_one(notice: Notice) -> tuple[int, str]:
-    """Replay one notice through ``processing.replay_notice``; (message level, text)."""
+    """Replay one notice (``dispatch.replay``: here, or on the configured queue); (message
+    level, text)."""
     label = f"{notice.biz_type} {notice.task_id} ({notice.uuid})"
     duplicate = _("%s: its task already had an outcome; receivers not fired (duplicate).")
     if notice.state == NoticeState.DUPLICATE:
         return messages.WARNING, duplicate % label
     try:
-        done = processing.replay_notice(notice.pk)
+        done = dispatch.replay(notice.pk)
     except Exception as exc:  # an error in processing itself, not in a receiver
         return messages.ERROR, _("%(notice)s: could not reprocess: %(error)s") % {
             "notice": label,
@@ -85,6 +88,8 @@ def replay_one(notice: Notice) -> tuple[int, str]:
         }
     if done is None:
         return messages.WARNING, _("%s: skipped, it is being processed right now.") % label
+    if done.state == NoticeState.PENDING:
+        return messages.SUCCESS, _("%s: queued; a worker runs the receivers again.") % label
     if done.state == NoticeState.FAILED:
         return messages.ERROR, _("%(notice)s: a receiver failed again: %(error)s") % {
             "notice": label,
@@ -104,7 +109,7 @@ def poll_one(task: SubmittedTask) -> tuple[int, str]:
     """
     label = f"{task.biz_type} {task.task_id}"
     try:
-        notice = polling.poll_task(task)
+        notice = polling.poll_task(task, start=dispatch.restart_for(topview_settings.processing))
     except Exception as exc:  # reported on the page, one message per task
         return messages.ERROR, _("%(task)s: polling failed: %(error)s") % {
             "task": label,
@@ -143,8 +148,12 @@ def reprocess(
 def mark_ignored(
     model_admin: admin.ModelAdmin[Notice], request: HttpRequest, queryset: QuerySet[Notice]
 ) -> None:
-    # A notice being processed keeps its state: its worker would overwrite ours.
-    changed = queryset.exclude(state=NoticeState.PROCESSING).update(state=NoticeState.IGNORED)
+    # A notice an attempt holds right now is left alone: the attempt would overwrite ours.
+    with transaction.atomic():
+        free = list(queryset.select_for_update(skip_locked=True).values_list("pk", flat=True))
+        changed = Notice.objects.filter(pk__in=free).update(
+            state=NoticeState.IGNORED, next_attempt_at=None, claim=""
+        )
     model_admin.message_user(
         request,
         ngettext("%d notice marked ignored.", "%d notices marked ignored.", changed) % changed,

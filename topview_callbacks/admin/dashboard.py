@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from topview_callbacks import health
 from topview_callbacks.admin import charts, credit, dashboard_stats
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.polling import OPEN_TASK_STATUSES
+from topview_callbacks.models import OPEN_TASK_STATUSES
 
 TURNAROUND_LABELS = (
     "<1 min",

@@ -34,7 +34,7 @@ WINDOW = timedelta(days=7)
 OUTCOMES: dict[str, tuple[str, ...]] = {
     "processed": (NoticeState.PROCESSED,),
     "failed": (NoticeState.FAILED,),
-    "waiting": (NoticeState.PENDING, NoticeState.PROCESSING),
+    "waiting": (NoticeState.PENDING,),
     "duplicate": (NoticeState.DUPLICATE, NoticeState.IGNORED),
 }
 #: Upper bounds (seconds) of the turnaround distribution's buckets; the last is open.
@@ -80,7 +80,6 @@ def state_counts(m: health.Measurements) -> list[StateCount]:
     ones that grow without bound by PostgreSQL's estimate once it passes 10,000 rows."""
     exact: dict[str, int] = {
         NoticeState.PENDING: m.pending,
-        NoticeState.PROCESSING: m.processing,
         NoticeState.FAILED: m.failed,
     }
     counts = []

@@ -29,7 +29,6 @@ from topview_callbacks.models import (
 
 STATE_COLOURS = {
     NoticeState.PENDING: "#8a6d00",
-    NoticeState.PROCESSING: "#205493",
     NoticeState.PROCESSED: "#1e7e34",
     NoticeState.FAILED: "#ba2121",
     NoticeState.DUPLICATE: "#666666",

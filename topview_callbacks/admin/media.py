@@ -15,7 +15,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from topview_callbacks import archiving, scheduling
+from topview_callbacks import archiving, dispatch
 from topview_callbacks.admin.actions import run_rows, too_many
 from topview_callbacks.admin.display import coloured
 from topview_callbacks.admin.permissions import ReadOnlyMixin
@@ -114,7 +114,7 @@ def archive_task_now(task: SubmittedTask) -> tuple[int, str]:
     label = f"{task.biz_type} {task.task_id}"
     archiving.create_rows(task)
     archiving.retry_given_up(ArchivedMedia.objects.filter(task=task))
-    queue = scheduling.archive_queue_for(topview_settings.processing)
+    queue = dispatch.archive_queue_for(topview_settings.processing)
     if queue is not None:
         queued = archiving.sweep(restart=queue, task_pks=[task.pk])
         return messages.SUCCESS, _("%(task)s: %(count)d file(s) queued.") % {

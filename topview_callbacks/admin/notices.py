@@ -39,7 +39,6 @@ class NoticeAdmin(NoticeStateColumn, OutcomeFields, FastListMixin, OperatorAdmin
         "coloured_state",
         "source",
         "account",
-        "delivery_count",
     )
     list_filter = (BizTypeFilter, NoticeStatusFilter, "state", "source", AccountFilter)
     # __exact, not "=" (iexact): UPPER(col) = UPPER(%s) would not use the indexes.
@@ -56,8 +55,8 @@ class NoticeAdmin(NoticeStateColumn, OutcomeFields, FastListMixin, OperatorAdmin
                     ("biz_type", "task_id", "task_link"),
                     ("status", "coloured_state", "source"),
                     "error_message",
-                    ("received_at", "last_delivery_at", "delivery_count", "remote_addr"),
-                    ("attempts", "processing_started_at", "processed_at"),
+                    ("received_at", "remote_addr"),
+                    ("attempts", "claimed_at", "next_attempt_at", "processed_at"),
                 )
             },
         ),

@@ -25,7 +25,7 @@ class NoticeInline(NoticeStateColumn, ReadOnlyMixin, admin.TabularInline):  # ty
     """The notices of a task, newest first, each linking to its own page."""
 
     model = Notice
-    fields = ("received_at", "uuid", "status", "coloured_state", "source", "delivery_count")
+    fields = ("received_at", "uuid", "status", "coloured_state", "source", "attempts")
     readonly_fields = fields
     show_change_link = True
     extra = 0

@@ -1,4 +1,4 @@
-"""Checks of processing, retries, the sweep and pruning (E004, E007, E020, W020-W022)."""
+"""Checks of processing, retries, the sweep and pruning (E004, E007, E020, W020, W022)."""
 
 from __future__ import annotations
 
@@ -33,15 +33,6 @@ def check_processing(raw: dict[str, Any]) -> list[CheckMessage]:
                 "failed notices are kept as long as the others, not shorter.",
                 hint="Keep failed notices longer, so someone can still replay them.",
                 id=check_id("W020"),
-            )
-        )
-    if values["SWEEP_AFTER"] < 30:
-        messages.append(
-            Warning(
-                f"{SETTINGS_NAME}['SWEEP_AFTER'] is under 30 seconds: a receiver still running "
-                "after that long is considered dead and may be run a second time.",
-                hint="Set it above the longest time your receivers take (default 300).",
-                id=check_id("W021"),
             )
         )
     return messages

@@ -23,12 +23,12 @@ class PipelineCollector(Collector):
         m = health.measure()
         values = (
             ("topview_notices_pending", "Notices waiting for processing.", m.pending),
-            ("topview_notices_processing", "Notices being processed now.", m.processing),
+            ("topview_notices_retrying", "Failed notices whose retry is scheduled.", m.retrying),
             ("topview_notices_failed_now", "Notices in the failed state.", m.failed),
             ("topview_tasks_overdue", "Open tasks overdue past their poll time.", m.overdue_tasks),
             (
                 "topview_oldest_waiting_notice_seconds",
-                "Age of the oldest pending or processing notice (0: none).",
+                "Seconds the longest-waiting due notice has waited (0: none).",
                 m.oldest_waiting_seconds,
             ),
         )

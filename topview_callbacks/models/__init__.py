@@ -9,15 +9,22 @@ from topview_callbacks.models.media import (
     archive_storage,
     reset_archive_storage,
 )
-from topview_callbacks.models.notices import Delivery, Notice, NoticeSource, NoticeState
+from topview_callbacks.models.notices import Notice, NoticeSource, NoticeState
 from topview_callbacks.models.rejections import RejectedDelivery
-from topview_callbacks.models.tasks import FINAL_TASK_STATUSES, SubmittedTask, TaskStatus
+from topview_callbacks.models.tasks import (
+    FINAL_TASK_STATUSES,
+    OPEN_TASK_STATUSES,
+    POLLABLE_TASK_STATUSES,
+    SubmittedTask,
+    TaskStatus,
+)
 
 __all__ = [
     "FINAL_TASK_STATUSES",
     "GIVEN_UP_MEDIA_STATES",
+    "OPEN_TASK_STATUSES",
+    "POLLABLE_TASK_STATUSES",
     "ArchivedMedia",
-    "Delivery",
     "MediaState",
     "Notice",
     "NoticeSource",

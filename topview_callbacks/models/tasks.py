@@ -19,6 +19,9 @@ class TaskStatus(models.TextChoices):
 
 # An outcome that nothing may change any more; "expired" is not one: a late outcome may follow.
 FINAL_TASK_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.FAIL})
+# Tasks polling still asks about; "expired" ones only change on a late notice or "poll now".
+OPEN_TASK_STATUSES = (TaskStatus.SUBMITTED, TaskStatus.RUNNING)
+POLLABLE_TASK_STATUSES = (*OPEN_TASK_STATUSES, TaskStatus.EXPIRED)
 
 
 class SubmittedTask(models.Model):
@@ -35,6 +38,13 @@ class SubmittedTask(models.Model):
     )
     status = models.CharField(
         _("status"), max_length=16, choices=TaskStatus.choices, default=TaskStatus.SUBMITTED
+    )
+    previous_status = models.CharField(
+        _("previous status"),
+        max_length=16,
+        choices=TaskStatus.choices,
+        blank=True,
+        help_text=_("Its status before its outcome was recorded."),
     )
     request_payload = models.JSONField(
         _("request payload"),

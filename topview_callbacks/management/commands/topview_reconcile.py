@@ -4,6 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from topview_callbacks.conf import topview_settings
+from topview_callbacks.dispatch import restart_for
 from topview_callbacks.polling import reconcile
 
 
@@ -11,6 +13,7 @@ class Command(BaseCommand):
     help = (
         "One pass of the polling fallback: query Topview about submitted tasks whose notice "
         "is overdue, deliver the outcomes found, and expire tasks older than TASK_MAX_AGE. "
+        "The outcomes' receivers run where PROCESSING runs them (here, or on the queue). "
         "Run it from cron every few minutes if you do not use the Celery beat schedule."
     )
 
@@ -25,7 +28,7 @@ class Command(BaseCommand):
         limit = options["limit"]
         if limit is not None and limit < 1:
             raise CommandError("--limit must be at least 1.")
-        report = reconcile(limit=limit)
+        report = reconcile(limit=limit, start=restart_for(topview_settings.processing))
         message = (
             f"Polled {report.polled} task(s): {report.delivered} outcome(s) delivered, "
             f"{report.unfinished} still running, {report.errors} error(s); "

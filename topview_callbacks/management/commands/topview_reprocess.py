@@ -4,12 +4,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from topview_callbacks.dispatch import replay
 from topview_callbacks.models import Notice, NoticeState
-from topview_callbacks.processing import replay_notice
 
 
 class Command(BaseCommand):
-    help = "Run stored Topview notices through the receivers again (by uuid, or all failed)."
+    help = (
+        "Run stored Topview notices through the receivers again (by uuid, or all failed), "
+        "where PROCESSING runs them: here, or on the Celery or Tasks queue."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("uuids", nargs="*", help="Notice uuids to replay.")
@@ -29,9 +32,11 @@ class Command(BaseCommand):
             notices = notices | Notice.objects.filter(state=NoticeState.FAILED)
         failures = 0
         for notice_id, uuid in notices.order_by("received_at").values_list("pk", "uuid"):
-            notice = replay_notice(notice_id)
+            notice = replay(notice_id)
             if notice is None:
                 self.stdout.write(self.style.WARNING(f"{uuid}: being processed elsewhere, skipped"))
+            elif notice.state == NoticeState.PENDING:
+                self.stdout.write(self.style.SUCCESS(f"{uuid}: queued"))
             elif notice.state == NoticeState.FAILED:
                 failures += 1
                 self.stdout.write(self.style.ERROR(f"{uuid}: failed again: {notice.error_summary}"))

@@ -6,15 +6,16 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.scheduling import queue_for
+from topview_callbacks.dispatch import restart_for
 from topview_callbacks.sweeping import sweep
 
 
 class Command(BaseCommand):
     help = (
-        "Restart Topview notices stuck pending (the broker was down) or processing (a worker "
-        "died) for longer than SWEEP_AFTER: for cron users; Celery users schedule "
-        "topview_callbacks.sweep instead (Django Tasks users can enqueue "
+        "The sweep, for cron: process here every Topview notice that is due (inline and "
+        "manual sites: this is also how failed notices are retried), or with --enqueue queue "
+        "the ones nothing has worked on for SWEEP_AFTER. Celery users schedule "
+        "topview_callbacks.sweep instead (Django Tasks users enqueue "
         "topview_callbacks.tasks_framework.sweep)."
     )
 
@@ -23,8 +24,8 @@ class Command(BaseCommand):
             "--older-than",
             type=float,
             metavar="SECONDS",
-            help=f"Stuck for longer than this (default: SWEEP_AFTER, now "
-            f"{topview_settings.sweep_after:g}).",
+            help=f"With --enqueue: untouched for longer than this (default: SWEEP_AFTER, "
+            f"now {topview_settings.sweep_after:g}).",
         )
         parser.add_argument(
             "--limit", type=int, default=1000, help="At most this many notices (default 1000)."
@@ -32,8 +33,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--enqueue",
             action="store_true",
-            help="Queue them (as Celery tasks, or as Django Tasks with PROCESSING='tasks') "
-            "instead of processing them in this command.",
+            help="Queue the stuck ones (as Celery tasks, or as Django Tasks with "
+            "PROCESSING='tasks') instead of processing every due notice in this command.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -45,7 +46,7 @@ class Command(BaseCommand):
             # The queue PROCESSING names; Celery when it names none (inline, manual).
             mode = "tasks" if topview_settings.processing == "tasks" else "celery"
             try:
-                restart = queue_for(mode)
+                restart = restart_for(mode)
             except ImportError as exc:
                 needs = "Celery" if mode == "celery" else "django.tasks or django-tasks"
                 raise CommandError(f"--enqueue needs {needs}: {exc}") from exc
@@ -54,5 +55,7 @@ class Command(BaseCommand):
             limit=options["limit"],
             restart=restart,
         )
-        verb = "Queued" if restart else "Restarted"
-        self.stdout.write(self.style.SUCCESS(f"{verb} {done} stuck notice(s)."))
+        if restart:
+            self.stdout.write(self.style.SUCCESS(f"Queued {done} stuck notice(s)."))
+        else:
+            self.stdout.write(self.style.SUCCESS(f"Processed {done} notice(s)."))

@@ -1,0 +1,117 @@
+"""processing.claims and the storing statements: attempts counted before they run, the
+claim held by a row lock, given up after MAX_ATTEMPTS when attempts never finish."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from topview_callbacks import processing, signals
+from topview_callbacks.models import Notice, NoticeSource, NoticeState
+from topview_callbacks.processing import claims
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def store(uuid: str, **values: Any) -> Notice:
+    fields = {"biz_type": "SCRAPER", "task_id": f"t-{uuid}", "status": "success", **values}
+    stored = processing.store({"uuid": uuid, **fields}).notice
+    assert stored is not None
+    return stored
+
+
+def test_store_inserts_a_uuid_once_and_keeps_the_first_delivery() -> None:
+    first = processing.store(
+        {
+            "uuid": "u1",
+            "biz_type": "SCRAPER",
+            "task_id": "t1",
+            "status": "success",
+            "result": {"a": [1, "é"]},
+        }
+    )
+    again = processing.store(
+        {"uuid": "u1", "biz_type": "OTHER", "task_id": "t2", "status": "fail", "result": None}
+    )
+    assert first.notice is not None and not first.repeated
+    assert again.notice is None and again.repeated
+    notice = Notice.objects.get()
+    assert notice.pk == first.notice.pk
+    assert (notice.biz_type, notice.task_id, notice.result) == ("SCRAPER", "t1", {"a": [1, "é"]})
+    assert (notice.state, notice.attempts, notice.claim) == (NoticeState.PENDING, 0, "")
+    assert notice.source == NoticeSource.CALLBACK
+    assert notice.headers == {}
+
+
+def test_store_keeps_the_reception_time_a_caller_gives() -> None:
+    received = timezone.now() - timedelta(hours=3)
+    store("u-dated", received_at=received)
+    assert Notice.objects.get(uuid="u-dated").received_at == received
+
+
+def test_start_counts_an_attempt_and_marks_the_oldest_due_notices() -> None:
+    old = store("u-old", received_at=timezone.now() - timedelta(minutes=5))
+    new = store("u-new")
+    later = store("u-later")
+    Notice.objects.filter(pk=later.pk).update(next_attempt_at=timezone.now() + timedelta(hours=1))
+    before = timezone.now()
+    claim = claims.start(connection, limit=5)
+    assert claim.notice_ids == [old.pk, new.pk]  # the one due later is not taken
+    assert claim.abandoned == []
+    rows = {n.pk: n for n in Notice.objects.filter(pk__in=claim.notice_ids)}
+    assert {n.claim for n in rows.values()} == {claim.token}
+    assert all(n.attempts == 1 and n.claimed_at >= before for n in rows.values())
+    # Held: another attempt takes nothing of it, at least for a moment.
+    assert claims.start(connection, limit=5).notice_ids == []
+
+
+def test_start_takes_at_most_limit_notices_oldest_first() -> None:
+    stored = [
+        store(f"u{i}", received_at=timezone.now() - timedelta(seconds=10 - i)) for i in range(3)
+    ]
+    assert claims.start(connection, limit=2).notice_ids == [stored[0].pk, stored[1].pk]
+
+
+def test_lock_reads_the_claims_notices_as_stored() -> None:
+    store("u-read", result={"a": [1, "é"]})
+    claim = claims.start(connection, limit=1)
+    [notice] = claims.lock(connection, claim)
+    assert (notice.uuid, notice.result, notice.attempts) == ("u-read", {"a": [1, "é"]}, 1)
+    assert notice.claim == claim.token
+
+
+def test_a_notice_whose_attempts_never_finish_is_given_up(record_signal: Any) -> None:
+    failed = record_signal(signals.notice_processing_failed)
+    notice = store("u-crashes")
+    # Three attempts started and none finished: each time its process died.
+    Notice.objects.filter(pk=notice.pk).update(
+        attempts=3, claim="dead", claimed_at=timezone.now() - timedelta(minutes=1)
+    )
+    with override_settings(TOPVIEW_CALLBACKS={"MAX_ATTEMPTS": 3}):
+        batch = processing.process_due()
+    assert (batch.claimed, batch.notices) == (1, [])
+    notice.refresh_from_db()
+    assert notice.state == NoticeState.FAILED
+    assert notice.last_error.startswith("Given up: MAX_ATTEMPTS attempts were started")
+    assert (notice.claim, notice.next_attempt_at) == ("", None)
+    assert [call["notice"].pk for call in failed.calls] == [notice.pk]
+    assert processing.process_due().claimed == 0  # never taken again, but by a replay
+
+
+def test_a_failed_notice_is_due_again_when_its_retry_comes() -> None:
+    notice = store("u-retry")
+    Notice.objects.filter(pk=notice.pk).update(
+        state=NoticeState.FAILED, attempts=1, next_attempt_at=timezone.now() + timedelta(hours=1)
+    )
+    assert claims.start(connection, limit=5).notice_ids == []
+    Notice.objects.filter(pk=notice.pk).update(next_attempt_at=timezone.now())
+    assert claims.start(connection, limit=5).notice_ids == [notice.pk]
+    Notice.objects.filter(pk=notice.pk).update(
+        claim="", claimed_at=None, next_attempt_at=None
+    )  # failed without a retry: given up
+    assert claims.start(connection, limit=5).notice_ids == []

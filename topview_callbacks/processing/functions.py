@@ -1,0 +1,195 @@
+"""PostgreSQL: the inline path's statements as one PL/pgSQL function.
+
+``topview_callbacks_receive`` runs ``sql``'s FIND_NOTICE, RECORD_OUTCOME, CLASSIFY and
+STORE_NOTICE, as ``recording.receive`` runs them one by one elsewhere: one round trip
+for a delivery, and PL/pgSQL plans each inner statement once per connection and reuses
+the plan. That is what prepared statements would give, without a prepared statement for
+a transaction-pooling proxy (PgBouncer before 1.21) to lose: measured in
+docs/benchmark.md. The function is built from the statements' text at ``migrate`` time
+(migrations 0005 on) and carries a version that every call checks, so code and database
+can never disagree silently.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from typing import Any
+
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from topview_callbacks.models import NoticeState, SubmittedTask
+from topview_callbacks.processing.sql import (
+    CLASSIFY,
+    FIND_NOTICE,
+    RECORD_OUTCOME,
+    STORE_NOTICE,
+    columns,
+    fetchone,
+    instance,
+)
+
+NAME = "topview_callbacks_receive"
+
+# The function's arguments, in order: the statements' parameters and their types.
+ARGUMENTS = (
+    ("uuid", "varchar"),
+    ("account", "varchar"),
+    ("biz_type", "varchar"),
+    ("task_id", "varchar"),
+    ("status", "varchar"),
+    ("error_message", "text"),
+    ("result", "jsonb"),
+    ("raw_body", "text"),
+    ("headers", "jsonb"),
+    ("remote_addr", "inet"),
+    ("source", "varchar"),
+    ("received_at", "timestamptz"),
+    ("state", "varchar"),
+    ("attempts", "integer"),
+    ("last_error", "text"),
+    ("next_attempt_at", "timestamptz"),
+    ("processed_at", "timestamptz"),
+    ("callback_uuid", "varchar"),
+    ("now", "timestamptz"),
+    ("ignored_reason", "text"),
+)
+# STORE_NOTICE's parameters the function decides itself (a duplicate or ignored notice).
+DECIDED = ("state", "last_error", "next_attempt_at", "processed_at", "task_pk")
+_PARAMETER = re.compile(r"%\((\w+)\)s")
+
+
+def _plpgsql(template: str, conn: BaseDatabaseWrapper) -> str:
+    """A statement of ``sql`` inside the function: parameters become its arguments
+    (``p_name``) or, for what it decides, its variables (``v_name``)."""
+    text = template.replace("{notices}", "topview_callbacks_notice").replace(
+        "{tasks}", "topview_callbacks_submittedtask"
+    )
+    text = text.replace("{task_columns}", columns(SubmittedTask))
+    return _PARAMETER.sub(lambda m: f"v_{m[1]}" if m[1] in DECIDED else f"p_{m[1]}", text.strip())
+
+
+def _task_outputs(conn: BaseDatabaseWrapper) -> list[tuple[str, str]]:
+    return [
+        (f"o_t_{field.column}", str(field.db_type(conn)))
+        for field in SubmittedTask._meta.concrete_fields
+    ]
+
+
+def body(conn: BaseDatabaseWrapper) -> str:
+    """The function's body, the version check aside."""
+    outputs = _task_outputs(conn)
+    task_into = ", ".join(name for name, _type in outputs)
+    return f"""
+DECLARE
+    v_state varchar := p_state;
+    v_last_error text := p_last_error;
+    v_next_attempt_at timestamptz := p_next_attempt_at;
+    v_processed_at timestamptz := p_processed_at;
+    v_task_pk bigint;
+    v_account varchar;
+BEGIN
+    -- Deliveries of one uuid take turns, so the second sees the first's notice.
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_uuid, 0));
+    {_plpgsql(FIND_NOTICE, conn)}
+    INTO o_notice_id, o_state;
+    IF FOUND THEN
+        o_repeated := true;  -- a repeated uuid: nothing written
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    o_repeated := false;
+    {_plpgsql(RECORD_OUTCOME, conn)}
+    INTO {task_into};
+    IF FOUND THEN
+        v_task_pk := o_t_id;
+    ELSE
+        {_plpgsql(CLASSIFY, conn)}
+        INTO v_task_pk, v_account;
+        IF v_account = p_account THEN
+            v_state := '{NoticeState.DUPLICATE}';
+            v_last_error := '';
+        ELSE
+            v_state := '{NoticeState.IGNORED}';
+            v_last_error := replace(p_ignored_reason, '{{owner}}', v_account);
+            v_task_pk := NULL;
+        END IF;
+        v_next_attempt_at := NULL;
+        v_processed_at := p_now;
+    END IF;
+    {_plpgsql(STORE_NOTICE, conn)}
+    INTO o_notice_id;
+    o_state := v_state;
+    o_last_error := v_last_error;
+    o_task_pk := v_task_pk;
+    RETURN NEXT;
+END
+"""
+
+
+def version(conn: BaseDatabaseWrapper) -> str:
+    """A digest of the function's text: what the code calls and the database must have."""
+    return hashlib.sha256(definition(conn, "0").encode()).hexdigest()[:16]
+
+
+def definition(conn: BaseDatabaseWrapper, expected: str) -> str:
+    arguments = ", ".join(f"p_{name} {kind}" for name, kind in ARGUMENTS)
+    outputs = ", ".join(
+        f"{name} {kind}"
+        for name, kind in [
+            ("o_notice_id", "bigint"),
+            ("o_repeated", "boolean"),
+            ("o_state", "varchar"),
+            ("o_last_error", "text"),
+            ("o_task_pk", "bigint"),
+            *_task_outputs(conn),
+        ]
+    )
+    check = (
+        f"    IF p_version <> '{expected}' THEN\n"
+        "        RAISE EXCEPTION 'topview_callbacks: the database function % is not the one "
+        "this code calls; run manage.py migrate', 'topview_callbacks_receive';\n"
+        "    END IF;\n"
+    )
+    text = body(conn).replace("BEGIN\n", "BEGIN\n" + check, 1)
+    return (
+        f"CREATE FUNCTION {NAME}(p_version varchar, {arguments})\n"
+        f"RETURNS TABLE ({outputs})\nLANGUAGE plpgsql AS $function$\n{text}$function$"
+    )
+
+
+def install(conn: BaseDatabaseWrapper) -> None:
+    """Create the function as this code builds it (a migration calls this)."""
+    with conn.cursor() as cursor:
+        cursor.execute(f"DROP FUNCTION IF EXISTS {NAME}")
+        cursor.execute(definition(conn, version(conn)))
+
+
+def uninstall(conn: BaseDatabaseWrapper) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute(f"DROP FUNCTION IF EXISTS {NAME}")
+
+
+def receive(
+    conn: BaseDatabaseWrapper, params: dict[str, Any]
+) -> tuple[int, bool, str, int | None, SubmittedTask | None, str]:
+    """Call the function: the notice's id, whether its uuid was stored already (then
+    nothing was written), its state and last error, its task's pk, and the task when this
+    call recorded the outcome on it."""
+    row = fetchone(conn, _call(conn.alias), {**params, "version": _version(conn.alias)})
+    notice_id, repeated, state, last_error, task_pk, *task_row = row
+    task = instance(conn, SubmittedTask, task_row) if task_row[0] is not None else None
+    return int(notice_id), bool(repeated), str(state), task_pk, task, str(last_error or "")
+
+
+@functools.cache
+def _call(alias: str) -> str:
+    placeholders = ", ".join(f"%({name})s" for name, _kind in ARGUMENTS)
+    return f"SELECT * FROM {NAME}(%(version)s, {placeholders})"
+
+
+@functools.cache
+def _version(alias: str) -> str:
+    return version(connections[alias])

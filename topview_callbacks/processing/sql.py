@@ -1,0 +1,231 @@
+"""Every hand-written statement of the pipeline, and how they run.
+
+Each rule of recording an outcome is written once, here, as SQL that PostgreSQL and SQLite
+(3.35+) both run: ``INSERT ... ON CONFLICT ... RETURNING``. On other databases the
+statements run one by one from Python (``recording``); on PostgreSQL the inline path runs
+the same texts inside one PL/pgSQL function (``functions``), so a delivery costs one round
+trip whose inner statements are planned once per connection, with no prepared statement a
+connection pooler would have to keep.
+
+Parameters are named (``%(uuid)s``): Django's cursors on both databases take them, and
+``functions`` turns them into the function's arguments.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import datetime
+from typing import Any, TypeVar
+
+from django.db import connections, models, router
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.sql import Query
+
+from topview_callbacks.models import Notice, SubmittedTask
+
+M = TypeVar("M", bound=models.Model)
+
+
+def write_connection() -> BaseDatabaseWrapper:
+    """The connection notices are written through (the router's choice for ``Notice``)."""
+    return connections[router.db_for_write(Notice)]
+
+
+def is_postgresql(conn: BaseDatabaseWrapper) -> bool:
+    return conn.vendor == "postgresql"
+
+
+# Is a uuid stored already, and in which state? (A repeated delivery must not touch its
+# task; one of a notice still pending starts it.)
+FIND_NOTICE = "SELECT id, state FROM {notices} WHERE uuid = %(uuid)s"
+
+# Record an outcome on its task: create it (first seen in its notice: it was running), or
+# update it. Three rules live in the WHERE and the CASE: final statuses never change, a
+# task is only ever completed by its own account's notices, and the task keeps the uuid
+# of the first callback that completed it (polls have none). previous_status keeps the
+# status the outcome replaced (task_status_changed sends it). No row back: the outcome
+# was not recorded (CLASSIFY says why).
+RECORD_OUTCOME = """
+INSERT INTO {tasks} (account, biz_type, task_id, notice_uuid, status, previous_status,
+    request_payload, result, error_message, submitted_at, completed_at, last_polled_at,
+    next_poll_at, poll_count, updated_at)
+VALUES (%(account)s, %(biz_type)s, %(task_id)s, %(callback_uuid)s, %(status)s, 'running',
+    '{}', %(result)s, %(error_message)s, %(received_at)s, %(now)s, NULL, NULL, 0, %(now)s)
+ON CONFLICT (biz_type, task_id) DO UPDATE SET
+    previous_status = {tasks}.status,
+    status = excluded.status,
+    result = excluded.result,
+    error_message = excluded.error_message,
+    completed_at = excluded.completed_at,
+    next_poll_at = NULL,
+    updated_at = excluded.updated_at,
+    notice_uuid = CASE WHEN {tasks}.notice_uuid = '' THEN excluded.notice_uuid
+        ELSE {tasks}.notice_uuid END
+WHERE {tasks}.status NOT IN ('success', 'fail') AND {tasks}.account = excluded.account
+RETURNING {task_columns}
+"""
+
+# Why RECORD_OUTCOME recorded nothing: the task is another account's (the notice is
+# ignored) or already has its outcome (the notice is a duplicate).
+CLASSIFY = "SELECT id, account FROM {tasks} WHERE biz_type = %(biz_type)s AND task_id = %(task_id)s"
+
+# Store a notice; nothing happens for a uuid stored already (no row back).
+STORE_NOTICE = """
+INSERT INTO {notices} (uuid, account, biz_type, task_id, status, error_message, result,
+    raw_body, headers, remote_addr, source, received_at, state, attempts, last_error,
+    next_attempt_at, claimed_at, claim, processed_at, submitted_task_id)
+VALUES (%(uuid)s, %(account)s, %(biz_type)s, %(task_id)s, %(status)s, %(error_message)s,
+    %(result)s, %(raw_body)s, %(headers)s, %(remote_addr)s, %(source)s, %(received_at)s,
+    %(state)s, %(attempts)s, %(last_error)s, %(next_attempt_at)s, NULL, '', %(processed_at)s,
+    %(task_pk)s)
+ON CONFLICT (uuid) DO NOTHING
+RETURNING id
+"""
+
+# Start an attempt at up to %(limit)s notices that are due, oldest first: count it and
+# mark the notices with this attempt's claim token, durably, before any receiver runs, so
+# that a notice whose attempts keep killing their process is given up after MAX_ATTEMPTS
+# (it turns failed here instead, without a claim). The processing transaction then locks
+# the rows bearing the token; other workers skip locked rows ({skip_locked}), and rows
+# claimed in the last moment (%(reclaim_before)s), which their claimer is about to lock. A
+# notice keeps its next_attempt_at, so one whose attempt dies stays due.
+START_ATTEMPTS = """
+UPDATE {notices} SET
+    attempts = attempts + 1,
+    claimed_at = %(now)s,
+    claim = CASE WHEN attempts < %(max_attempts)s THEN %(claim)s ELSE '' END,
+    state = CASE WHEN attempts < %(max_attempts)s THEN state ELSE 'failed' END,
+    last_error = CASE WHEN attempts < %(max_attempts)s THEN last_error ELSE %(abandoned)s END,
+    next_attempt_at = CASE WHEN attempts < %(max_attempts)s THEN next_attempt_at ELSE NULL END
+WHERE id IN (
+    SELECT id FROM {notices}
+    WHERE (state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+        OR state = 'failed' AND next_attempt_at <= %(now)s)
+      AND (claim = '' OR claimed_at <= %(reclaim_before)s){only}
+    ORDER BY received_at, id
+    LIMIT %(limit)s{skip_locked}
+){relaxed}
+RETURNING id, claim
+"""
+
+# The notices of an attempt, locked for the processing transaction. It waits for a row
+# another statement holds for a moment (an attempt starting skips it, but holds it while it
+# looks), rather than skip it; every attempt locks its rows in this one order.
+LOCK_CLAIMED = """
+SELECT {notice_columns} FROM {notices}
+WHERE claim = %(claim)s AND state IN ('pending', 'failed')
+ORDER BY received_at, id{for_update}
+"""
+
+# The end of an attempt at one notice: its state, the task its outcome is on, why it
+# failed and when it is retried; the claim is released.
+FINISH = """
+UPDATE {notices} SET state = %(state)s, submitted_task_id = %(task_pk)s,
+    last_error = %(last_error)s, next_attempt_at = %(next_attempt_at)s,
+    processed_at = %(processed_at)s, claim = ''
+WHERE id = %(id)s
+"""
+
+# Give a notice back without an attempt's outcome (VERIFY_WITH_QUERY could not confirm it).
+RELEASE = """
+UPDATE {notices} SET state = %(state)s, last_error = %(last_error)s,
+    next_attempt_at = %(next_attempt_at)s, claim = ''
+WHERE id = %(id)s AND claim = %(claim)s
+"""
+
+# Topview's answer to a query replaces what the callback claimed (VERIFY_WITH_QUERY).
+VERIFIED = """
+UPDATE {notices} SET status = %(status)s, result = %(result)s, error_message = %(error_message)s
+WHERE id = %(id)s
+"""
+
+
+def for_update(conn: BaseDatabaseWrapper, *, skip_locked: bool = False) -> str:
+    """The row-locking clause this database has (SQLite has none: it runs one writing
+    transaction at a time)."""
+    if not conn.features.has_select_for_update_skip_locked:
+        return ""
+    return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
+
+
+def relaxed_clause(conn: BaseDatabaseWrapper) -> str:
+    """PostgreSQL: this one statement commits without waiting for the WAL flush. Its
+    effect (an attempt counted) is seen by every session at once; only a crash of the
+    database server itself could lose it, and then the attempt is simply not counted.
+    It sits in the WHERE so that it costs no second round trip."""
+    if not is_postgresql(conn):
+        return ""
+    return " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
+
+
+@functools.cache
+def columns(model: type[models.Model]) -> str:
+    """``model``'s columns in field order, as a SELECT or RETURNING list."""
+    return ", ".join(str(field.column) for field in model._meta.concrete_fields)
+
+
+@functools.cache
+def statement(template: str, alias: str, only: str = "") -> str:
+    """A statement above, ready for database ``alias``: its tables, model column lists and
+    this database's clauses filled in (``{name}`` markers), built once. ``only`` narrows
+    START_ATTEMPTS (a condition beginning with AND)."""
+    conn = connections[alias]
+    parts = {
+        "notices": Notice._meta.db_table,
+        "tasks": SubmittedTask._meta.db_table,
+        "task_columns": columns(SubmittedTask),
+        "notice_columns": columns(Notice),
+        "for_update": for_update(conn),
+        "skip_locked": for_update(conn, skip_locked=True),
+        "relaxed": relaxed_clause(conn),
+        "only": only,
+    }
+    for name, value in parts.items():
+        template = template.replace("{" + name + "}", value)
+    return template.strip()
+
+
+def fetchone(conn: BaseDatabaseWrapper, sql: str, params: dict[str, Any]) -> Any:
+    with conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def fetchall(conn: BaseDatabaseWrapper, sql: str, params: dict[str, Any]) -> list[Any]:
+    with conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def execute(conn: BaseDatabaseWrapper, sql: str, params: dict[str, Any]) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def moment(conn: BaseDatabaseWrapper, value: datetime | None) -> Any:
+    """A datetime as this database's driver takes it."""
+    return None if value is None else conn.ops.adapt_datetimefield_value(value)
+
+
+def json_text(value: Any) -> str | None:
+    """A JSON column's value, as ``JSONField`` writes it (None stays SQL NULL)."""
+    return None if value is None else json.dumps(value)
+
+
+def instance(conn: BaseDatabaseWrapper, model: type[M], row: Any) -> M:
+    """A model instance from a row of all its columns (``columns(model)``), converted as
+    the ORM converts them."""
+    values = list(row)
+    for position, (functions, column) in _converters(conn.alias, model).items():
+        for convert in functions:  # as SQLCompiler.apply_converters does
+            values[position] = convert(values[position], column, conn)
+    return model.from_db(conn.alias, [f.attname for f in model._meta.concrete_fields], values)
+
+
+@functools.cache
+def _converters(alias: str, model: type[models.Model]) -> dict[int, Any]:
+    """The ORM's converters for a row of ``model``'s columns, found once per database:
+    they depend on the backend and the field types, never on one connection's state."""
+    cols = [f.get_col(model._meta.db_table) for f in model._meta.concrete_fields]
+    return dict(Query(model).get_compiler(using=alias).get_converters(cols))
