@@ -12,6 +12,7 @@ from topview_callbacks.checks.accounts import check_accounts
 from topview_callbacks.checks.archiving import check_archiving, check_archiving_security
 from topview_callbacks.checks.base import check_settings_dict
 from topview_callbacks.checks.endpoint import check_endpoint
+from topview_callbacks.checks.notice_route import check_notice_route
 from topview_callbacks.checks.observability import check_metrics_token, check_observability
 from topview_callbacks.checks.polling import check_polling
 from topview_callbacks.checks.processing import check_processing
@@ -24,6 +25,7 @@ __all__ = [
     "check_archiving_security",
     "check_endpoint",
     "check_metrics_token",
+    "check_notice_route",
     "check_observability",
     "check_polling",
     "check_processing",
@@ -39,6 +41,7 @@ def register_checks() -> None:
     register(check_settings_dict, Tags.compatibility)
     register(check_accounts, Tags.compatibility)
     register(check_endpoint, Tags.compatibility)
+    register(check_notice_route, Tags.urls)
     register(check_processing, Tags.compatibility)
     register(check_polling, Tags.compatibility)
     register(check_observability, Tags.compatibility)
