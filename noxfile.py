@@ -161,6 +161,10 @@ def package(session: nox.Session) -> None:
         "--django",
         django_spec(NEWEST_DJANGO),
     )
+    # The README followed verbatim: its install line in a new virtualenv, its example
+    # pasted into a new startproject site, `check` with no variable set, the contract's
+    # example notice at NOTICE_URL with and without its slash.
+    session.run("python", "scripts/check_readme_site.py")
 
 
 @nox.session(python=NEWEST_PYTHON)

@@ -14,6 +14,7 @@ from topview_callbacks.checks.base import check_settings_dict
 from topview_callbacks.checks.endpoint import check_endpoint
 from topview_callbacks.checks.notice_route import check_notice_route
 from topview_callbacks.checks.observability import check_metrics_token, check_observability
+from topview_callbacks.checks.placeholders import check_placeholders
 from topview_callbacks.checks.polling import check_polling
 from topview_callbacks.checks.processing import check_processing
 from topview_callbacks.checks.security import check_security
@@ -27,6 +28,7 @@ __all__ = [
     "check_metrics_token",
     "check_notice_route",
     "check_observability",
+    "check_placeholders",
     "check_polling",
     "check_processing",
     "check_security",
@@ -48,5 +50,7 @@ def register_checks() -> None:
     register(check_tasks_framework, Tags.compatibility)
     register(check_security, Tags.security)
     register(check_metrics_token, Tags.security)
+    # Only with --deploy: a development site runs on the placeholders on purpose.
+    register(check_placeholders, Tags.security, deploy=True)
     register(check_archiving, Tags.compatibility)
     register(check_archiving_security, Tags.security)
