@@ -24,10 +24,10 @@ from topview_callbacks.testing import deliver_notice, notice_payload
 pytestmark = pytest.mark.django_db
 
 
-def deliver_text2video(url: str, task_id: str = "tv1") -> Notice:
+def deliver_text2video(url: str, task_id: str = "tv1", run_on_commit: bool = True) -> Notice:
     result = {"taskId": task_id, "status": "success", "videos": [{"filePath": url}]}
     payload = notice_payload("COMMON_TASK_TEXT2VIDEO", task_id=task_id, result=result)
-    assert deliver_notice(payload).status_code == 200
+    assert deliver_notice(payload, run_on_commit=run_on_commit).status_code == 200
     return Notice.objects.get(task_id=task_id)
 
 
@@ -63,7 +63,7 @@ def test_the_celery_notice_task_queues_one_download_per_file_which_retries_then_
 ) -> None:
     queued: list[int] = []
     monkeypatch.setattr(tasks, "enqueue_media", queued.append)
-    notice = deliver_text2video(f"{server.url}/flaky/q.mp4", task_id="celery1")
+    notice = deliver_text2video(f"{server.url}/flaky/q.mp4", task_id="celery1", run_on_commit=False)
 
     assert tasks.process_notice_task.apply((notice.pk,)).get() == "processed"
     media = ArchivedMedia.objects.get()

@@ -72,11 +72,13 @@ def make_task(
     )
 
 
-def callback(task_id: str = "t-1", uuid: str | None = None, status: str = "success"):
+def callback(
+    task_id: str = "t-1", uuid: str | None = None, status: str = "success", run_on_commit=True
+):
     payload = notice_payload(
         "VOICE_CLONE", task_id=task_id, uuid=uuid or f"uuid-{task_id}", status=status
     )
-    return deliver_notice(payload)
+    return deliver_notice(payload, run_on_commit=run_on_commit)
 
 
 def stored_callback(task_id: str, uuid: str | None = None):
@@ -193,7 +195,7 @@ def test_no_poll_once_the_callback_came(api, outcomes, django_capture_on_commit_
 
 def test_no_poll_while_a_stored_callback_waits_for_processing(api, outcomes):
     make_task()
-    callback()  # on_commit never runs here: the notice stays in flight
+    callback(run_on_commit=False)  # the notice stays in flight
     # Pending; or, inline on PostgreSQL, claimed by the request (its signals not sent yet).
     assert Notice.objects.get().state in (NoticeState.PENDING, NoticeState.PROCESSING)
     assert polling.reconcile().polled == 0
