@@ -34,7 +34,9 @@ import redis
 from celery import Celery
 
 ROLE = os.environ.get("TOPVIEW_TEST_ROLE")  # "worker" | "web" | None (the pytest process)
-REDIS_DB_URL = "redis://127.0.0.1:6379/14"
+# The Redis database the Celery tests use (keys under a per-run prefix, wiped around each
+# test); TOPVIEW_TEST_REDIS_DB moves it off a database of yours.
+REDIS_DB_URL = f"redis://127.0.0.1:6379/{os.environ.get('TOPVIEW_TEST_REDIS_DB', '14')}"
 BROKER_URL = os.environ.get("TOPVIEW_TEST_BROKER", REDIS_DB_URL)
 RECORD_URL = os.environ.get("TOPVIEW_TEST_RECORD", REDIS_DB_URL)
 PREFIX = os.environ.get("TOPVIEW_TEST_PREFIX", f"topview-tests-{os.getpid()}")

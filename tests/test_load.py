@@ -26,7 +26,8 @@ from tests.test_celery_worker import (
 )
 from tests.test_celery_worker import running as running  # the fixture
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+# `load`: not in `make test` (it has `make test-load`); CI runs it in nox's `full` session.
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.load]
 
 
 def _deliveries(unique: int, duplicate_ratio: float) -> list[dict[str, Any]]:
