@@ -1,10 +1,13 @@
-.PHONY: demo test lint docs bench mutation
+.PHONY: demo test test-load lint docs bench mutation
 
 demo:  ## set up and serve the example project on http://127.0.0.1:8000 (admin / admin)
 	scripts/demo.sh
 
-test:  ## run the test suite (SQLite, then PostgreSQL when it is up)
+test:  ## run the test suite (SQLite, then PostgreSQL when it is up), without the load test
 	scripts/test.sh
+
+test-load:  ## the 10,000-delivery load test alone (PostgreSQL, Redis, gunicorn, a Celery worker)
+	scripts/test.sh --load
 
 lint:  ## ruff, ruff format, mypy --strict, import contracts (CI: nox -s lint)
 	scripts/bootstrap.sh

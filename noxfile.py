@@ -1,6 +1,7 @@
 """The CI matrix. `.ci/run` runs every session; `nox -l` lists them, `nox -s lint` runs one.
 
-Interpreters come from pyenv when it is there (``pyenv prefix 3.13``), else from PATH;
+Interpreters come from pyenv when it is there (``pyenv prefix 3.13``), Python 3.14 from
+scripts/python314.sh's folder (no pyenv or Debian 12 build of it here), else from PATH;
 environments are made with uv when it is installed (much faster), else virtualenv.
 Sessions that need services (``full``) expect PostgreSQL on 127.0.0.1:5432 and Redis on
 127.0.0.1:6379, as `.ci/run` starts them.
@@ -26,9 +27,9 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 # The supported matrix: each Django series and the Python versions it is tested on.
 # pyproject.toml's classifiers name exactly these (tests/test_packaging.py compares them).
 MATRIX: dict[str, tuple[str, ...]] = {
-    "5.2": ("3.10", "3.11", "3.12", "3.13"),
-    "6.0": ("3.12", "3.13"),
-    "6.1": ("3.12", "3.13"),
+    "5.2": ("3.10", "3.11", "3.12", "3.13", "3.14"),
+    "6.0": ("3.12", "3.13", "3.14"),
+    "6.1": ("3.12", "3.13", "3.14"),
 }
 NEWEST_DJANGO = "6.1"
 NEWEST_PYTHON = "3.13"
@@ -48,12 +49,19 @@ SQLITE_PAIRS = [
 ALL_PYTHONS = sorted({python for pythons in MATRIX.values() for python in pythons})
 
 
+# Where scripts/python314.sh puts CPython 3.14 (.ci/run runs it before nox).
+PYTHON314_BIN = Path(os.environ.get("PYTHON314_PREFIX", "/opt/python3.14-sid")) / "usr" / "bin"
+
+
 def _use_pyenv_interpreters() -> None:
-    """Put pyenv's interpreters on PATH, so `python3.10` is found without `pyenv global`."""
+    """Put pyenv's interpreters on PATH, so `python3.10` is found without `pyenv global`,
+    and scripts/python314.sh's `python3.14`."""
+    if PYTHON314_BIN.is_dir():
+        os.environ["PATH"] = os.pathsep.join([str(PYTHON314_BIN), os.environ.get("PATH", "")])
     if not shutil.which("pyenv"):
         return
     prefixes = []
-    for version in ALL_PYTHONS:
+    for version in (v for v in ALL_PYTHONS if v != "3.14"):
         done = subprocess.run(
             ["pyenv", "prefix", version], capture_output=True, text=True, check=False
         )
@@ -161,6 +169,10 @@ def package(session: nox.Session) -> None:
         "--django",
         django_spec(NEWEST_DJANGO),
     )
+    # The README followed verbatim: its install line in a new virtualenv, its example
+    # pasted into a new startproject site, `check` with no variable set, the contract's
+    # example notice at NOTICE_URL with and without its slash.
+    session.run("python", "scripts/check_readme_site.py")
 
 
 @nox.session(python=NEWEST_PYTHON)

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Sets up and serves the example project on http://127.0.0.1:8000 (SQLite, no services):
-# virtualenv, install, migrate, a local-only admin login (admin / admin), one sample notice
-# per product sent to the running server, and the full loop without a Topview account: a
-# fake Topview on 127.0.0.1:8765 runs submitted tasks, drops 30% of its callbacks, and the
-# polling fallback (topview_reconcile every 10 s) finds those outcomes. Archiving is on: the
-# fake serves small generated MP4/JPEG/PNG/MP3 files for its results, and
-# topview_archive_media (every 10 s, the cron job of an inline project) copies them into
-# ./media/, listed on each task's admin page. Ctrl-C stops it all.
+# virtualenv, install (the package and its dependencies only: scripts/bootstrap.sh demo),
+# migrate, a local-only admin login (admin / admin), one sample notice per product sent
+# to the running server, and the full loop without a Topview account: a fake Topview on
+# 127.0.0.1:8765 runs submitted tasks, drops 30% of its callbacks, and the polling fallback
+# (topview_reconcile every 10 s) finds those outcomes. Archiving is on: the fake serves
+# small generated MP4/JPEG/PNG/MP3 files for its results, and topview_archive_media (every
+# 10 s, the cron job of an inline project) copies them into ./media/, listed on each
+# task's admin page. Ctrl-C stops it all.
+#
+# PORT (default 8000) moves the site, FAKE_TOPVIEW_PORT (default 8765) the fake Topview;
+# every URL and command the script prints uses them. --dry-run prints those and exits,
+# installing and starting nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
 py=.venv/bin/python
 port=${PORT:-8000}
 fake_port=${FAKE_TOPVIEW_PORT:-8765}
@@ -21,6 +25,22 @@ export TOPVIEW_ARCHIVE_MEDIA=${TOPVIEW_ARCHIVE_MEDIA:-1}
 # Demo only: lets archiving fetch from the fake Topview on 127.0.0.1 over http (settings.py).
 export TOPVIEW_DEMO=1
 
+commands() {
+  # The commands to try while the demo runs; each names the ports it needs, so that
+  # they work from another shell, where PORT and FAKE_TOPVIEW_PORT are not set.
+  cat <<MSG
+  Send a notice:   .venv/bin/python manage.py topview_send_test_notice --biz-type VOICE_CLONE --url $TOPVIEW_NOTICE_URL
+  Submit a task:   TOPVIEW_API_BASE_URL=$TOPVIEW_API_BASE_URL TOPVIEW_NOTICE_URL=$TOPVIEW_NOTICE_URL .venv/bin/python manage.py topview_submit VOICE_CLONE name=Ann
+MSG
+}
+
+if [ "${1:-}" = "--dry-run" ]; then
+  echo "  The example project would run at http://127.0.0.1:$port/admin/ and the fake Topview at $TOPVIEW_API_BASE_URL."
+  commands
+  exit 0
+fi
+
+scripts/bootstrap.sh demo
 $py manage.py migrate -v0
 # A demo login for this local SQLite database only; never do this on a real site.
 DJANGO_SUPERUSER_PASSWORD=admin $py manage.py createsuperuser --noinput \
@@ -69,8 +89,7 @@ cat <<MSG
   within ~15 s, by callback or, for dropped callbacks, by polling; their output files
   are archived into ./media/ within ~10 s more (each task's admin page lists them; the
   sample notices' files, on Topview's CDN, are refused: the demo fetches from 127.0.0.1 only).
-  Send a notice:   .venv/bin/python manage.py topview_send_test_notice --biz-type VOICE_CLONE
-  Submit a task:   TOPVIEW_API_BASE_URL=$TOPVIEW_API_BASE_URL .venv/bin/python manage.py topview_submit VOICE_CLONE name=Ann
+$(commands)
   Stop with Ctrl-C.
 
 MSG

@@ -174,3 +174,63 @@ def run_without(hidden: tuple[str, ...], code: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+# --- processes the tests start: workers, gunicorn (tests/support/) ---------------------------
+
+
+@pytest.fixture
+def db_name(transactional_db: None) -> str:
+    """The test database's name, for the processes a test starts (they see what it commits)."""
+    from django.db import connection
+
+    return str(connection.settings_dict["NAME"])
+
+
+@pytest.fixture
+def redis_records() -> Iterator[None]:
+    """The Redis keys where other processes' receivers record what they did, wiped around
+    the test."""
+    from tests.support.recording import cleanup_redis
+
+    cleanup_redis()
+    yield
+    cleanup_redis()
+
+
+@pytest.fixture
+def running() -> Iterator[list[Any]]:
+    """Services a test starts; all stopped (and their logs removed) afterwards."""
+    services: list[Any] = []
+    yield services
+    for service in reversed(services):
+        service.stop()
+        service.log.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def uid() -> str:
+    from topview_callbacks.conf import topview_settings
+
+    return topview_settings.uid
+
+
+@pytest.fixture
+def receiver_rows(db_name: str, redis_records: None) -> Any:
+    """Receivers in other processes write a row per run into ``RECEIVER_ROWS`` (the
+    user's own data); returns a function counting the committed rows per notice uuid."""
+    from django.db import connection
+
+    from tests.support.recording import RECEIVER_ROWS, key, records
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {RECEIVER_ROWS} (uuid text NOT NULL)")
+        cursor.execute(f"TRUNCATE {RECEIVER_ROWS}")
+    records().set(key("rows"), 1)
+
+    def count() -> dict[str, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT uuid, count(*) FROM {RECEIVER_ROWS} GROUP BY uuid")
+            return {uuid: int(n) for uuid, n in cursor.fetchall()}
+
+    return count

@@ -24,10 +24,10 @@ from topview_callbacks.testing import deliver_notice, notice_payload
 pytestmark = pytest.mark.django_db
 
 
-def deliver_text2video(url: str, task_id: str = "tv1") -> Notice:
+def deliver_text2video(url: str, task_id: str = "tv1", run_on_commit: bool = True) -> Notice:
     result = {"taskId": task_id, "status": "success", "videos": [{"filePath": url}]}
     payload = notice_payload("COMMON_TASK_TEXT2VIDEO", task_id=task_id, result=result)
-    assert deliver_notice(payload).status_code == 200
+    assert deliver_notice(payload, run_on_commit=run_on_commit).status_code == 200
     return Notice.objects.get(task_id=task_id)
 
 
@@ -59,11 +59,17 @@ def test_a_failed_outcome_or_archiving_off_makes_no_rows(
 
 
 def test_the_celery_notice_job_queues_one_download_per_file_which_retries_then_stores(
-    server: MediaServer, archive_settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    server: MediaServer,
+    archive_settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
-    queued: list[tuple[int, float | None]] = []
+    queued: list[tuple[Any, float | None]] = []
     monkeypatch.setattr(
-        tasks, "enqueue_media", lambda media_id, delay=None: queued.append((media_id, delay))
+        tasks.archive_media,
+        "apply_async",
+        lambda args, countdown=None, **options: queued.append((tuple(args), countdown)),
     )
     archive_settings.TOPVIEW_CALLBACKS = {
         **archive_settings.TOPVIEW_CALLBACKS,
@@ -71,15 +77,17 @@ def test_the_celery_notice_job_queues_one_download_per_file_which_retries_then_s
     }
     notice = deliver_text2video(f"{server.url}/flaky/q.mp4", task_id="celery1")
 
-    assert tasks.process_notices.apply().get() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.process_notices.apply().get() == 1
     media = ArchivedMedia.objects.get()
     assert Notice.objects.get(pk=notice.pk).state == "processed"
-    assert queued == [(media.pk, None)]
+    assert queued == [((media.pk,), None)]
 
     # The 503: the job queues the download's retry, due when the row says (RETRY_BACKOFF
     # is 0 here); that one stores the file.
-    assert tasks.archive_media.apply((media.pk,)).get() == MediaState.PENDING
-    assert queued[-1] == (media.pk, 0.0)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.archive_media.apply((media.pk,)).get() == MediaState.PENDING
+    assert queued[-1] == ((media.pk,), 0.0)
     assert tasks.archive_media.apply((media.pk,)).get() == MediaState.ARCHIVED
     media.refresh_from_db()
     assert (media.state, media.attempts) == (MediaState.ARCHIVED, 2)

@@ -19,8 +19,8 @@ from django.db import connection, connections
 
 from tests.conftest import ARCHIVED_SIZE
 from tests.media_server import MediaServer, body_for
+from tests.support.processes import ROOT, Service, free_port, wait_for
 from tests.test_archiving import stored_files, task_with
-from tests.test_celery_worker import ROOT, Service, free_port, wait_for
 from topview_callbacks import archiving
 from topview_callbacks.models import ArchivedMedia, MediaState
 

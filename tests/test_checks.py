@@ -67,7 +67,11 @@ def test_http_notice_url_is_fine_while_debugging() -> None:
 
 def test_a_token_at_the_end_of_notice_url_satisfies_w007() -> None:
     token = "x" * 20
-    config = {**GOOD, "NOTICE_TOKENS": [token], "NOTICE_URL": f"{GOOD['NOTICE_URL']}{token}/"}
+    config = {
+        **GOOD,
+        "NOTICE_TOKENS": [token],
+        "NOTICE_URL": f"https://a.example/topview/notice/{token}/",
+    }
     assert ids(TOPVIEW_CALLBACKS=config) == []
 
 

@@ -82,6 +82,36 @@ def test_check_notice_url_refusals_are_one_line_errors(
         assert word in message
 
 
+TOKEN = "command-token-0123456789"
+WITH_TOKEN = {
+    "UID": "u",
+    "API_KEY": "k",
+    "API_BASE_URL": "https://api.topview.test",
+    "NOTICE_TOKENS": [TOKEN],
+    "NOTICE_URL": f"https://example.com/topview/notice/{TOKEN}/",
+}
+
+
+@responses.activate
+def test_check_notice_url_never_prints_the_path_token() -> None:
+    responses.post(CHECK_URL, json={"code": "200", "message": "Success", "result": True})
+    with override_settings(TOPVIEW_CALLBACKS=WITH_TOKEN):
+        output = run("check_notice_url")
+    assert "accepted https://example.com/topview/notice/<token>/" in output
+    assert TOKEN not in output
+    assert json.loads(responses.calls[0].request.body)["noticeUrl"].endswith(f"/{TOKEN}/")
+
+
+@responses.activate
+def test_check_notice_url_refusal_quoting_the_url_never_prints_the_token() -> None:
+    message = f"noticeUrl https://example.com/topview/notice/{TOKEN}/ is illegal"
+    responses.post(CHECK_URL, json={"code": "4000", "message": message, "result": None})
+    with override_settings(TOPVIEW_CALLBACKS=WITH_TOKEN), pytest.raises(CommandError) as caught:
+        run("check_notice_url")
+    assert TOKEN not in str(caught.value)
+    assert "notice/<token>/ is illegal" in str(caught.value)
+
+
 def test_check_notice_url_exits_non_zero_without_a_traceback() -> None:
     env = {
         **os.environ,

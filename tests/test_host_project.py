@@ -8,12 +8,12 @@ tests/hostproject/ is that host project.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -23,22 +23,17 @@ from django.urls import include, path
 from django.views.generic import View
 from rest_framework.views import APIView
 
+from tests import readme_site
+from tests.readme_site import CONTRACT_UID, contract_ack
 from topview_callbacks.views import NoticeView
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
-CONTRACT_UID = "NsDAaOPF4jLu"
 TOKEN = "host-project-token-0123456789"
 LOGIN_REQUIRED = [
     *settings.MIDDLEWARE,
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
 ]
-
-
-def contract_ack() -> bytes:
-    """The contract's acknowledgement, as the endpoint writes it (compact, same key order)."""
-    ack = json.loads((FIXTURES / "contract_ack.json").read_text())
-    return json.dumps(ack, separators=(",", ":")).encode()
 
 
 def deliver_contract_example(url: str) -> Any:
@@ -125,3 +120,27 @@ def test_the_host_projects_drf_spectacular_schema_validates_without_the_endpoint
     text = schema_file.read_text()
     assert "notice" not in text
     assert TOKEN not in text
+
+
+def test_a_new_startproject_site_following_the_readme_verbatim(tmp_path: Path) -> None:
+    """The README's example pasted into a new site: `check` with no variable set says
+    nothing, and the contract's example reaches NOTICE_URL with and without its slash.
+    (scripts/check_readme_site.py does the same after the README's install line, in a new
+    virtualenv, in CI's package session.)"""
+    python = Path(sys.executable)
+    site = readme_site.build_site(python, tmp_path)
+    no_variables = readme_site.clean_env(python)
+    output = readme_site.run(python, "manage.py", "check", cwd=site, env=no_variables)
+    assert "System check identified no issues" in output, output
+    readme_site.run(python, "manage.py", "migrate", "-v0", cwd=site, env=no_variables)
+    notice_url = readme_site.notice_url(python, site, no_variables)
+    path = urlsplit(notice_url).path
+    assert path.startswith("/topview/notice/") and path.endswith("/"), notice_url
+
+    # Topview's UID comes from the environment, as in production.
+    env = readme_site.site_env(python, TOPVIEW_UID=CONTRACT_UID)
+    for url in (path, path.rstrip("/")):
+        status, body = readme_site.deliver_contract_example(python, site, url, env)
+        assert (status, body) == ("200", contract_ack()), url
+    states = readme_site.run(python, "states.py", cwd=site, env=env).strip()
+    assert states == "processed"  # one notice (the same uuid twice); the receiver ran

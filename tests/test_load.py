@@ -16,16 +16,16 @@ from typing import Any
 
 import pytest
 
-from tests.test_celery_worker import (
-    Service,
-    celery_worker,
-    clean_records,  # noqa: F401  (autouse fixture: private Redis keys wiped around the test)
-    fired,
-    gunicorn,
-)
-from tests.test_celery_worker import running as running  # the fixture
+from tests.support.processes import Service, celery_worker, gunicorn
+from tests.support.recording import fired
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+# `load`: not in `make test` (it has `make test-load`); CI runs it in nox's `full` session.
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.load,
+    pytest.mark.usefixtures("redis_records"),
+]
 
 
 def _deliveries(unique: int, duplicate_ratio: float) -> list[dict[str, Any]]:

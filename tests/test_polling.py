@@ -72,11 +72,13 @@ def make_task(
     )
 
 
-def callback(task_id: str = "t-1", uuid: str | None = None, status: str = "success"):
+def callback(
+    task_id: str = "t-1", uuid: str | None = None, status: str = "success", run_on_commit=True
+):
     payload = notice_payload(
         "VOICE_CLONE", task_id=task_id, uuid=uuid or f"uuid-{task_id}", status=status
     )
-    return deliver_notice(payload)
+    return deliver_notice(payload, run_on_commit=run_on_commit)
 
 
 def stored_callback(task_id: str, uuid: str | None = None):

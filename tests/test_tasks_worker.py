@@ -1,87 +1,32 @@
 """Real django-tasks-db workers (``manage.py db_worker``) processing notices on PostgreSQL.
 
 PROCESSING="tasks" with django-tasks-db's DatabaseBackend ("database" in tests/settings.py):
-gunicorn stores and enqueues, ``db_worker`` processes start as subprocesses. The processes,
-and the receiver that records its effects in Redis, come from tests/test_celery_worker.py
-(the Celery app it also defines is not used here); the queue is named after the pytest
-process, so runs sharing the machine don't take each other's tasks.
+gunicorn stores and enqueues, ``db_worker`` processes start as subprocesses
+(tests/support/processes.py); the queue is named after the pytest process, so runs
+sharing the machine don't take each other's tasks.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from typing import Any
 
 import pytest
 
-from tests import test_celery_worker as harness
-from tests.test_celery_worker import (
-    QUEUE,
-    WORKER_READY,
+from tests.support.processes import (
+    TASKS_MODE,
     Service,
-    calls,
-    fired,
     gunicorn,
-    key,
     kill_mid_notice,
     post_notice,
-    process_env,
-    records,
     states,
+    tasks_worker,
     wait_for,
 )
+from tests.support.recording import calls, fired, key, records
 
 pytest.importorskip("django_tasks_db")
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-
-# The Celery tests' fixtures: the test database's name, services stopped after each test,
-# and the Redis records cleared around it.
-db_name, running, clean_records = harness.db_name, harness.running, harness.clean_records
-
-TASKS_MODE = {"PROCESSING": "tasks", "TASKS_BACKEND": "database", "TASKS_QUEUE": QUEUE}
-# The worker process: the recording receiver (imported with TOPVIEW_TEST_ROLE set), our
-# logs on stderr, then django-tasks-db's own command.
-_RUN_WORKER = f"""
-import logging, sys
-level = logging.INFO if "-v0" not in sys.argv else logging.WARNING
-logging.basicConfig(level=level, format="%(name)s %(levelname)s %(message)s")
-import tests.test_celery_worker
-print({WORKER_READY!r}, file=sys.stderr, flush=True)
-from django.core.management import execute_from_command_line
-execute_from_command_line(["manage.py", "db_worker", *sys.argv[1:]])
-"""
-
-
-def tasks_worker(
-    database: str,
-    *,
-    overrides: dict[str, Any] | None = None,
-    interval: float = 0.1,
-    quiet: bool = False,
-    **env: str,
-) -> Service:
-    """A ``db_worker`` on our queue of the "database" backend, started; ``quiet`` logs
-    warnings only (the benchmarks)."""
-    argv = [
-        sys.executable,
-        "-c",
-        _RUN_WORKER,
-        *(["-v0"] if quiet else []),
-        "--backend=database",
-        f"--queue-name={QUEUE}",
-        f"--interval={interval}",
-        "--no-startup-delay",
-        "--no-reload",
-        f"--worker-id={QUEUE}-{time.monotonic_ns()}"[-64:],
-    ]
-    extra = {
-        "TOPVIEW_TEST_ROLE": "tasks-worker",
-        "TOPVIEW_TEST_OVERRIDES": json.dumps({**TASKS_MODE, **(overrides or {})}),
-    }
-    service = Service("tasks-worker", argv, process_env(database, **extra, **env))
-    return service.start(lambda: WORKER_READY in service.output())
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.usefixtures("redis_records")]
 
 
 def tasks_mode(settings: Any, **values: Any) -> None:

@@ -154,7 +154,7 @@ def test_unknown_task_is_4004():
 
 def test_mock_topview_without_responses_says_which_extra_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "responses", None)
-    expected = r"pip install 'topview-callbacks\[testing\]'"
+    expected = r"install the 'testing' extra, topview-callbacks\[testing\]"
     with pytest.raises(ImportError, match=expected), mock_topview():
         pass  # pragma: no cover
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from topview_callbacks.testing import Chaos, Delivery, FakeTaskRunner, ScheduledCallback
+from topview_callbacks.testing import Chaos, FakeTaskRunner, ScheduledCallback
 
 NOTICE_URL = "http://127.0.0.1:8000/topview/notice/"
 
@@ -29,7 +29,7 @@ def test_a_timed_task_runs_then_its_callback_leaves_after_the_delay():
     clock.now = 3.0
     (callback,) = runner.pop_due()
     assert runner.idle()
-    assert isinstance(callback, ScheduledCallback) and Delivery is ScheduledCallback
+    assert isinstance(callback, ScheduledCallback)
     assert (callback.url, callback.uid, callback.copy) == (NOTICE_URL, "uid-1", 1)
     payload = callback.payload
     assert list(payload) == ["uuid", "bizType", "taskId", "status", "errorMsg", "result"]

@@ -16,7 +16,7 @@ def test_the_public_names_are_importable():
     assert sorted(testing.__all__) == sorted(set(testing.__all__))
     for name in testing.__all__:
         assert getattr(testing, name) is not None
-    assert testing.Delivery is testing.ScheduledCallback  # the old name still works
+    assert not hasattr(testing, "Delivery")  # nothing released: no alias for the old name
 
 
 def _imports(tree: ast.Module) -> list[tuple[str, bool]]:

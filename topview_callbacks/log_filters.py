@@ -21,8 +21,9 @@ from topview_callbacks.conf import topview_settings
 
 REDACTED = "<token>"
 # The endpoint's token route (urls.py: notice/<token>/), whatever prefix it is mounted at:
-# also catches tokens rotated out of the settings and guesses by strangers.
-_TOKEN_IN_PATH = re.compile(r"(/notice/)[^/\s?#\"']+(?=/)")
+# also catches tokens rotated out of the settings and guesses by strangers, with or
+# without the trailing slash (both routes answer).
+_TOKEN_IN_PATH = re.compile(r"(/notice/)[^/\s?#\"']+(?=[/\s?#\"']|$)")
 
 
 def redact(text: str) -> str:

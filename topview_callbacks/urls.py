@@ -1,4 +1,11 @@
-"""Routes of the callback endpoint: ``include("topview_callbacks.urls")`` under any prefix."""
+"""Routes of the callback endpoint: ``include("topview_callbacks.urls")`` under any prefix.
+
+Each notice route answers with and without its trailing slash: a ``NOTICE_URL`` given to
+Topview without the slash would otherwise meet ``APPEND_SLASH``, whose redirect (301, or
+a 500 with ``DEBUG`` on) Topview does not follow with a POST, and every callback would be
+lost. Reversing the names gives the slashed form. The notice routes' names all start
+with "notice" (checks/notice_route.py relies on it).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,14 @@ from topview_callbacks.views import NoticeView
 
 app_name = "topview_callbacks"
 
+notice = NoticeView.as_view()
+
 urlpatterns = [
-    path("notice/", NoticeView.as_view(), name="notice"),
+    path("notice/", notice, name="notice"),
+    path("notice", notice, name="notice-no-slash"),
     # Used when NOTICE_TOKENS is set: the NOTICE_URL given to Topview ends in one token.
-    path("notice/<str:token>/", NoticeView.as_view(), name="notice-with-token"),
+    path("notice/<str:token>/", notice, name="notice-with-token"),
+    path("notice/<str:token>", notice, name="notice-with-token-no-slash"),
     # Prometheus' scrape target; 404 unless METRICS is on (see metrics/view.py).
     path("metrics/", metrics, name="metrics"),
 ]

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 from django.contrib import admin
 from django.template.loader import render_to_string
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from topview_callbacks import biz_types
@@ -102,6 +103,34 @@ def _previewable(url: str, hosts: list[str]) -> bool:
     return any(host == allowed or host.endswith(f".{allowed}") for allowed in hosts)
 
 
+# One line cut with "…" at this width; the full value in the title, shown on hover. Inline
+# styles, as elsewhere here: the screens need no static file of their own.
+TRUNCATE_STYLE = (
+    "display: inline-block; max-width: {}em; overflow: hidden; text-overflow: ellipsis; "
+    "white-space: nowrap; vertical-align: bottom;"
+)
+
+
+def truncated(text: str, width_em: int, css_class: str = "topview-truncate") -> str:
+    """``text`` on one line of at most ``width_em`` em, the whole of it on hover.
+
+    Long ids and URLs are unbreakable: left alone, they widen a list past a laptop's
+    screen, or, where a column is squeezed, wrap one character per line."""
+    return format_html(
+        '<span class="{}" title="{}" style="{}">{}</span>',
+        css_class,
+        text,
+        TRUNCATE_STYLE.format(width_em),
+        text,
+    )
+
+
+def breakable(text: str) -> SafeString:
+    """``text`` (escaped) that may wrap after each underscore: bizTypes such as
+    ``PRODUCT_AVATAR_REPLACE_PRODUCT_IMAGE`` are one unbreakable word otherwise."""
+    return format_html_join(mark_safe("_<wbr>"), "{}", ((part,) for part in text.split("_")))
+
+
 def coloured(value: str, label: str, colours: dict[Any, str]) -> str:
     """``label`` in bold, in the colour ``colours`` gives ``value``."""
     return format_html(
@@ -115,6 +144,19 @@ class NoticeStateColumn:
     @admin.display(description=_("processing state"), ordering="state")
     def coloured_state(self, notice: Notice) -> str:
         return coloured(notice.state, notice.get_state_display(), STATE_COLOURS)
+
+
+class ListColumns:
+    """The bizType and task id columns of both lists, narrow enough for a 1400 px screen."""
+
+    @admin.display(description=_("bizType"), ordering="biz_type")
+    def biz_type_column(self, row: Notice | SubmittedTask) -> str:
+        return breakable(row.biz_type)
+
+    @admin.display(description=_("task id"), ordering="task_id")
+    def task_id_column(self, row: Notice | SubmittedTask) -> str:
+        # 32 hex characters from Topview; search takes the whole id (hover shows it).
+        return truncated(row.task_id, 6)
 
 
 class OutcomeFields:

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from topview_callbacks import archiving, dispatch
 from topview_callbacks.admin.actions import run_rows, too_many
-from topview_callbacks.admin.display import coloured
+from topview_callbacks.admin.display import coloured, truncated
 from topview_callbacks.admin.permissions import ReadOnlyMixin
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import (
@@ -73,12 +73,16 @@ class ArchivedMediaInline(ReadOnlyMixin, admin.TabularInline):  # type: ignore[t
     def stored_file(self, media: ArchivedMedia) -> str:
         if not media.file:
             return "-"
-        return format_html('<a href="{}">{}</a>', media.file.url, media.file.name)
+        return format_html(
+            '<a href="{}">{}</a>', media.file.url, truncated(media.file.name or "", 16)
+        )
 
     @admin.display(description=_("source URL"))
     def source(self, media: ArchivedMedia) -> str:
-        # Text, not a link: an operator should not be sent to a URL a notice named.
-        return format_html('<code style="overflow-wrap: anywhere">{}</code>', media.source_url)
+        # Text, not a link: an operator should not be sent to a URL a notice named. One
+        # line, cut, the whole URL on hover: wrapped in this squeezed column it took one
+        # line per character.
+        return format_html("<code>{}</code>", truncated(media.source_url, 22, "topview-url"))
 
 
 class ArchiveFilter(admin.SimpleListFilter):

@@ -11,6 +11,7 @@ from topview_callbacks.admin import actions
 from topview_callbacks.admin.changelist import AccountFilter, BizTypeFilter, FastListMixin
 from topview_callbacks.admin.display import (
     TASK_COLOURS,
+    ListColumns,
     NoticeStateColumn,
     OutcomeFields,
     coloured,
@@ -33,14 +34,15 @@ class NoticeInline(NoticeStateColumn, ReadOnlyMixin, admin.TabularInline):  # ty
     ordering = ("-received_at",)
 
 
-class SubmittedTaskAdmin(OutcomeFields, FastListMixin, OperatorAdmin):
+class SubmittedTaskAdmin(ListColumns, OutcomeFields, FastListMixin, OperatorAdmin):
     """Submitted tasks: how long each waited for its outcome, and its notices inline."""
 
+    # The status right after the time, as on the notices (a 1400 px screen shows it).
     list_display = (
         "submitted_at",
-        "biz_type",
-        "task_id",
         "coloured_status",
+        "biz_type_column",
+        "task_id_column",
         "account",
         "waiting",
         "completed_at",

@@ -12,7 +12,9 @@ from topview_callbacks.checks.accounts import check_accounts
 from topview_callbacks.checks.archiving import check_archiving, check_archiving_security
 from topview_callbacks.checks.base import check_settings_dict
 from topview_callbacks.checks.endpoint import check_endpoint
+from topview_callbacks.checks.notice_route import check_notice_route
 from topview_callbacks.checks.observability import check_metrics_token, check_observability
+from topview_callbacks.checks.placeholders import check_placeholders
 from topview_callbacks.checks.polling import check_polling
 from topview_callbacks.checks.processing import check_processing
 from topview_callbacks.checks.security import check_security
@@ -24,7 +26,9 @@ __all__ = [
     "check_archiving_security",
     "check_endpoint",
     "check_metrics_token",
+    "check_notice_route",
     "check_observability",
+    "check_placeholders",
     "check_polling",
     "check_processing",
     "check_security",
@@ -39,11 +43,14 @@ def register_checks() -> None:
     register(check_settings_dict, Tags.compatibility)
     register(check_accounts, Tags.compatibility)
     register(check_endpoint, Tags.compatibility)
+    register(check_notice_route, Tags.urls)
     register(check_processing, Tags.compatibility)
     register(check_polling, Tags.compatibility)
     register(check_observability, Tags.compatibility)
     register(check_tasks_framework, Tags.compatibility)
     register(check_security, Tags.security)
     register(check_metrics_token, Tags.security)
+    # Only with --deploy: a development site runs on the placeholders on purpose.
+    register(check_placeholders, Tags.security, deploy=True)
     register(check_archiving, Tags.compatibility)
     register(check_archiving_security, Tags.security)

@@ -45,7 +45,7 @@ def _check_metrics(raw: dict[str, Any]) -> list[CheckMessage]:
         messages.append(
             Error(
                 f"{SETTINGS_NAME}['METRICS'] is on but prometheus-client is not installed.",
-                hint="pip install 'topview-callbacks[metrics]'",
+                hint="Install the 'metrics' extra (topview-callbacks[metrics]).",
                 id=check_id("E051"),
             )
         )

@@ -54,7 +54,7 @@ def _check_mode(raw: dict[str, Any]) -> list[CheckMessage]:
         return [
             Error(
                 f"{SETTINGS_NAME}['PROCESSING'] is 'celery' but Celery is not installed.",
-                hint="pip install 'topview-callbacks[celery]', or use 'inline'.",
+                hint="Install the 'celery' extra (topview-callbacks[celery]), or use 'inline'.",
                 id=check_id("E007"),
             )
         ]

@@ -40,7 +40,8 @@ def check_tasks_framework(raw: dict[str, Any]) -> list[CheckMessage]:
             Error(
                 f"{SETTINGS_NAME}['PROCESSING'] is 'tasks' but Django's Tasks framework is not "
                 "available: it needs Django 6.0, or the django-tasks backport.",
-                hint="pip install 'topview-callbacks[tasks]', or use 'inline' or 'celery'.",
+                hint="Install the 'tasks' extra (topview-callbacks[tasks]), or use 'inline' or "
+                "'celery'.",
                 id=check_id("E060"),
             )
         ]

@@ -3,12 +3,12 @@
     from topview_callbacks.testing import deliver_notice, notice_payload
 
     def test_my_receiver(db):
-        response = deliver_notice(notice_payload("VOICE_CLONE"))
+        response = deliver_notice(notice_payload("VOICE_CLONE"))  # receivers run too
         assert response.status_code == 200
 
 ``payloads`` builds realistic notice bodies, ``delivery`` sends them, and ``fake/`` is a fake
 Topview (its API, its tasks and their callbacks, with chaos on request). ``mock_topview()``
-needs the ``testing`` extra: ``pip install 'topview-callbacks[testing]'``.
+needs the ``testing`` extra (``topview-callbacks[testing]``).
 
 Nothing in the package imports this one except the commands that send test notices and the
 fake server command.
@@ -16,19 +16,14 @@ fake server command.
 
 from __future__ import annotations
 
-from topview_callbacks.testing.delivery import deliver_notice, send_notice
+from topview_callbacks.testing.delivery import deliver_notice, notice_path, send_notice
 from topview_callbacks.testing.fake.api import FakeTopview, mock_topview
 from topview_callbacks.testing.fake.runner import Chaos, FakeTask, FakeTaskRunner, ScheduledCallback
 from topview_callbacks.testing.fake.server import FakeTopviewServer
 from topview_callbacks.testing.payloads import notice_payload, success_result
 
-# The old name of ``ScheduledCallback``, kept for existing imports; it clashed with
-# ``topview_callbacks.models.Delivery``.
-Delivery = ScheduledCallback
-
 __all__ = [
     "Chaos",
-    "Delivery",
     "FakeTask",
     "FakeTaskRunner",
     "FakeTopview",
@@ -36,6 +31,7 @@ __all__ = [
     "ScheduledCallback",
     "deliver_notice",
     "mock_topview",
+    "notice_path",
     "notice_payload",
     "send_notice",
     "success_result",

@@ -10,10 +10,12 @@ import json
 from typing import Any
 
 import requests
-from django.test import Client
+from django.db import connections, router
+from django.test import Client, TestCase
 from django.urls import reverse
 
 from topview_callbacks.conf import topview_settings
+from topview_callbacks.models import Notice
 
 
 def deliver_notice(
@@ -22,15 +24,49 @@ def deliver_notice(
     client: Client | None = None,
     uid: str | None = None,
     path: str | None = None,
+    run_on_commit: bool = True,
 ) -> Any:
-    """POST a notice to this project's endpoint in-process (Django's test client)."""
+    """POST a notice to this project's endpoint in-process (Django's test client).
+
+    ``path``: by default the route Topview would use with your settings: the token route
+    (``notice/<token>/``) when ``NOTICE_TOKENS`` apply to the account of ``uid``, else
+    ``notice/``. ``run_on_commit``: run the ``transaction.on_commit()`` callbacks the
+    request queued (inline processing, your receivers' side effects) before returning, as
+    the request's commit would outside a test's transaction. They run once: an enclosing
+    ``django_capture_on_commit_callbacks(execute=True)`` does not run them again.
+    """
+    uid = uid if uid is not None else topview_settings.uid
     body = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
-    return (client or Client()).post(
-        path or reverse("topview_callbacks:notice"),
-        data=body,
-        content_type="application/json",
-        headers={"Topview-Uid": uid if uid is not None else topview_settings.uid},
-    )
+    post = (client or Client()).post
+    arguments: dict[str, Any] = {
+        "data": body,
+        "content_type": "application/json",
+        "headers": {"Topview-Uid": uid},
+    }
+    url = path or notice_path(uid)
+    if not run_on_commit:
+        return post(url, **arguments)
+    using = router.db_for_write(Notice)
+    queued = connections[using].run_on_commit
+    start = len(queued)
+    with TestCase.captureOnCommitCallbacks(using=using, execute=True):
+        response = post(url, **arguments)
+    # They ran, as at a commit: forgotten, so that the test's own commit (or capture) does
+    # not run them a second time.
+    del queued[start:]
+    return response
+
+
+def notice_path(uid: str | None = None) -> str:
+    """The path Topview would deliver to for the account of ``uid`` (default: ``UID``):
+    the token route with its first path token when ``NOTICE_TOKENS`` apply to it."""
+    uid = uid if uid is not None else topview_settings.uid
+    accounts = topview_settings.accounts
+    account = next((a for a in accounts.values() if a.uid == uid), accounts.get("default"))
+    tokens = account.notice_tokens if account else tuple(topview_settings.notice_tokens)
+    if tokens:
+        return reverse("topview_callbacks:notice-with-token", args=[tokens[0]])
+    return reverse("topview_callbacks:notice")
 
 
 def send_notice(

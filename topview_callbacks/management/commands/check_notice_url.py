@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from topview_callbacks.client import TopviewClient
 from topview_callbacks.exceptions import TopviewConfigurationError, TopviewError
+from topview_callbacks.log_filters import redact
 
 
 def check_notice_url(url: str | None = None, account: str | None = None) -> str:
@@ -19,7 +20,10 @@ def check_notice_url(url: str | None = None, account: str | None = None) -> str:
 
 
 class Command(BaseCommand):
-    help = "Ask Topview whether it accepts a callback URL (default: NOTICE_URL) as noticeUrl."
+    help = (
+        "Ask Topview whether it accepts a callback URL (default: NOTICE_URL) as noticeUrl. "
+        "The path token is printed as <token>: this output ends up in shells and CI logs."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("url", nargs="?", help="The URL to check (default: NOTICE_URL).")
@@ -30,7 +34,8 @@ class Command(BaseCommand):
             url = check_notice_url(options["url"], options["account"])
         except TopviewConfigurationError as exc:
             # CommandError prints one line, no traceback, and exits non-zero.
-            raise CommandError(f"Check your settings: {exc}") from exc
+            raise CommandError(redact(f"Check your settings: {exc}")) from exc
         except TopviewError as exc:
-            raise CommandError(f"Topview did not accept the notice URL: {exc}") from exc
-        self.stdout.write(self.style.SUCCESS(f"Topview accepted {url} as a notice URL."))
+            # Topview's message may quote the URL it refused.
+            raise CommandError(redact(f"Topview did not accept the notice URL: {exc}")) from exc
+        self.stdout.write(self.style.SUCCESS(f"Topview accepted {redact(url)} as a notice URL."))

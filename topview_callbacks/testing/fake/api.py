@@ -42,7 +42,9 @@ from topview_callbacks.testing.fake.runner import (
 
 UPLOAD_PREFIX = "/_fake_upload/"
 UPLOAD_FORMATS = frozenset({"mp4", "mov", "png", "jpg", "jpeg", "bmp", "webp", "mp3", "wav", "m4a"})
-MISSING_RESPONSES = "mock_topview() needs responses: pip install 'topview-callbacks[testing]'"
+MISSING_RESPONSES = (
+    "mock_topview() needs responses: install the 'testing' extra, topview-callbacks[testing]"
+)
 Answer = fake_media.Answer  # an HTTP answer: (status, headers, body)
 
 
@@ -281,7 +283,7 @@ def mock_topview(base_url: str | None = None, **options: Any) -> Iterator[FakeTo
 
     Tasks run until ``fake.finish(task_id)`` unless ``duration=`` is given; then
     ``fake.deliver_callbacks()`` posts their notices to this project's endpoint in-process.
-    Needs the ``testing`` extra (``pip install 'topview-callbacks[testing]'``).
+    Needs the ``testing`` extra (``topview-callbacks[testing]``).
     """
     try:
         # An optional dependency: importing this module must work without it.

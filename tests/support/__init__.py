@@ -1,0 +1,1 @@
+"""What several test modules share: the processes they start, what those record."""
