@@ -88,8 +88,9 @@ class _Body:
         self.last_beat = time.monotonic()
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topview-sha256")
         self._hashing: deque[Future[None]] = deque()
-        length = response.headers.get("Content-Length")
-        self.length = int(length) if length is not None and length.isdigit() else None
+        length = response.headers.get("Content-Length") or ""
+        # isdigit() alone accepts "²", which int() refuses; an unreadable length is no length.
+        self.length = int(length) if length.isascii() and length.isdigit() else None
         # urllib3's own file object (http.client's response) has the ``readinto`` that
         # reads into our buffer; urllib3's ``readinto`` reads a new bytes object and copies.
         raw = getattr(response, "_fp", None)
