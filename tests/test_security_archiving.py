@@ -6,16 +6,22 @@ The names say which finding they close: ``test_round2_f1_`` ... docs/security.md
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.storage import storages
+from django.test import Client
+from django.urls import reverse
 
 from tests.conftest import ARCHIVED_SIZE
-from tests.media_server import MediaServer
-from tests.test_archiving import archive
-from topview_callbacks import archiving
+from tests.media_server import MediaServer, body_for
+from tests.test_archiving import archive, stored_files
+from tests.test_checks import ids
+from topview_callbacks import archive_names, archiving
 from topview_callbacks.downloads import address_refusal
-from topview_callbacks.models import MediaState, SubmittedTask
+from topview_callbacks.models import ArchivedMedia, MediaState, SubmittedTask
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +42,148 @@ def task_of(kind: str, *urls: str, task_id: str = "t1", account: str = "default"
     )
     archiving.create_rows(task)
     return task
+
+
+# --- 1. stored XSS: the extension and the stored type come from the kind, never the sender --
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "name", "content_type"),
+    [
+        # HTML with no Content-Type, named .htm: stored as the kind's default, typed by it.
+        ("video", "/typed/x.htm?type=none", "video-0.mp4", "video/mp4"),
+        ("image", "/typed/y.xhtml?type=application/octet-stream", "image-0.jpg", "image/jpeg"),
+        ("video", "/typed/z.html?type=binary/octet-stream", "video-0.mp4", "video/mp4"),
+        # A type of the kind names the format; a URL extension of the kind does when the
+        # type is generic.
+        ("video", "/typed/w.mp4?type=video/webm", "video-0.webm", "video/webm"),
+        ("image", "/typed/v.png?type=application/octet-stream", "image-0.png", "image/png"),
+        ("image", "/typed/u.gif?type=image/jpg", "image-0.jpg", "image/jpeg"),
+    ],
+)
+def test_round2_f1_the_stored_name_and_type_come_from_the_kind_not_the_sender(
+    kind: str,
+    path: str,
+    name: str,
+    content_type: str,
+    server: MediaServer,
+    archive_settings: Any,
+) -> None:
+    [media] = archive(task_of(kind, server.url + path))
+
+    assert media.state == MediaState.ARCHIVED
+    assert media.file.name.rsplit("/", 1)[-1] == name
+    assert media.content_type == content_type
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "words"),
+    [
+        ("image", "/typed/b.svg?type=image/svg%2Bxml", "'image/svg+xml' is not one of the image"),
+        ("video", "/typed/a.html?type=text/html", "'text/html' is not one of the video"),
+        ("image", "/typed/c.png?type=application/xhtml%2Bxml", "'application/xhtml+xml' is not"),
+        ("video", "/typed/d.mp4?type=image/png", "'image/png' is not one of the video"),
+        ("image", "/typed/e.jpg?type=video/mp4", "'video/mp4' is not one of the image"),
+    ],
+)
+def test_round2_f1_svg_html_and_types_of_another_kind_are_refused_and_nothing_is_kept(
+    kind: str, path: str, words: str, server: MediaServer, archive_settings: Any, tmp_path: Path
+) -> None:
+    [media] = archive(task_of(kind, server.url + path))
+
+    assert media.state == MediaState.REFUSED
+    assert words in media.last_error
+    assert stored_files(tmp_path) == []
+
+
+def test_round2_f1_the_admin_links_to_a_stored_file_as_a_download(
+    server: MediaServer, archive_settings: Any, admin_client: Client
+) -> None:
+    task = task_of("video", f"{server.url}/typed/x.htm?type=none")
+    [media] = archive(task)
+
+    html = admin_client.get(
+        reverse("admin:topview_callbacks_submittedtask_change", args=[task.pk])
+    ).content.decode()
+
+    assert f'<a href="/media/{media.file.name}" download>' in html
+    assert ".htm" not in media.file.name
+
+
+def test_round2_f1_the_default_hosts_accept_no_cloudfront_distribution() -> None:
+    from topview_callbacks.conf import DEFAULTS
+    from topview_callbacks.downloads import host_allowed
+
+    assert not host_allowed("d111111abcdef8.cloudfront.net", DEFAULTS["ARCHIVE_HOSTS"])
+    assert host_allowed("aigc.s3.amazonaws.com", DEFAULTS["ARCHIVE_HOSTS"])
+
+
+# --- 2. one task's archive overwriting another's -------------------------------------------
+
+
+def test_round2_f2_task_ids_that_reduce_alike_get_folders_of_their_own(
+    server: MediaServer, archive_settings: Any
+) -> None:
+    [legit] = archive(task_of("video", f"{server.url}/ok/legit.mp4", task_id="legit-task-0001"))
+    [forged] = archive(task_of("video", f"{server.url}/ok/forged.mp4", task_id=".legit-task-0001"))
+    [spaced] = archive(task_of("video", f"{server.url}/ok/x.mp4", task_id="legit task 0001"))
+
+    names = {legit.file.name, forged.file.name, spaced.file.name}
+    assert len(names) == 3
+    assert legit.file.name == "topview/default/COMMON_TASK_TEXT2VIDEO/legit-task-0001/video-0.mp4"
+    legit.refresh_from_db()
+    on_disk = storages["default"].open(legit.file.name).read()
+    assert hashlib.sha256(on_disk).hexdigest() == legit.sha256
+    assert on_disk == body_for("legit.mp4", ARCHIVED_SIZE)
+
+
+def test_round2_f2_names_are_injective_and_cannot_leave_their_folder(
+    archive_settings: Any,
+) -> None:
+    values = ["X", ".X", "..X", "_X", "a b", "a_b", "..", "_", "../../etc/passwd", "a/b"]
+    folders = {archive_names.component(value) for value in values}
+
+    assert len(folders) == len(values)
+    assert all("/" not in folder and folder not in (".", "..") for folder in folders)
+    assert archive_names.component("legit-task-0001") == "legit-task-0001"
+
+
+def test_round2_f2_a_file_another_row_records_is_never_replaced(
+    server: MediaServer, archive_settings: Any, tmp_path: Path
+) -> None:
+    [first] = archive(task_of("video", f"{server.url}/ok/first.mp4", task_id="one"))
+    task = task_of("video", f"{server.url}/ok/second.mp4", task_id="two")
+    # As if two names collided: the other row already records this task's final name.
+    ArchivedMedia.objects.filter(pk=first.pk).update(
+        file="topview/default/COMMON_TASK_TEXT2VIDEO/two/video-0.mp4"
+    )
+    storage = storages["default"]
+    storage.save("topview/default/COMMON_TASK_TEXT2VIDEO/two/video-0.mp4", first.file)
+
+    [second] = archive(task)
+
+    assert second.state == MediaState.REFUSED
+    assert "is the file of another archived row" in second.last_error
+    kept = storage.open("topview/default/COMMON_TASK_TEXT2VIDEO/two/video-0.mp4").read()
+    assert kept == body_for("first.mp4", ARCHIVED_SIZE)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "topview/{biz_type}/{task_id}/{kind}-{index}{ext}",  # no account
+        "topview/{account}-{biz_type}/{task_id}/{kind}-{index}{ext}",  # not a folder each
+        "topview/{account}/{biz_type}/{task_id}{kind}-{index}{ext}",  # task id in the name
+        "topview/{account}/{biz_type}/{task_id}/{kind}/{index}{ext}",  # kind not in the name
+    ],
+)
+def test_round2_f2_archive_path_must_keep_every_value_apart(path: str, settings: Any) -> None:
+    from tests.test_checks_archiving import CELERY
+
+    settings.CELERY_DB_REUSE_MAX = 1000
+    assert ids(TOPVIEW_CALLBACKS={**CELERY, "ARCHIVE_PATH": path}) == ["topview_callbacks.E042"]
+    fine = "media/{account}/{biz_type}/{task_id}/{index:03d}-{kind}{ext}"
+    assert ids(TOPVIEW_CALLBACKS={**CELERY, "ARCHIVE_PATH": fine}) == []
 
 
 # --- 12. hostile URLs and headers are refused once, not retried as storage errors ---------

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +23,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from topview_callbacks import biz_types, signals
+from topview_callbacks.archive_names import partial_name, target_name
 from topview_callbacks.client import TopviewClient
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.downloads import (
@@ -44,10 +44,6 @@ from topview_callbacks.retrying import retry_delay
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EXTENSIONS = {"video": ".mp4", "image": ".jpg", "audio": ".mp3"}
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-_EXTENSION = re.compile(r"\.[a-z0-9]{1,5}")
-
 
 def create_rows(task: SubmittedTask) -> int:
     """Pending rows for the task's output media not yet known (e.g. a task that finished
@@ -67,36 +63,13 @@ def due_media(now: datetime | None = None) -> QuerySet[ArchivedMedia]:
     ).order_by("created_at", "pk")
 
 
-def target_name(media: ArchivedMedia) -> str:
-    """The file's final name in the storage, from ``ARCHIVE_PATH``.
-
-    Every value comes from an unsigned notice, so each is reduced to ``[A-Za-z0-9_.-]``
-    and cannot climb out of its folder.
-    """
-    task = media.task
-
-    def safe(value: object) -> str:
-        return _UNSAFE.sub("_", str(value)).lstrip(".") or "_"
-
-    suffix = os.path.splitext(media.source_url.split("?", 1)[0])[1].lower()
-    ext = suffix if _EXTENSION.fullmatch(suffix) else DEFAULT_EXTENSIONS.get(media.kind, "")
-    return topview_settings.archive_path.format(
-        account=safe(task.account),
-        biz_type=safe(task.biz_type),
-        task_id=safe(task.task_id),
-        kind=safe(media.kind),
-        index=media.index,
-        ext=ext,
-    )
-
-
 def _claim(media_id: int) -> ArchivedMedia | None:
     """Take a due row for this attempt, or None (another worker has it, or it is done)."""
     media = due_media().select_related("task").filter(pk=media_id).first()
     if media is None:
         return None
     leftover, token = media.partial_name, uuid.uuid4().hex
-    partial = f"{target_name(media)}.{token[:12]}.part"
+    partial = partial_name(media, token)
     # Conditional on the claim we saw: of two workers, the second updates nothing.
     if not ArchivedMedia.objects.filter(
         pk=media.pk, claim=media.claim, state=MediaState.PENDING
@@ -153,7 +126,7 @@ def _store(media: ArchivedMedia) -> ArchivedMedia:
     stored = download_to_storage(
         media.source_url, storage, media.partial_name, kind=media.kind, heartbeat=heartbeat
     )
-    final = _promote(storage, stored.name, target_name(media))
+    final = _promote(storage, stored.name, target_name(media, stored.extension), media)
     values: dict[str, Any] = {
         "file": final,
         "size": stored.size,
@@ -181,8 +154,12 @@ def _store(media: ArchivedMedia) -> ArchivedMedia:
     return media
 
 
-def _promote(storage: Storage, partial: str, final: str) -> str:
-    """Give the complete file its final name (replacing an earlier copy of the same row)."""
+def _promote(storage: Storage, partial: str, final: str, media: ArchivedMedia) -> str:
+    """Give the complete file its final name (replacing an earlier copy of the same row,
+    never a file another row records)."""
+    if ArchivedMedia.objects.filter(file=final).exclude(pk=media.pk).exists():
+        # Names cannot collide (archive_names); should one ever, the first file stays.
+        raise DownloadRefused(f"{final} is the file of another archived row; it was kept")
     try:
         source, target = storage.path(partial), storage.path(final)
     except NotImplementedError:  # not on a local disk

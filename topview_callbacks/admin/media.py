@@ -73,7 +73,8 @@ class ArchivedMediaInline(ReadOnlyMixin, admin.TabularInline):  # type: ignore[t
     def stored_file(self, media: ArchivedMedia) -> str:
         if not media.file:
             return "-"
-        return format_html('<a href="{}">{}</a>', media.file.url, media.file.name)
+        # A download, not a page: whatever the server says the file is, the browser saves it.
+        return format_html('<a href="{}" download>{}</a>', media.file.url, media.file.name)
 
     @admin.display(description=_("source URL"))
     def source(self, media: ArchivedMedia) -> str:

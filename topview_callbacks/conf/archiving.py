@@ -15,13 +15,15 @@ DEFAULTS: dict[str, Any] = {
     "ARCHIVE_MEDIA": False,
     # The alias in STORAGES the files are written to (S3, GCS... through django-storages).
     "ARCHIVE_STORAGE": "default",
-    # Where a file goes in that storage; {biz_type}, {task_id}, {kind} and {index} are
-    # required (they make the name unique), {account} and {ext} (".mp4"...) are optional.
+    # Where a file goes in that storage. {account}, {biz_type} and {task_id} (each a folder
+    # of its own), {kind} and {index} (in the file's name) are required: together they make
+    # the name unique (archive_names). {ext} (".mp4"...) is optional.
     "ARCHIVE_PATH": "topview/{account}/{biz_type}/{task_id}/{kind}-{index}{ext}",
     # Hosts files are fetched from: exact names, or "*.example.com" for its subdomains.
-    # Topview's results name its S3 bucket (aigc.s3.amazonaws.com) and, with
-    # needCloudFrontUrl=true, CloudFront distributions.
-    "ARCHIVE_HOSTS": ["aigc.s3.amazonaws.com", "*.cloudfront.net", "*.topview.ai"],
+    # Topview's query results name its S3 bucket (aigc.s3.amazonaws.com; the client asks
+    # with needCloudFrontUrl=false). Not "*.cloudfront.net": anyone can create a CloudFront
+    # distribution in front of a server of their own (docs/archiving.md).
+    "ARCHIVE_HOSTS": ["aigc.s3.amazonaws.com", "*.topview.ai"],
     # A file larger than this many bytes is not stored (state "refused").
     "ARCHIVE_MAX_BYTES": 1024 * 1024 * 1024,
     # Which kinds of output are archived.

@@ -40,6 +40,7 @@ from django.core.files.storage import FileSystemStorage, Storage
 
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.downloads.fetching import DownloadFailed, DownloadRefused, open_url
+from topview_callbacks.downloads.formats import stored_format
 
 CHUNK_SIZE = 1024 * 1024
 # The disk path's buffer: small enough to stay in a core's L2 cache from the socket read
@@ -47,9 +48,6 @@ CHUNK_SIZE = 1024 * 1024
 # 256 KiB 0.98 s, 128 KiB 0.85-0.87 s, 64 KiB 0.91 s, 32 KiB 1.03 s (curl -o: 0.79 s).
 DISK_CHUNK_SIZE = 128 * 1024
 HASH_AHEAD = 2
-# Content types accepted per kind; a generic binary type (S3's default) is accepted too.
-KIND_TYPES = {"video": "video/", "image": "image/", "audio": "audio/"}
-GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 HEARTBEAT_EVERY = 10.0  # seconds between two ``heartbeat`` calls while a body streams
 READ_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 
@@ -61,7 +59,9 @@ class Stored:
     name: str
     size: int
     sha256: str
+    #: From ``formats.FORMATS``, never the sender's: what the file is stored and served as.
     content_type: str
+    extension: str
 
 
 class _Body:
@@ -200,13 +200,6 @@ def _save_to_disk(storage: FileSystemStorage, name: str, body: _Body) -> str:
     return name
 
 
-def check_type(kind: str, content_type: str) -> None:
-    """``DownloadRefused`` when the answer's type is not one of ``kind`` (or generic)."""
-    if content_type in GENERIC_TYPES or content_type.startswith(KIND_TYPES.get(kind, "?")):
-        return
-    raise DownloadRefused(f"content type {content_type!r} is not a {kind}")
-
-
 def download_to_storage(
     url: str,
     storage: Storage,
@@ -218,10 +211,10 @@ def download_to_storage(
     """Stream ``url`` into ``storage`` under ``name``; on any error nothing stays there."""
     response = open_url(url)
     try:
-        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        check_type(kind, content_type)
+        announced = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        stored = stored_format(kind, announced, url)
         max_bytes = topview_settings.archive_max_bytes
-        body = _Body(response, max_bytes, content_type, heartbeat)
+        body = _Body(response, max_bytes, stored.content_type, heartbeat)
         if body.length is not None and body.length > max_bytes:
             raise DownloadRefused(
                 f"larger than ARCHIVE_MAX_BYTES ({body.length} > {max_bytes} bytes)"
@@ -238,6 +231,6 @@ def download_to_storage(
             if storage.exists(saved or name):
                 storage.delete(saved or name)
             raise
-        return Stored(saved, body.size, body.hexdigest(), content_type)
+        return Stored(saved, body.size, body.hexdigest(), stored.content_type, stored.extension)
     finally:
         response.release_conn()
