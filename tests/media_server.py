@@ -13,6 +13,7 @@ Paths (the last segment is the file name, e.g. ``/ok/a.mp4``):
 - ``/file/``: ``big_file`` from disk (the benchmark), streamed in 1 MiB pieces;
 - ``/typed/?type=T``: the body as type ``T`` (``none``: no Content-Type header at all);
 - ``/trickle/``: ``trickle_bytes`` bytes, one every ``trickle_delay`` seconds;
+  ``/trickleheaders/``: the same, inside a header;
 - ``/badlength/``: ``Content-Length: ²``, the body, then the connection closes.
 """
 
@@ -89,6 +90,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"x")
                 self.wfile.flush()
                 time.sleep(server.trickle_delay)
+            return None
+        if route == "trickleheaders":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nX-Slow: ")
+            for _ in range(server.trickle_bytes):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(server.trickle_delay)
+            self.wfile.write(b"\r\nContent-Length: 0\r\n\r\n")
             return None
         if route == "badlength":
             self.send_response(200)

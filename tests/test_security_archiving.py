@@ -7,6 +7,7 @@ The names say which finding they close: ``test_round2_f1_`` ... docs/security.md
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from tests.conftest import ARCHIVED_SIZE
 from tests.media_server import MediaServer, body_for
 from tests.test_archiving import archive, stored_files
 from tests.test_checks import ids
-from topview_callbacks import archive_names, archiving
+from topview_callbacks import archive_names, archiving, signals
 from topview_callbacks.downloads import address_refusal
 from topview_callbacks.models import ArchivedMedia, MediaState, SubmittedTask
 
@@ -184,6 +185,45 @@ def test_round2_f2_archive_path_must_keep_every_value_apart(path: str, settings:
     assert ids(TOPVIEW_CALLBACKS={**CELERY, "ARCHIVE_PATH": path}) == ["topview_callbacks.E042"]
     fine = "media/{account}/{biz_type}/{task_id}/{index:03d}-{kind}{ext}"
     assert ids(TOPVIEW_CALLBACKS={**CELERY, "ARCHIVE_PATH": fine}) == []
+
+
+# --- 4. no overall deadline on a download ------------------------------------------------
+
+
+@pytest.mark.parametrize("storage", ["disk", "generic"])
+@pytest.mark.parametrize("route", ["trickle", "trickleheaders"])
+def test_round2_f4_a_trickling_server_is_cut_off_at_the_deadline(
+    route: str,
+    storage: str,
+    server: MediaServer,
+    archive_settings: Any,
+    tmp_path: Path,
+    record_signal: Any,
+) -> None:
+    if storage == "generic":  # a storage with its own _save: read by storage.save
+        archive_settings.STORAGES = {
+            **archive_settings.STORAGES,
+            "default": {
+                "BACKEND": "tests.test_downloads_storing.SavingStorage",
+                "OPTIONS": {"location": str(tmp_path / "media"), "base_url": "/media/"},
+            },
+        }
+    archive_settings.TOPVIEW_CALLBACKS = {
+        **archive_settings.TOPVIEW_CALLBACKS,
+        "ARCHIVE_DEADLINE": 1.5,
+    }
+    # 40 bytes a quarter of a second apart: 10 s in all, no silence near ARCHIVE_TIMEOUT (1 s).
+    server.trickle_bytes, server.trickle_delay = 40, 0.25
+    archived = record_signal(signals.media_archived)
+    start = time.monotonic()
+
+    [media] = archive(task_of("video", f"{server.url}/{route}/slow.mp4"))
+
+    assert time.monotonic() - start < 4
+    assert media.state == MediaState.PENDING  # retried later, as a timeout is
+    assert media.last_error == "the download took longer than ARCHIVE_DEADLINE (1.5 s)"
+    assert stored_files(tmp_path) == []
+    assert archived.calls == []
 
 
 # --- 12. hostile URLs and headers are refused once, not retried as storage errors ---------

@@ -30,6 +30,10 @@ DEFAULTS: dict[str, Any] = {
     "ARCHIVE_KINDS": list(ARCHIVE_KINDS),
     # Seconds to connect, and the longest silence while reading, before a download is retried.
     "ARCHIVE_TIMEOUT": 30.0,
+    # Seconds one download may take in all (connect, redirects, headers, body) before it is
+    # cut off and retried: a server trickling a byte at a time never trips ARCHIVE_TIMEOUT.
+    # 600 s lets a 1 GiB file (ARCHIVE_MAX_BYTES) through at 1.8 MB/s.
+    "ARCHIVE_DEADLINE": 600.0,
     # Tests and the demo only: fetch http:// URLs, and hosts that resolve to loopback or
     # private addresses. Cloud metadata addresses are refused even then.
     "ARCHIVE_ALLOW_HTTP": False,
@@ -65,6 +69,10 @@ class ArchivingSettings(SettingsReader):
     @property
     def archive_timeout(self) -> float:
         return float(self._get("ARCHIVE_TIMEOUT"))
+
+    @property
+    def archive_deadline(self) -> float:
+        return float(self._get("ARCHIVE_DEADLINE"))
 
     @property
     def archive_allow_http(self) -> bool:

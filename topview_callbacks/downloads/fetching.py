@@ -19,6 +19,7 @@ import urllib3
 
 from topview_callbacks import __version__
 from topview_callbacks.conf import topview_settings
+from topview_callbacks.downloads.deadline import Deadline, watch_pool
 
 MAX_REDIRECTS = 3
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -144,9 +145,12 @@ def check_url(url: str) -> tuple[SplitResult, str]:
     return parts, addresses[0]
 
 
-def _request(parts: SplitResult, address: str) -> urllib3.BaseHTTPResponse:
+def _request(
+    parts: SplitResult, address: str, deadline: Deadline | None
+) -> urllib3.BaseHTTPResponse:
     """GET the URL from the checked ``address``; TLS still verifies the certificate against
-    the URL's host name (SNI and hostname check), so pinning the address weakens nothing."""
+    the URL's host name (SNI and hostname check), so pinning the address weakens nothing.
+    ``deadline`` shuts the connection down when it passes."""
     timeout = urllib3.Timeout(
         connect=topview_settings.archive_timeout, read=topview_settings.archive_timeout
     )
@@ -164,9 +168,13 @@ def _request(parts: SplitResult, address: str) -> urllib3.BaseHTTPResponse:
             ca_certs=certifi.where(),
             assert_hostname=host,
             server_hostname=host,
+            deadline=deadline,
         )
     else:
-        pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False, maxsize=1)
+        pool = urllib3.HTTPConnectionPool(
+            address, port, timeout=timeout, retries=False, maxsize=1, deadline=deadline
+        )
+    watch_pool(pool)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     headers = {
         "Host": parts.netloc,
@@ -188,12 +196,13 @@ def _request(parts: SplitResult, address: str) -> urllib3.BaseHTTPResponse:
         raise DownloadFailed(f"{host}: {exc}", retryable=True) from exc
 
 
-def open_url(url: str) -> urllib3.BaseHTTPResponse:
+def open_url(url: str, deadline: Deadline | None = None) -> urllib3.BaseHTTPResponse:
     """The answer to GET ``url`` with a 200, after at most ``MAX_REDIRECTS`` checked
-    redirects; raises the ``DownloadError`` that says why not."""
+    redirects; raises the ``DownloadError`` that says why not. ``deadline`` covers every
+    connection opened on the way."""
     for _ in range(MAX_REDIRECTS + 1):
         parts, address = check_url(url)
-        response = _request(parts, address)
+        response = _request(parts, address, deadline)
         status = response.status
         if status == 200:
             return response

@@ -39,6 +39,7 @@ import urllib3
 from django.core.files.storage import FileSystemStorage, Storage
 
 from topview_callbacks.conf import topview_settings
+from topview_callbacks.downloads.deadline import Deadline
 from topview_callbacks.downloads.fetching import DownloadFailed, DownloadRefused, open_url
 from topview_callbacks.downloads.formats import stored_format
 
@@ -78,8 +79,10 @@ class _Body:
         max_bytes: int,
         content_type: str,
         heartbeat: Callable[[], object] | None,
+        deadline: Deadline | None = None,
     ) -> None:
         self.response = response
+        self.deadline = deadline
         self.max_bytes = max_bytes
         self.content_type = content_type or None  # S3Storage reads this attribute
         self.heartbeat = heartbeat
@@ -115,6 +118,8 @@ class _Body:
         return got
 
     def _passed(self, data: bytes | memoryview, *, inline: bool = False) -> None:
+        if self.deadline is not None and self.deadline.expired:  # and no more heartbeats
+            raise DownloadFailed(self.deadline.message, retryable=True)
         if not data:
             # http.client's readinto ends quietly on a short body; urllib3's read raises.
             if self.length is not None and self.size != self.length:
@@ -208,13 +213,31 @@ def download_to_storage(
     kind: str,
     heartbeat: Callable[[], object] | None = None,
 ) -> Stored:
-    """Stream ``url`` into ``storage`` under ``name``; on any error nothing stays there."""
-    response = open_url(url)
+    """Stream ``url`` into ``storage`` under ``name``, within ``ARCHIVE_DEADLINE``; on any
+    error nothing stays there."""
+    with Deadline(topview_settings.archive_deadline) as deadline:
+        try:
+            return _download(url, storage, name, kind, heartbeat, deadline)
+        except Exception as exc:
+            if deadline.expired:  # whatever the cut-off socket made fail, this is why
+                raise DownloadFailed(deadline.message, retryable=True) from exc
+            raise
+
+
+def _download(
+    url: str,
+    storage: Storage,
+    name: str,
+    kind: str,
+    heartbeat: Callable[[], object] | None,
+    deadline: Deadline,
+) -> Stored:
+    response = open_url(url, deadline)
     try:
         announced = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         stored = stored_format(kind, announced, url)
         max_bytes = topview_settings.archive_max_bytes
-        body = _Body(response, max_bytes, stored.content_type, heartbeat)
+        body = _Body(response, max_bytes, stored.content_type, heartbeat, deadline)
         if body.length is not None and body.length > max_bytes:
             raise DownloadRefused(
                 f"larger than ARCHIVE_MAX_BYTES ({body.length} > {max_bytes} bytes)"
@@ -225,6 +248,8 @@ def download_to_storage(
                 saved = _save_to_disk(storage, name, body)
             else:
                 saved = storage.save(name, body)  # type: ignore[arg-type]
+            if deadline.expired:  # a body without a length ends where the socket was cut
+                raise DownloadFailed(deadline.message, retryable=True)
         except BaseException:
             body.hexdigest()  # stop the hashing thread
             # A storage may leave what it wrote so far (FileSystemStorage does).
