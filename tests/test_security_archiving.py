@@ -7,6 +7,7 @@ The names say which finding they close: ``test_round2_f1_`` ... docs/security.md
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from tests.test_checks import ids
 from topview_callbacks import archive_names, archiving, signals
 from topview_callbacks.downloads import address_refusal
 from topview_callbacks.models import ArchivedMedia, MediaState, SubmittedTask
+from topview_callbacks.testing import deliver_notice, notice_payload
 
 pytestmark = pytest.mark.django_db
 
@@ -224,6 +226,54 @@ def test_round2_f4_a_trickling_server_is_cut_off_at_the_deadline(
     assert media.last_error == "the download took longer than ARCHIVE_DEADLINE (1.5 s)"
     assert stored_files(tmp_path) == []
     assert archived.calls == []
+
+
+# --- 5. no limit on outputs per notice ----------------------------------------------------
+
+
+def previews(count: int) -> dict[str, Any]:
+    videos = [
+        {"videoUrl": f"https://aigc.s3.amazonaws.com/v/{n}.mp4", "coverUrl": f"https://x/{n}.jpg"}
+        for n in range(count)
+    ]
+    return {"status": "success", "previewVideos": videos}
+
+
+def test_round2_f5_a_notice_naming_thousands_of_outputs_makes_archive_max_files_rows(
+    archive_settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    payload = notice_payload("M2V_PREVIEW", task_id="many", result=previews(5000))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert deliver_notice(payload).status_code == 200
+
+    rows = ArchivedMedia.objects.filter(task__task_id="many")
+    assert rows.count() == 50  # ARCHIVE_MAX_FILES' default
+    # In the table's order: every video of the first 50, before any cover.
+    assert set(rows.values_list("kind", flat=True)) == {"video"}
+
+
+def test_round2_f5_the_task_page_lists_and_plays_a_bounded_number_of_files(
+    archive_settings: Any, admin_client: Client
+) -> None:
+    archive_settings.TOPVIEW_CALLBACKS = {
+        **archive_settings.TOPVIEW_CALLBACKS,
+        "ARCHIVE_MAX_FILES": 500,
+    }
+    task = SubmittedTask.objects.create(
+        biz_type="M2V_PREVIEW", task_id="big", status="success", result=previews(1000)
+    )
+    archiving.create_rows(task)
+
+    html = admin_client.get(
+        reverse("admin:topview_callbacks_submittedtask_change", args=[task.pk])
+    ).content.decode()
+
+    assert ArchivedMedia.objects.filter(task=task).count() == 500
+    assert len(re.findall(r'id="archived_media-\d+"', html)) == 50
+    assert html.count('class="topview-media-item"') == 50
+    assert "1950 more outputs are not shown." in html
+    assert "500 file(s): 500 pending. The list below shows the first 50." in html
+    assert "The result names 2000 outputs; only the first 500 are archived" in html
 
 
 # --- 12. hostile URLs and headers are refused once, not retried as storage errors ---------

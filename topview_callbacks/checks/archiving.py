@@ -54,7 +54,7 @@ def check_archiving(raw: dict[str, Any]) -> list[CheckMessage]:
                 id=check_id("E043"),
             )
         )
-    for key in ("ARCHIVE_MAX_BYTES", "ARCHIVE_TIMEOUT", "ARCHIVE_DEADLINE"):
+    for key in ("ARCHIVE_MAX_BYTES", "ARCHIVE_MAX_FILES", "ARCHIVE_TIMEOUT", "ARCHIVE_DEADLINE"):
         if not is_number(value := _value(raw, key)) or value <= 0:
             messages.append(
                 Error(f"{SETTINGS_NAME}[{key!r}] must be a positive number.", id=check_id("E044"))

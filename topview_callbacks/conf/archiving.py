@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "ARCHIVE_MAX_BYTES": 1024 * 1024 * 1024,
     # Which kinds of output are archived.
     "ARCHIVE_KINDS": list(ARCHIVE_KINDS),
+    # At most this many files of one result are archived (the first ones, videos before
+    # covers): a forged result may name thousands, each a row, a download and a query.
+    "ARCHIVE_MAX_FILES": 50,
     # Seconds to connect, and the longest silence while reading, before a download is retried.
     "ARCHIVE_TIMEOUT": 30.0,
     # Seconds one download may take in all (connect, redirects, headers, body) before it is
@@ -61,6 +64,10 @@ class ArchivingSettings(SettingsReader):
     @property
     def archive_max_bytes(self) -> int:
         return int(self._get("ARCHIVE_MAX_BYTES"))
+
+    @property
+    def archive_max_files(self) -> int:
+        return int(self._get("ARCHIVE_MAX_FILES"))
 
     @property
     def archive_kinds(self) -> list[str]:

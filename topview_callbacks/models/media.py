@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
 from django.core.files.storage import Storage, storages
@@ -14,6 +15,8 @@ from topview_callbacks import biz_types
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models.notices import Notice
 from topview_callbacks.models.tasks import SubmittedTask
+
+logger = logging.getLogger(__name__)
 
 
 class MediaState(models.TextChoices):
@@ -52,13 +55,31 @@ def reset_archive_storage(*, setting: str, **kwargs: Any) -> None:
 
 class ArchivedMediaManager(models.Manager["ArchivedMedia"]):
     def add_for_task(self, task: SubmittedTask, notice: Notice | None = None) -> int:
-        """A pending row per output file of the task's result (ARCHIVE_KINDS); returns how
-        many are new. Idempotent: ``(task, kind, index)`` is unique, repeats are ignored."""
+        """A pending row per output file of the task's result (ARCHIVE_KINDS), for the first
+        ARCHIVE_MAX_FILES of them; returns how many are new. Idempotent: ``(task, kind,
+        index)`` is unique, repeats are ignored."""
         kinds = set(topview_settings.archive_kinds)
-        rows = [
-            ArchivedMedia(task=task, notice=notice, kind=kind, index=index, source_url=url)
+        outputs = [
+            (kind, index, url)
             for kind, index, url in biz_types.numbered_media(task.media())
             if kind in kinds
+        ]
+        limit = topview_settings.archive_max_files
+        if len(outputs) > limit:
+            # A result is unsigned: it may name thousands of URLs, each a row, a download
+            # and a line on the task's page. The first ones are kept, in the table's order.
+            logger.warning(
+                "Task %s %r names %s output files; only the first %s are archived "
+                "(ARCHIVE_MAX_FILES)",
+                task.biz_type,
+                task.task_id,
+                len(outputs),
+                limit,
+            )
+            outputs = outputs[:limit]
+        rows = [
+            ArchivedMedia(task=task, notice=notice, kind=kind, index=index, source_url=url)
+            for kind, index, url in outputs
         ]
         before = self.filter(task=task).count()
         self.bulk_create(rows, ignore_conflicts=True)
