@@ -7,15 +7,20 @@ The names say which finding they close: ``test_round2_f1_`` ... docs/security.md
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import responses
 from django.core.files.storage import storages
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.conftest import ARCHIVED_SIZE
 from tests.media_server import MediaServer, body_for
@@ -23,7 +28,7 @@ from tests.test_archiving import archive, stored_files
 from tests.test_checks import ids
 from topview_callbacks import archive_names, archiving, signals
 from topview_callbacks.downloads import address_refusal
-from topview_callbacks.models import ArchivedMedia, MediaState, SubmittedTask
+from topview_callbacks.models import ArchivedMedia, MediaState, Notice, SubmittedTask
 from topview_callbacks.testing import deliver_notice, notice_payload
 
 pytestmark = pytest.mark.django_db
@@ -119,6 +124,208 @@ def test_round2_f1_the_default_hosts_accept_no_cloudfront_distribution() -> None
 
     assert not host_allowed("d111111abcdef8.cloudfront.net", DEFAULTS["ARCHIVE_HOSTS"])
     assert host_allowed("aigc.s3.amazonaws.com", DEFAULTS["ARCHIVE_HOSTS"])
+
+
+# --- 1, 4, 5 at their source: only URLs Topview itself returns for the task are fetched ---
+
+QUERY = "https://api.topview.test/v1/common_task/text2video/task/query"
+
+
+@pytest.fixture
+def confirming(archive_settings: Any) -> Any:
+    """The default: URLs are confirmed with Topview's query (mocked with ``responses``)."""
+    archive_settings.TOPVIEW_CALLBACKS = {
+        **archive_settings.TOPVIEW_CALLBACKS,
+        "ARCHIVE_CONFIRM_URLS": True,
+    }
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as api:
+        yield api
+
+
+def topview_answers(api: Any, *urls: str, status: str = "success") -> None:
+    result = {"status": status, "videos": [{"filePath": url} for url in urls]}
+    api.get(QUERY, json={"code": "200", "message": "Success", "result": result})
+
+
+def test_round2_f1_only_the_urls_topview_returns_for_the_task_are_fetched(
+    server: MediaServer, confirming: Any
+) -> None:
+    topview_answers(confirming, f"{server.url}/ok/real.mp4")
+    task = task_of(
+        "video",
+        f"{server.url}/typed/x.htm?type=text/html",  # the sender's page: never fetched
+        f"{server.url}/trickle/y.mp4",  # an output Topview does not name
+    )
+
+    first, second = archive(task)
+
+    assert (first.state, first.source_url) == (MediaState.ARCHIVED, f"{server.url}/ok/real.mp4")
+    assert first.confirmed_at is not None
+    assert first.file.read() == body_for("real.mp4", ARCHIVED_SIZE)
+    assert second.state == MediaState.REFUSED
+    assert "Topview's answer about the task does not name this output" in second.last_error
+    assert set(server.hits) == {"/ok/real.mp4"}
+    assert len(confirming.calls) == 1
+
+
+def test_round2_f5_a_task_topview_does_not_know_costs_one_query_and_no_download(
+    server: MediaServer, confirming: Any, record_signal: Any
+) -> None:
+    failed = record_signal(signals.media_archive_failed)
+    confirming.get(QUERY, json={"code": "4004", "message": "Resource not found", "result": None})
+    task = task_of("video", *(f"{server.url}/missing/{n}.mp4" for n in range(3)), task_id="gone")
+
+    rows = archive(task)
+
+    assert [row.state for row in rows] == [MediaState.REFUSED] * 3
+    assert all("Topview error 4004: Resource not found" in row.last_error for row in rows)
+    assert len(confirming.calls) == 1  # not one per file, and not once per attempt
+    assert sum(server.hits.values()) == 0
+    assert len(failed.calls) == 3
+    archive(task)  # nothing is due: no further query
+    assert len(confirming.calls) == 1
+
+
+def test_round2_f5_an_expired_url_is_asked_about_once_per_task(
+    server: MediaServer, confirming: Any
+) -> None:
+    fresh = [f"{server.url}/expiring/{n}.mp4?sig=fresh" for n in range(3)]
+    topview_answers(confirming, *fresh)
+    task = task_of("video", *(f"{server.url}/expiring/{n}.mp4?sig=old" for n in range(3)))
+    ArchivedMedia.objects.filter(task=task).update(confirmed_at=timezone.now())
+
+    rows = archive(task)
+
+    assert [row.state for row in rows] == [MediaState.ARCHIVED] * 3
+    assert [row.source_url for row in rows] == fresh
+    assert len(confirming.calls) == 1
+
+
+def test_round2_f5_a_url_still_gone_after_the_answer_expires_every_file_of_the_task(
+    server: MediaServer, confirming: Any
+) -> None:
+    confirming.get(QUERY, json={"code": "4004", "message": "Resource not found", "result": None})
+    task = task_of("video", f"{server.url}/missing/a.mp4", f"{server.url}/missing/b.mp4")
+    ArchivedMedia.objects.filter(task=task).update(confirmed_at=timezone.now())
+
+    rows = archive(task)
+
+    assert [row.state for row in rows] == [MediaState.EXPIRED] * 2
+    assert len(confirming.calls) == 1
+    assert server.hits["/missing/a.mp4"] == 1 and server.hits["/missing/b.mp4"] == 0
+
+
+def test_round2_f5_while_one_worker_asks_about_a_task_the_others_wait_for_its_answer(
+    server: MediaServer, confirming: Any
+) -> None:
+    topview_answers(confirming, f"{server.url}/ok/a.mp4", f"{server.url}/ok/b.mp4")
+    task = task_of("video", "https://forged.example/a.mp4", "https://forged.example/b.mp4")
+    first, second = ArchivedMedia.objects.filter(task=task).order_by("pk")
+    # Another worker holds the task's lease: it is asking Topview right now.
+    ArchivedMedia.objects.filter(pk=first.pk).update(confirming_at=timezone.now())
+
+    waiting = archiving.archive_one(second.pk)
+
+    assert waiting is not None and waiting.state == MediaState.PENDING
+    assert waiting.attempts == 0  # waiting is not an attempt
+    assert waiting.next_attempt_at is not None and waiting.next_attempt_at > timezone.now()
+    assert len(confirming.calls) == 0
+    # The lease ends (the other worker has its answer): one query serves both files.
+    ArchivedMedia.objects.filter(task=task).update(confirming_at=None, next_attempt_at=None)
+    assert [row.state for row in archive(task)] == [MediaState.ARCHIVED] * 2
+    assert len(confirming.calls) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_round2_f5_workers_starting_a_tasks_files_at_once_ask_topview_once(
+    server: MediaServer, confirming: Any
+) -> None:
+    urls = [f"{server.url}/ok/{n}.mp4" for n in range(4)]
+    result = {"status": "success", "videos": [{"filePath": url} for url in urls]}
+
+    def slow_answer(request: Any) -> tuple[int, dict[str, str], str]:
+        time.sleep(0.5)  # the others claim their rows meanwhile
+        return 200, {}, json.dumps({"code": "200", "message": "Success", "result": result})
+
+    confirming.add_callback(responses.GET, QUERY, callback=slow_answer)
+    task = task_of("video", *(f"https://forged.example/{n}.mp4" for n in range(4)))
+    ids = list(ArchivedMedia.objects.filter(task=task).values_list("pk", flat=True))
+    start = threading.Barrier(len(ids))
+    errors: list[BaseException] = []
+
+    def worker(pk: int) -> None:
+        try:
+            start.wait()
+            archiving.archive_one(pk)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(pk,)) for pk in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    ArchivedMedia.objects.filter(task=task).update(next_attempt_at=None)  # the waits are over
+    archive(task)
+
+    assert errors == []
+    assert len(confirming.calls) == 1
+    assert set(ArchivedMedia.objects.values_list("state", flat=True)) == {MediaState.ARCHIVED}
+    assert [server.hits[f"/ok/{n}.mp4"] for n in range(4)] == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "words"),
+    [
+        ("fail", MediaState.REFUSED, "Topview reports the task as failed"),
+        ("running", MediaState.PENDING, "Topview reports the task as 'running'"),
+    ],
+)
+def test_round2_f5_a_task_topview_reports_failed_or_running_is_not_fetched(
+    status: str,
+    state: str,
+    words: str,
+    server: MediaServer,
+    confirming: Any,
+    archive_settings: Any,
+) -> None:
+    archive_settings.TOPVIEW_CALLBACKS = {
+        **archive_settings.TOPVIEW_CALLBACKS,
+        "RETRY_BACKOFF": 60,
+    }
+    topview_answers(confirming, f"{server.url}/ok/a.mp4", status=status)
+    task = task_of("video", f"{server.url}/ok/a.mp4", f"{server.url}/ok/b.mp4")
+
+    rows = archive(task)
+
+    assert [row.state for row in rows] == [state, state]
+    assert all(words in row.last_error for row in rows[:1])
+    assert len(confirming.calls) == 1 and sum(server.hits.values()) == 0
+    if state == MediaState.PENDING:  # both retried together, at the first one's next query
+        assert rows[1].next_attempt_at == rows[0].next_attempt_at
+
+
+def test_round2_f1_a_polled_result_is_topviews_own_and_is_not_asked_about_again(
+    server: MediaServer, confirming: Any
+) -> None:
+    task = SubmittedTask.objects.create(
+        biz_type="COMMON_TASK_TEXT2VIDEO",
+        task_id="polled",
+        status="success",
+        result={"status": "success", "videos": [{"filePath": f"{server.url}/ok/p.mp4"}]},
+    )
+    notice = Notice.objects.create(
+        uuid="poll-1", biz_type=task.biz_type, task_id="polled", status="success", source="poll"
+    )
+    ArchivedMedia.objects.add_for_task(task, notice)
+
+    [media] = archive(task)
+
+    assert media.state == MediaState.ARCHIVED
+    assert len(confirming.calls) == 0
 
 
 # --- 2. one task's archive overwriting another's -------------------------------------------

@@ -28,7 +28,12 @@ def _value(raw: dict[str, Any], key: str) -> Any:
 @settings_check
 def check_archiving(raw: dict[str, Any]) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    for key in ("ARCHIVE_MEDIA", "ARCHIVE_ALLOW_HTTP", "ARCHIVE_ALLOW_PRIVATE"):
+    for key in (
+        "ARCHIVE_MEDIA",
+        "ARCHIVE_CONFIRM_URLS",
+        "ARCHIVE_ALLOW_HTTP",
+        "ARCHIVE_ALLOW_PRIVATE",
+    ):
         if not isinstance(_value(raw, key), bool):
             messages.append(
                 Error(f"{SETTINGS_NAME}[{key!r}] must be True or False.", id=check_id("E040"))

@@ -19,6 +19,10 @@ DEFAULTS: dict[str, Any] = {
     # of its own), {kind} and {index} (in the file's name) are required: together they make
     # the name unique (archive_names). {ext} (".mp4"...) is optional.
     "ARCHIVE_PATH": "topview/{account}/{biz_type}/{task_id}/{kind}-{index}{ext}",
+    # Fetch only the URLs Topview's own query returns for the task (one query per task, with
+    # the account's API key), never those a notice names: notices are unsigned.
+    # (archive_sources; rows from a poll or under VERIFY_WITH_QUERY are Topview's already.)
+    "ARCHIVE_CONFIRM_URLS": True,
     # Hosts files are fetched from: exact names, or "*.example.com" for its subdomains.
     # Topview's query results name its S3 bucket (aigc.s3.amazonaws.com; the client asks
     # with needCloudFrontUrl=false). Not "*.cloudfront.net": anyone can create a CloudFront
@@ -56,6 +60,10 @@ class ArchivingSettings(SettingsReader):
     @property
     def archive_path(self) -> str:
         return str(self._get("ARCHIVE_PATH"))
+
+    @property
+    def archive_confirm_urls(self) -> bool:
+        return bool(self._get("ARCHIVE_CONFIRM_URLS"))
 
     @property
     def archive_hosts(self) -> list[str]:

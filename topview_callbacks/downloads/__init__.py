@@ -24,6 +24,7 @@ from topview_callbacks.downloads.fetching import (
     check_url,
     host_allowed,
     open_url,
+    shown,
 )
 from topview_callbacks.downloads.formats import (
     DEFAULT_EXTENSIONS,
@@ -61,6 +62,7 @@ __all__ = [
     "download_to_storage",
     "host_allowed",
     "open_url",
+    "shown",
     "stored_format",
     "url_extension",
 ]

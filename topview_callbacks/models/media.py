@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from topview_callbacks import biz_types
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.models.notices import Notice
+from topview_callbacks.models.notices import Notice, NoticeSource
 from topview_callbacks.models.tasks import SubmittedTask
 
 logger = logging.getLogger(__name__)
@@ -77,8 +77,21 @@ class ArchivedMediaManager(models.Manager["ArchivedMedia"]):
                 limit,
             )
             outputs = outputs[:limit]
+        # A polled result, or one VERIFY_WITH_QUERY verified, is Topview's own answer:
+        # archive_sources need not ask again which URLs to fetch.
+        from_topview = notice is not None and (
+            notice.source == NoticeSource.POLL or topview_settings.verify_with_query
+        )
+        confirmed_at = timezone.now() if from_topview else None
         rows = [
-            ArchivedMedia(task=task, notice=notice, kind=kind, index=index, source_url=url)
+            ArchivedMedia(
+                task=task,
+                notice=notice,
+                kind=kind,
+                index=index,
+                source_url=url,
+                confirmed_at=confirmed_at,
+            )
             for kind, index, url in outputs
         ]
         before = self.filter(task=task).count()
@@ -133,6 +146,24 @@ class ArchivedMedia(models.Model):
         help_text=_("Where the current attempt writes before the file gets its final name."),
     )
     next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    confirmed_at = models.DateTimeField(
+        _("confirmed at"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When Topview's own answer about the task named this URL (ARCHIVE_CONFIRM_URLS): "
+            "only such URLs are fetched."
+        ),
+    )
+    confirming_at = models.DateTimeField(
+        _("confirming since"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "On a task's first row: since when one worker has been asking Topview about the "
+            "task's URLs (the others wait for its answer)."
+        ),
+    )
     archived_at = models.DateTimeField(_("archived at"), null=True, blank=True)
 
     objects = ArchivedMediaManager()
