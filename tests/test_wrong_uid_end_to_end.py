@@ -52,7 +52,7 @@ def test_a_misconfigured_uid_is_seen_everywhere(caplog: pytest.LogCaptureFixture
     lines = [r.getMessage() for r in caplog.records if r.name == "topview_callbacks.rejections"]
     assert lines[0] == (
         "Topview notice rejected: wrong_uid (403) from 127.0.0.1, account unknown, "
-        "uuid lost-0: Missing or unknown Topview-Uid header."
+        "uuid unreadable: Missing or unknown Topview-Uid header."
     )
     assert not any("SECRET" in line for line in lines)
 

@@ -99,12 +99,14 @@ def record(request: HttpRequest, response: HttpResponseBase) -> None:
     account_name = account.name if account is not None else ""
     uuid = rejection.uuid or _peek_uuid(request)
     logger.warning(
+        # The uuid came from the request: repr() shows a newline or an escape code as
+        # text instead of writing it into the log (a forged second line, a recoloured one).
         "Topview notice rejected: %s (%s) from %s, account %s, uuid %s: %s%s",
         rejection.reason,
         response.status_code,
         remote_addr or "?",
         account_name or "unknown",
-        uuid or "unreadable",
+        repr(uuid) if uuid else "unreadable",
         rejection.message,
         f" ({rejection.detail})" if rejection.detail else "",
         extra={
@@ -137,11 +139,17 @@ def record(request: HttpRequest, response: HttpResponseBase) -> None:
 
 
 def _peek_uuid(request: HttpRequest) -> str:
-    """The ``uuid`` of a small JSON body, or "" (refused before it was parsed, or not JSON)."""
+    """The ``uuid`` of a small JSON body the view has read already, or "" (refused before
+    its body was read, too large, or not JSON).
+
+    A refused request's body is never read here: one that declares a length and sends
+    nothing would hold the worker until the server kills it.
+    """
+    body_read = getattr(request, "_body", None)  # Django's cache of ``request.body``
+    if not isinstance(body_read, bytes) or len(body_read) > UUID_PEEK_LIMIT:
+        return ""
     try:
-        if int(request.META.get("CONTENT_LENGTH") or 0) > UUID_PEEK_LIMIT:
-            return ""
-        body = json.loads(request.body)
+        body = json.loads(body_read)
     except Exception:  # unreadable is an answer here: the uuid is only "if readable"
         return ""
     uuid = body.get("uuid") if isinstance(body, dict) else None
