@@ -11,12 +11,15 @@ import json
 import logging
 import socket
 import time
+from io import StringIO
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 
+from tests.test_checks import ids, ours
 from topview_callbacks.models import Notice, RejectedDelivery
 from topview_callbacks.testing import deliver_notice, notice_payload
 
@@ -94,3 +97,207 @@ def test_round2_f8_a_plain_id_with_spaces_and_punctuation_is_still_accepted() ->
     payload = notice_payload("VOICE_CLONE", task_id="task 1/2 (retry) é")
 
     assert deliver_notice(payload, client=Client()).status_code == 200
+
+
+# --- 3. anyone could make the pipeline's health critical -----------------------------------
+
+TOKEN, TOKEN_B = "path-token-default-0123456789", "path-token-brand-b-0123456789"
+UID_B = "test-uid-brand-b"
+WITH_TOKENS: dict[str, Any] = {
+    "UID": UID,
+    "API_KEY": "k",
+    "NOTICE_TOKENS": [TOKEN],
+    "NOTICE_URL": f"https://example.com/topview/notice/{TOKEN}/",
+    "ACCOUNTS": {
+        "brand-b": {
+            "UID": UID_B,
+            "API_KEY": "k",
+            "NOTICE_TOKENS": [TOKEN_B],
+            "NOTICE_URL": f"https://example.com/topview/notice/{TOKEN_B}/",
+        }
+    },
+    "PROCESSING": "manual",
+}
+WITHOUT_TOKENS: dict[str, Any] = {"UID": UID, "API_KEY": "k", "PROCESSING": "manual"}
+
+
+def health() -> tuple[int, dict[str, Any]]:
+    out = StringIO()
+    try:
+        call_command("topview_health", "--json", stdout=out)
+        code = 0
+    except SystemExit as exit:
+        code = int(exit.code or 0)
+    [finding] = [c for c in json.loads(out.getvalue())["checks"] if c["name"] == REJECTED]
+    return code, finding
+
+
+REJECTED = "rejected_deliveries"
+
+
+def post(path: str, uid: str | None, **extra: Any) -> int:
+    headers = {"Topview-Uid": uid} if uid is not None else {}
+    body = json.dumps(notice_payload("VOICE_CLONE"))
+    response = Client().post(
+        path, data=body, content_type="application/json", headers=headers, **extra
+    )
+    return int(response.status_code)
+
+
+def get(path: str) -> int:
+    return int(Client().get(path).status_code)
+
+
+@pytest.mark.parametrize(
+    ("config", "stray"),
+    [
+        (WITH_TOKENS, lambda: get("/topview/notice/scanner-was-here/")),
+        (WITH_TOKENS, lambda: post("/topview/notice/guess-0123456789abcdef/", "a-guessed-uid")),
+        (WITH_TOKENS, lambda: post("/topview/notice/", None)),
+        (WITH_TOKENS, lambda: post("/topview/notice/", "a-guessed-uid")),
+        (WITHOUT_TOKENS, lambda: post("/topview/notice/", "a-guessed-uid")),
+        (WITHOUT_TOKENS, lambda: get("/topview/notice/scanner-was-here/")),
+    ],
+)
+def test_round2_f3_a_stray_request_is_at_most_a_warning(
+    config: dict[str, Any], stray: Any, settings: Any
+) -> None:
+    settings.TOPVIEW_CALLBACKS = config
+    assert stray() == 403
+    assert health()[0] == 0  # one: below REJECTIONS_WARNING
+    for _ in range(11):
+        stray()
+    code, finding = health()
+    assert (code, finding["level"]) == (1, "warning")
+
+
+@pytest.mark.parametrize(
+    ("request_", "reason", "words"),
+    [
+        # Topview's token, a UID this site does not know: the UID setting is wrong.
+        (
+            lambda: post(f"/topview/notice/{TOKEN}/", "uid-topview-really-sends"),
+            "wrong_uid_known_sender",
+            "Compare TOPVIEW_CALLBACKS['UID']",
+        ),
+        # This site's UID, a token it does not have (NOTICE_URL given to Topview is stale).
+        (
+            lambda: post("/topview/notice/an-old-token-0123456789/", UID),
+            "wrong_token_known_uid",
+            "ends in one of its NOTICE_TOKENS",
+        ),
+        (lambda: post("/topview/notice/", UID), "wrong_token_known_uid", "NOTICE_URL"),
+    ],
+)
+def test_round2_f3_a_request_with_one_right_credential_is_critical_and_says_what_to_check(
+    request_: Any, reason: str, words: str, settings: Any
+) -> None:
+    settings.TOPVIEW_CALLBACKS = WITH_TOKENS
+    assert request_() == 403
+
+    code, finding = health()
+
+    assert (code, finding["level"]) == (2, "critical")
+    assert f"({reason}: 1)" in finding["summary"] and words in finding["summary"]
+    assert "Probably a settings mistake" in finding["summary"]
+    assert TOKEN not in finding["summary"] and UID not in finding["summary"]
+
+
+def test_round2_f3_a_wrong_uid_from_an_allowed_address_is_critical(settings: Any) -> None:
+    settings.TOPVIEW_CALLBACKS = {**WITHOUT_TOKENS, "ALLOWED_IPS": ["203.0.113.0/24"]}
+    assert post("/topview/notice/", "uid-topview-sends", REMOTE_ADDR="203.0.113.9") == 403
+    assert post("/topview/notice/", "a-guessed-uid", REMOTE_ADDR="198.51.100.1") == 403
+
+    code, finding = health()
+
+    assert code == 2
+    assert (
+        "wrong_uid_known_sender: 1" in finding["summary"] and "wrong_uid: 1" in finding["summary"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "path", "reason", "words"),
+    [
+        (
+            WITH_TOKENS,
+            "/topview/notice/",  # the token is checked first: missing
+            "missing_token",
+            "someone sent a bad request (a scanner, a guess, a test by hand), not Topview",
+        ),
+        (
+            WITHOUT_TOKENS,
+            "/topview/notice/",
+            "wrong_uid",
+            "Without a path token (NOTICE_TOKENS) this site cannot tell",
+        ),
+    ],
+)
+def test_round2_f3_health_after_one_wrong_uid_says_what_happened_in_plain_words(
+    config: dict[str, Any], path: str, reason: str, words: str, settings: Any
+) -> None:
+    settings.TOPVIEW_CALLBACKS = config
+    post(path, "a-uid-typed-by-hand")
+
+    out = StringIO()
+    call_command("topview_health", stdout=out)
+
+    [line] = [line for line in out.getvalue().splitlines() if REJECTED in line]
+    assert line.startswith("OK")
+    assert f"1 request refused in the last hour ({reason}: 1)." in line
+    assert words in line
+
+
+# --- 11. the default account's token and allow-list opened every account ------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "uid", "status"),
+    [
+        (f"/topview/notice/{TOKEN}/", UID, 200),
+        (f"/topview/notice/{TOKEN}/", UID_B, 403),  # the default token, brand-b's UID
+        (f"/topview/notice/{TOKEN_B}/", UID_B, 200),
+        (f"/topview/notice/{TOKEN_B}/", UID, 403),
+    ],
+)
+def test_round2_f11_one_accounts_token_never_opens_another_accounts_notices(
+    path: str, uid: str, status: int, settings: Any
+) -> None:
+    settings.TOPVIEW_CALLBACKS = WITH_TOKENS
+
+    assert post(path, uid) == status
+    assert Notice.objects.count() == (1 if status == 200 else 0)
+
+
+def test_round2_f11_the_default_accounts_allow_list_is_its_own(settings: Any) -> None:
+    settings.TOPVIEW_CALLBACKS = {
+        **WITHOUT_TOKENS,
+        "ALLOWED_IPS": ["203.0.113.0/24"],
+        "ACCOUNTS": {"brand-b": {"UID": UID_B, "ALLOWED_IPS": ["198.51.100.0/24"]}},
+    }
+    assert post("/topview/notice/", UID, REMOTE_ADDR="203.0.113.9") == 200
+    assert post("/topview/notice/", UID_B, REMOTE_ADDR="203.0.113.9") == 403
+    assert post("/topview/notice/", UID_B, REMOTE_ADDR="198.51.100.7") == 200
+
+
+def test_round2_f11_w008_names_an_account_whose_notice_url_holds_anothers_token(
+    settings: Any,
+) -> None:
+    settings.DEBUG = True  # the deployment warnings are not what this test is about
+    inherited = {**WITH_TOKENS, "ACCOUNTS": {"brand-b": {"UID": UID_B, "API_KEY": "k"}}}
+    assert "topview_callbacks.W008" in ids(TOPVIEW_CALLBACKS=inherited)
+    assert "topview_callbacks.W008" not in ids(TOPVIEW_CALLBACKS=WITH_TOKENS)
+
+
+# --- 10. the path token reaching logs ----------------------------------------------------
+
+
+def test_round2_f10_check_e009_never_prints_the_path_token(settings: Any) -> None:
+    settings.TOPVIEW_CALLBACKS = {
+        **WITH_TOKENS,
+        "NOTICE_URL": f"127.0.0.1:18900/topview/notice/{TOKEN}/",  # the scheme forgotten
+    }
+    [message] = [m for m in ours() if m.id == "topview_callbacks.E009"]
+
+    assert TOKEN not in str(message)
+    assert "'127.0.0.1:18900/topview/notice/<token>/'" in message.msg
