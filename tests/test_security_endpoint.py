@@ -301,3 +301,33 @@ def test_round2_f10_check_e009_never_prints_the_path_token(settings: Any) -> Non
 
     assert TOKEN not in str(message)
     assert "'127.0.0.1:18900/topview/notice/<token>/'" in message.msg
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/topview/notice/{TOKEN}/extra/",
+        f"/topview/notice/{TOKEN}//",
+        f"/topview//notice/{TOKEN}/",
+        "/topview/notice/guessed-token/../../etc/",
+    ],
+)
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_round2_f10_an_unrouted_path_under_notice_gets_a_404_that_logs_no_token(
+    path: str, method: str, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.TOPVIEW_CALLBACKS = WITH_TOKENS
+    with caplog.at_level(logging.DEBUG):
+        if method == "get":
+            response = Client().get(path)
+        else:
+            response = Client().post(path, data="{}", content_type="application/json")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "404"
+    lines = [record.getMessage() for record in caplog.records]
+    assert not any(TOKEN in line or "guessed-token" in line for line in lines), lines
+    assert not [r for r in caplog.records if r.name == "django.request"]
+    [line] = rejection_lines(caplog)
+    assert "not_found (404)" in line
+    assert RejectedDelivery.objects.get().reason == "not_found"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
 from topview_callbacks.metrics.view import metrics
+from topview_callbacks.not_found import notice_not_found
 from topview_callbacks.views import NoticeView
 
 app_name = "topview_callbacks"
@@ -15,4 +16,8 @@ urlpatterns = [
     path("notice/<str:token>/", NoticeView.as_view(), name="notice-with-token"),
     # Prometheus' scrape target; 404 unless METRICS is on (see metrics/view.py).
     path("metrics/", metrics, name="metrics"),
+    # Keep last. Anything else under notice/ (notice/<token>/extra/, notice/<token>//, or
+    # a doubled slash before notice/): the contract's 404, logged without the path, where
+    # Django's request logger would print the token (not_found.py).
+    re_path(r"^(?:/+notice/.*|notice/[^/]*/.+)$", notice_not_found, name="notice-not-found"),
 ]
