@@ -13,14 +13,17 @@ import socket
 import time
 from io import StringIO
 from typing import Any
+from unittest import mock
 from urllib.parse import urlsplit
 
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
 from tests.test_checks import ids, ours
 from topview_callbacks.models import Notice, RejectedDelivery
+from topview_callbacks.models.rejections import OTHER_SOURCES, ROWS_PER_MINUTE
 from topview_callbacks.testing import deliver_notice, notice_payload
 
 pytestmark = pytest.mark.django_db
@@ -331,3 +334,31 @@ def test_round2_f10_an_unrouted_path_under_notice_gets_a_404_that_logs_no_token(
     [line] = rejection_lines(caplog)
     assert "not_found (404)" in line
     assert RejectedDelivery.objects.get().reason == "not_found"
+
+
+# --- 9. the rejections table grew by one row per source address per minute -----------------
+
+
+def test_round2_f9_refusals_from_many_addresses_make_a_bounded_number_of_rows(
+    settings: Any,
+) -> None:
+    settings.TOPVIEW_CALLBACKS = WITH_TOKENS
+    senders = [
+        *(f"203.0.113.{n}" for n in range(40)),  # one /24: a row each (40 < 50)
+        *(f"2001:db8:1:2::{n:x}" for n in range(1, 101)),  # one /64: 10 rows, then its own
+        *(f"2001:db8:aa:{n:x}::1" for n in range(200)),  # 200 /64s: networks, then "other"
+    ]
+    minute = timezone.now().replace(second=30)
+    with mock.patch("django.utils.timezone.now", return_value=minute):
+        for address in senders:
+            assert Client().get("/topview/notice/scanner/", REMOTE_ADDR=address).status_code == 403
+
+    rows = dict(RejectedDelivery.objects.values_list("remote_addr", "count"))
+    assert sum(rows.values()) == len(senders)  # every refusal counted
+    assert len(rows) == ROWS_PER_MINUTE + 1  # not 340
+    # 40 + 10 addresses of their own; the first /64's other 90 on its row; 49 more /64s on
+    # one row each, which fills the minute's 100; the other 151 on one row.
+    assert rows["203.0.113.7"] == 1 and rows["2001:db8:1:2::a"] == 1
+    assert rows["2001:db8:1:2::/64"] == 90
+    assert rows["2001:db8:aa:30::/64"] == 1 and "2001:db8:aa:31::/64" not in rows
+    assert rows[OTHER_SOURCES] == 151

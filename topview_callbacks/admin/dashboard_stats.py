@@ -119,7 +119,8 @@ def failures(since: datetime) -> tuple[int, list[tuple[str, int]]]:
 
 
 def rejections(since: datetime) -> list[dict[str, Any]]:
-    """Refused deliveries since then by reason and status: how many, from how many addresses."""
+    """Refused deliveries since then by reason and status: how many, from how many sources
+    (addresses, or in a busy minute networks and "other": ``RejectedDelivery``)."""
     rows = (
         RejectedDelivery.objects.filter(minute__gte=since)
         .order_by()
