@@ -22,7 +22,8 @@ from django.test import Client
 from django.utils import timezone
 
 from tests.test_checks import ids, ours
-from topview_callbacks.models import Notice, RejectedDelivery
+from topview_callbacks.biz_types import BizType
+from topview_callbacks.models import Notice, RejectedDelivery, SubmittedTask
 from topview_callbacks.models.rejections import OTHER_SOURCES, ROWS_PER_MINUTE
 from topview_callbacks.testing import deliver_notice, notice_payload
 
@@ -362,3 +363,46 @@ def test_round2_f9_refusals_from_many_addresses_make_a_bounded_number_of_rows(
     assert rows["2001:db8:1:2::/64"] == 90
     assert rows["2001:db8:aa:30::/64"] == 1 and "2001:db8:aa:31::/64" not in rows
     assert rows[OTHER_SOURCES] == 151
+
+
+# --- 6. bizType is free text, used as a metric label and a dashboard row -------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_round2_f6_unknown_biz_types_share_one_metric_label(settings: Any) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from topview_callbacks.metrics import receivers
+
+    token = "metrics-token-0123456789"
+    settings.TOPVIEW_CALLBACKS = {**WITHOUT_TOKENS, "METRICS": True, "METRICS_TOKEN": token}
+    receivers.connect()
+    try:
+        for n in range(30):
+            payload = notice_payload("VOICE_CLONE", result={"status": "success"})
+            payload["bizType"] = f"CARD-{n:04d}-<svg onload=alert({n})>"
+            assert deliver_notice(payload).status_code == 200
+        scrape = Client().get("/topview/metrics/", headers={"Authorization": f"Bearer {token}"})
+    finally:
+        receivers.disconnect()
+
+    labels = {
+        sample.labels["biz_type"]
+        for family in text_string_to_metric_families(scrape.content.decode())
+        for sample in family.samples
+        if "biz_type" in sample.labels
+    }
+    assert "other" in labels
+    assert labels <= {*BizType.values, "other"}
+
+
+def test_round2_f6_unknown_biz_types_share_one_dashboard_row(admin_client: Client) -> None:
+    for n in range(30):
+        SubmittedTask.objects.create(biz_type=f"CARD-{n:04d}", task_id=f"t-{n}", status="success")
+    SubmittedTask.objects.create(biz_type="VOICE_CLONE", task_id="v", status="success")
+
+    html = admin_client.get("/admin/topview_callbacks/notice/dashboard/").content.decode()
+
+    assert '<tr class="biz-other"><td>other</td><td>30</td>' in html
+    assert '<tr class="biz-voice_clone"><td>VOICE_CLONE</td><td>1</td>' in html
+    assert "CARD-" not in html
