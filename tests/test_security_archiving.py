@@ -26,7 +26,7 @@ from tests.conftest import ARCHIVED_SIZE
 from tests.media_server import MediaServer, body_for
 from tests.test_archiving import archive, stored_files
 from tests.test_checks import ids
-from topview_callbacks import archive_names, archiving, signals
+from topview_callbacks import archiving, signals
 from topview_callbacks.downloads import address_refusal
 from topview_callbacks.models import ArchivedMedia, MediaState, Notice, SubmittedTask
 from topview_callbacks.testing import deliver_notice, notice_payload
@@ -350,6 +350,8 @@ def test_round2_f2_task_ids_that_reduce_alike_get_folders_of_their_own(
 def test_round2_f2_names_are_injective_and_cannot_leave_their_folder(
     archive_settings: Any,
 ) -> None:
+    from topview_callbacks import archive_names
+
     values = ["X", ".X", "..X", "_X", "a b", "a_b", "..", "_", "../../etc/passwd", "a/b"]
     folders = {archive_names.component(value) for value in values}
 

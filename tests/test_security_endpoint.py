@@ -24,7 +24,6 @@ from django.utils import timezone
 from tests.test_checks import ids, ours
 from topview_callbacks.biz_types import BizType
 from topview_callbacks.models import Notice, RejectedDelivery, SubmittedTask
-from topview_callbacks.models.rejections import OTHER_SOURCES, ROWS_PER_MINUTE
 from topview_callbacks.testing import deliver_notice, notice_payload
 
 pytestmark = pytest.mark.django_db
@@ -343,6 +342,8 @@ def test_round2_f10_an_unrouted_path_under_notice_gets_a_404_that_logs_no_token(
 def test_round2_f9_refusals_from_many_addresses_make_a_bounded_number_of_rows(
     settings: Any,
 ) -> None:
+    from topview_callbacks.models.rejections import OTHER_SOURCES, ROWS_PER_MINUTE
+
     settings.TOPVIEW_CALLBACKS = WITH_TOKENS
     senders = [
         *(f"203.0.113.{n}" for n in range(40)),  # one /24: a row each (40 < 50)

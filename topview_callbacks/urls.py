@@ -18,6 +18,7 @@ urlpatterns = [
     path("metrics/", metrics, name="metrics"),
     # Keep last. Anything else under notice/ (notice/<token>/extra/, notice/<token>//, or
     # a doubled slash before notice/): the contract's 404, logged without the path, where
-    # Django's request logger would print the token (not_found.py).
-    re_path(r"^(?:/+notice/.*|notice/[^/]*/.+)$", notice_not_found, name="notice-not-found"),
+    # Django's request logger would print the token (not_found.py). Its name must not
+    # start with "notice": it is no route to give Topview.
+    re_path(r"^(?:/+notice/.*|notice/[^/]*/.+)$", notice_not_found, name="stray-notice-path"),
 ]
