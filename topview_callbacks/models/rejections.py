@@ -26,8 +26,10 @@ def network_of(address: str) -> str:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return address
-    prefix = IPV4_PREFIX if ip.version == 4 else IPV6_PREFIX
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+    bits, prefix = (32, IPV4_PREFIX) if ip.version == 4 else (128, IPV6_PREFIX)
+    host_bits = (1 << (bits - prefix)) - 1
+    # Masking the integer: ipaddress.ip_network() costs ten times as much, per refusal.
+    return f"{type(ip)(int(ip) & ~host_bits)}/{prefix}"
 
 
 class RejectionManager(models.Manager["RejectedDelivery"]):
