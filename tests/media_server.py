@@ -10,7 +10,11 @@ Paths (the last segment is the file name, e.g. ``/ok/a.mp4``):
 - ``/expiring/``: 403 unless the query has ``sig=fresh``;
 - ``/flaky/``: 503 for the first ``flaky_failures`` requests, then the body;
 - ``/redirect/?to=URL``: 302 to URL; ``/loop/``: 302 to itself;
-- ``/file/``: ``big_file`` from disk (the benchmark), streamed in 1 MiB pieces.
+- ``/file/``: ``big_file`` from disk (the benchmark), streamed in 1 MiB pieces;
+- ``/typed/?type=T``: the body as type ``T`` (``none``: no Content-Type header at all);
+- ``/trickle/``: ``trickle_bytes`` bytes, one every ``trickle_delay`` seconds;
+  ``/trickleheaders/``: the same, inside a header;
+- ``/badlength/``: ``Content-Length: ²``, the body, then the connection closes.
 """
 
 from __future__ import annotations
@@ -77,20 +81,47 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body[: len(body) // 2])
             self.close_connection = True
             return None
+        if route == "typed":
+            sent = query.get("type", "none")
+            return self._answer(200, body, None if sent == "none" else sent)
+        if route == "trickle":
+            self._headers(200, content_type, server.trickle_bytes)
+            for _ in range(server.trickle_bytes):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(server.trickle_delay)
+            return None
+        if route == "trickleheaders":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nX-Slow: ")
+            for _ in range(server.trickle_bytes):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(server.trickle_delay)
+            self.wfile.write(b"\r\nContent-Length: 0\r\n\r\n")
+            return None
+        if route == "badlength":
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", "\u00b2")
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+            return None
         if route == "file" and server.big_file is not None:
             return self._file(server.big_file)
         return self._answer(200, body, content_type)
 
-    def _headers(self, status: int, content_type: str, length: int | None) -> None:
+    def _headers(self, status: int, content_type: str | None, length: int | None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
+        if content_type is not None:
+            self.send_header("Content-Type", content_type)
         if length is None:
             self.send_header("Transfer-Encoding", "chunked")
         else:
             self.send_header("Content-Length", str(length))
         self.end_headers()
 
-    def _answer(self, status: int, body: bytes, content_type: str) -> None:
+    def _answer(self, status: int, body: bytes, content_type: str | None) -> None:
         self._headers(status, content_type, len(body))
         self.wfile.write(body)
 
@@ -125,6 +156,8 @@ class MediaServer(ThreadingHTTPServer):
         self.flaky_failures = 1
         self.slow_delay = 0.01
         self.stall_seconds = 3.0
+        self.trickle_bytes = 30
+        self.trickle_delay = 0.5
         self.big_file: Path | None = None
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)

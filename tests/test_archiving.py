@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from tests.conftest import ARCHIVED_SIZE
 from tests.media_server import MediaServer, body_for
-from topview_callbacks import archiving, signals
+from topview_callbacks import archive_names, archiving, signals
 from topview_callbacks.models import ArchivedMedia, MediaState, SubmittedTask
 
 pytestmark = pytest.mark.django_db
@@ -278,9 +278,11 @@ def test_names_from_a_notice_cannot_leave_their_folder(archive_settings: Any) ->
     )
     media = ArchivedMedia(task=task, kind="video", index=0, source_url="https://x/a.exe/..")
 
-    name = archiving.target_name(media)
+    name = archive_names.target_name(media, ".mp4")
 
-    assert name == "topview/default/COMMON_TASK_TEXT2VIDEO/_.._etc_passwd/video-0.mp4"
+    folder = archive_names.component("../../etc/passwd")
+    assert name == f"topview/default/COMMON_TASK_TEXT2VIDEO/{folder}/video-0.mp4"
+    assert folder.startswith("_etc_passwd.") and "/" not in folder
 
 
 def test_only_the_configured_kinds_get_rows(archive_settings: Any) -> None:

@@ -32,8 +32,13 @@ def test_without_tokens_only_the_tokenless_url_is_valid() -> None:
 def test_with_tokens_only_a_configured_one_is_valid() -> None:
     tokens = ["a" * 24, "b" * 24]
     with override_settings(TOPVIEW_CALLBACKS={**ACCOUNTS, "NOTICE_TOKENS": tokens}):
-        assert token_is_valid("a" * 24) is True
-        assert token_is_valid("b" * 24) is True
-        assert token_is_valid(None) is False
-        assert token_is_valid("a" * 23) is False
-        assert token_is_valid("c" * 24) is False
+        default, brand = account_for_uid("u-default"), account_for_uid("u-brand")
+        assert token_is_valid("a" * 24, default) is True
+        assert token_is_valid("b" * 24, default) is True
+        assert token_is_valid(None, default) is False
+        assert token_is_valid("a" * 23, default) is False
+        assert token_is_valid("c" * 24, default) is False
+        # The flat tokens are the default account's: "brand" has none, so the plain URL.
+        assert token_is_valid("a" * 24, brand) is False
+        assert token_is_valid(None, brand) is True
+        assert token_is_valid("a" * 24) is True  # opens some account (the view's first check)

@@ -36,6 +36,8 @@ def test_archiving_on_with_django_tasks_passes() -> None:
         ({"ARCHIVE_HOSTS": ["https://aigc.s3.amazonaws.com/"]}, "E043"),
         ({"ARCHIVE_MAX_BYTES": 0}, "E044"),
         ({"ARCHIVE_TIMEOUT": "30"}, "E044"),
+        ({"ARCHIVE_DEADLINE": 0}, "E044"),
+        ({"ARCHIVE_MAX_FILES": -1}, "E044"),
         ({"ARCHIVE_KINDS": ["video", "pdf"]}, "E045"),
         ({"PROCESSING": "inline"}, "W041"),
     ],

@@ -171,10 +171,12 @@ def test_the_demo_loop_archives_the_fake_topviews_files(
     live_server, archive_settings, admin_client, tmp_path
 ):
     """``make demo``'s steps: inline processing, the fake's generated files, then
-    ``topview_archive_media`` (the demo's cron); the admin's task page links the copies."""
+    ``topview_archive_media`` (the demo's cron), which asks the fake about each task first
+    (``ARCHIVE_CONFIRM_URLS``, as in the demo); the admin's task page links the copies."""
     fake = FakeTopview(accounts={UID: KEY})
     with FakeTopviewServer(fake) as server:
-        settings = loop_settings(server, live_server, **archive_settings.TOPVIEW_CALLBACKS)
+        configured = {**archive_settings.TOPVIEW_CALLBACKS, "ARCHIVE_CONFIRM_URLS": True}
+        settings = loop_settings(server, live_server, **configured)
         with override_settings(TOPVIEW_CALLBACKS=settings):
             client = TopviewClient()
             submitted = [
@@ -197,6 +199,7 @@ def test_the_demo_loop_archives_the_fake_topviews_files(
         ("audio", "archived"),
     ]
     for item in media:
+        assert item.confirmed_at is not None
         path = Path(item.file.path)
         assert path.is_relative_to(tmp_path / "media") and path.stat().st_size == item.size
         assert path.read_bytes().startswith(MAGIC[item.content_type])

@@ -115,14 +115,17 @@ def test_silence_with_open_tasks_is_critical_after_a_day() -> None:
     assert "are Topview's callbacks reaching NOTICE_URL?" in finding.summary
 
 
-def test_a_wrong_uid_makes_the_command_exit_2_naming_the_cause() -> None:
-    deliver_notice(notice_payload("VOICE_CLONE"), uid="uid-of-another-account")
-    code, out = run("--json")
+def test_a_wrong_uid_with_the_right_token_makes_the_command_exit_2_naming_the_cause() -> None:
+    token = "path-token-0123456789abcdef"
+    with override_settings(TOPVIEW_CALLBACKS={**SETTINGS, "NOTICE_TOKENS": [token]}):
+        path = f"/topview/notice/{token}/"
+        deliver_notice(notice_payload("VOICE_CLONE"), uid="uid-of-another-account", path=path)
+        code, out = run("--json")
     report = json.loads(out)
     assert code == 2 and report["status"] == "critical"
     [rejected] = [c for c in report["checks"] if c["name"] == "rejected_deliveries"]
     assert rejected["level"] == "critical" and rejected["value"] == 1
-    assert "wrong_uid: 1" in rejected["summary"]
+    assert "wrong_uid_known_sender: 1" in rejected["summary"]
     assert "TOPVIEW_CALLBACKS['UID']" in rejected["summary"]
 
 
@@ -133,7 +136,7 @@ def test_many_other_rejections_only_warn() -> None:
     )
     code, out = run()
     assert code == 1
-    assert "12 delivery(ies) rejected in the last hour (invalid: 12)" in out
+    assert "12 requests refused in the last hour (invalid: 12)" in out
 
 
 def test_a_registered_probe_joins_the_report() -> None:
@@ -158,7 +161,7 @@ def test_the_health_check_plugin_reports_the_same_findings() -> None:
     notice(NoticeState.FAILED, timedelta(hours=1))
     with pytest.raises(ServiceWarning, match="failed_notices"):
         check.run()
-    RejectedDelivery.objects.create(minute=NOW, reason="wrong_token", status=403)
+    RejectedDelivery.objects.create(minute=NOW, reason="wrong_token_known_uid", status=403)
     with pytest.raises(ServiceUnavailable, match="rejected_deliveries"):
         check.run()
 
@@ -169,9 +172,11 @@ def test_the_plugin_runs_in_django_health_checks_view(client: Any) -> None:
 
     from topview_callbacks.contrib.health_check import TopviewPipeline
 
-    RejectedDelivery.objects.create(minute=timezone.now(), reason="wrong_uid", status=403)
+    RejectedDelivery.objects.create(
+        minute=timezone.now(), reason="wrong_uid_known_sender", status=403
+    )
     view = HealthCheckView.as_view(checks=[TopviewPipeline])
     response = asyncio.run(view(RequestFactory().get("/ht/?format=json")))
     assert response.status_code == 500
     [(name, message)] = json.loads(response.content).items()
-    assert "TopviewPipeline" in name and "wrong_uid: 1" in message
+    assert "TopviewPipeline" in name and "wrong_uid_known_sender: 1" in message

@@ -223,7 +223,7 @@ PLAIN_URL = "/topview/notice/"
     ("uid", "path", "status"),
     [
         (UID_B, token_url(TOKEN_B), 200),  # the account's own token
-        (UID_B, token_url(TOKEN_GLOBAL), 200),  # global tokens still work
+        (UID_B, token_url(TOKEN_GLOBAL), 403),  # the flat tokens are the default account's
         (UID_A, token_url(TOKEN_GLOBAL), 200),
         (UID_A, token_url(TOKEN_B), 403),  # another account's token opens nothing
         (UID_B, PLAIN_URL, 403),
@@ -318,9 +318,9 @@ def test_f4_w030_warns_when_only_the_uid_protects_the_endpoint() -> None:
     token = "t" * 24
     with_token = {**BARE, "NOTICE_TOKENS": [token], "NOTICE_URL": f"{BARE['NOTICE_URL']}{token}/"}
     assert "topview_callbacks.W030" not in check_ids(with_token, DEBUG=False)
-    # One account left with only its UID is named.
+    # One account left with only its UID is named: the flat token is the default account's.
     other = {**with_token, "ACCOUNTS": {"b": {"UID": "uid-b", "API_KEY": "k"}}}
-    assert "topview_callbacks.W030" not in check_ids(other, DEBUG=False)  # global token
+    assert "topview_callbacks.W030" in check_ids(other, DEBUG=False)
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ def test_without_tokens_it_posts_to_the_plain_route() -> None:
 
 def test_with_tokens_it_posts_to_the_token_route_of_the_uids_account(tokens: None) -> None:
     assert notice_path() == f"/topview/notice/{TOKEN}/"
-    assert notice_path("uid-b") == f"/topview/notice/{TOKEN}/"  # the global one comes first
+    assert notice_path("uid-b") == "/topview/notice/b-own-token-0123456/"  # its own token
     assert deliver_notice(notice_payload("VOICE_CLONE")).status_code == 200
     assert deliver_notice(notice_payload("VOICE_CLONE"), uid="uid-b").status_code == 200
 

@@ -46,7 +46,8 @@ UID = "test-uid-NsDAaOPF4jLu"
 def rows(transactional_db: None) -> Iterator[Callable[[], dict[str, int]]]:
     """``RECEIVER_ROWS`` in the test database; returns a function counting its rows per uuid."""
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TABLE {RECEIVER_ROWS} (uuid varchar(128) NOT NULL)")
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {RECEIVER_ROWS} (uuid varchar(128) NOT NULL)")
+        cursor.execute(f"DELETE FROM {RECEIVER_ROWS}")
 
     def count() -> dict[str, int]:
         with connection.cursor() as cursor:

@@ -5,25 +5,26 @@ successful outcome (``ARCHIVE_MEDIA``); these plain functions do the downloads, 
 request path: the Celery task ``topview_callbacks.archive_media``, the Celery sweep, the
 command ``topview_archive_media`` (cron) and the admin's "archive now" all call them.
 
-A row is claimed before its download (a conditional UPDATE: of two workers, one gets it),
-written under a partial name and renamed to its final name only when complete, then
-marked archived; a worker that dies mid-download leaves a stale claim the sweep takes over.
+A row is claimed before its download (a conditional UPDATE: of two workers, one gets it;
+``archive_rows``), its URL confirmed by Topview once per task (``archive_sources``), the
+file written under a partial name and renamed to its final name (``archive_names``) only
+when complete, then marked archived; a worker that dies mid-download leaves a stale claim
+the sweep takes over.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
-import uuid
-from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.files.storage import Storage
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from topview_callbacks import biz_types, signals
+from topview_callbacks import archive_rows, archive_sources, signals
+from topview_callbacks.archive_names import target_name
+from topview_callbacks.archive_rows import due_media
 from topview_callbacks.client import TopviewClient
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.downloads import (
@@ -31,8 +32,8 @@ from topview_callbacks.downloads import (
     DownloadGone,
     DownloadRefused,
     download_to_storage,
+    shown,
 )
-from topview_callbacks.exceptions import TopviewError
 from topview_callbacks.models import (
     GIVEN_UP_MEDIA_STATES,
     ArchivedMedia,
@@ -40,13 +41,10 @@ from topview_callbacks.models import (
     SubmittedTask,
     archive_storage,
 )
-from topview_callbacks.retrying import retry_delay
+
+__all__ = ["archive_one", "archive_task", "create_rows", "due_media", "retry_given_up", "sweep"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_EXTENSIONS = {"video": ".mp4", "image": ".jpg", "audio": ".mp3"}
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-_EXTENSION = re.compile(r"\.[a-z0-9]{1,5}")
 
 
 def create_rows(task: SubmittedTask) -> int:
@@ -55,91 +53,40 @@ def create_rows(task: SubmittedTask) -> int:
     return ArchivedMedia.objects.add_for_task(task, None)
 
 
-def due_media(now: datetime | None = None) -> QuerySet[ArchivedMedia]:
-    """Pending rows whose next attempt is due and that no live worker holds (a claim is
-    stale after SWEEP_AFTER without a heartbeat: its worker died)."""
-    now = now or timezone.now()
-    stale = now - timedelta(seconds=topview_settings.sweep_after)
-    return ArchivedMedia.objects.filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
-        Q(claimed_at__isnull=True) | Q(claimed_at__lt=stale),
-        state=MediaState.PENDING,
-    ).order_by("created_at", "pk")
-
-
-def target_name(media: ArchivedMedia) -> str:
-    """The file's final name in the storage, from ``ARCHIVE_PATH``.
-
-    Every value comes from an unsigned notice, so each is reduced to ``[A-Za-z0-9_.-]``
-    and cannot climb out of its folder.
-    """
-    task = media.task
-
-    def safe(value: object) -> str:
-        return _UNSAFE.sub("_", str(value)).lstrip(".") or "_"
-
-    suffix = os.path.splitext(media.source_url.split("?", 1)[0])[1].lower()
-    ext = suffix if _EXTENSION.fullmatch(suffix) else DEFAULT_EXTENSIONS.get(media.kind, "")
-    return topview_settings.archive_path.format(
-        account=safe(task.account),
-        biz_type=safe(task.biz_type),
-        task_id=safe(task.task_id),
-        kind=safe(media.kind),
-        index=media.index,
-        ext=ext,
-    )
-
-
-def _claim(media_id: int) -> ArchivedMedia | None:
-    """Take a due row for this attempt, or None (another worker has it, or it is done)."""
-    media = due_media().select_related("task").filter(pk=media_id).first()
-    if media is None:
-        return None
-    leftover, token = media.partial_name, uuid.uuid4().hex
-    partial = f"{target_name(media)}.{token[:12]}.part"
-    # Conditional on the claim we saw: of two workers, the second updates nothing.
-    if not ArchivedMedia.objects.filter(
-        pk=media.pk, claim=media.claim, state=MediaState.PENDING
-    ).update(
-        claim=token, claimed_at=timezone.now(), partial_name=partial, attempts=media.attempts + 1
-    ):
-        return None
-    if leftover:
-        _delete_quietly(archive_storage(), leftover)  # what a dead worker wrote
-    media.claim, media.partial_name, media.attempts = token, partial, media.attempts + 1
-    return media
-
-
 def archive_one(media_id: int, *, client: TopviewClient | None = None) -> ArchivedMedia | None:
     """Download one row's file into the storage, once; returns the row in its new state, or
     None when it was not due (done, given up, waiting for its retry, or being downloaded)."""
-    media = _claim(media_id)
+    media = archive_rows.claim(media_id)
     if media is None:
         return None
-    refreshed = False
+    # A URL Topview returned in this very attempt that answers 403/404/410 is gone: asking
+    # again would only name it again.
+    asked = False
+    if topview_settings.archive_confirm_urls and media.confirmed_at is None:
+        stopped = archive_sources.confirm(media, client)
+        if stopped is not None:
+            return stopped
+        asked = True
     while True:
         try:
             return _store(media)
         except DownloadGone as exc:
-            if refreshed:
-                return _give_up(media, MediaState.EXPIRED, f"{exc}, also after a fresh query")
-            refreshed = True
-            try:
-                fresh = _fresh_url(media, client)
-            except TopviewError as query_error:
-                return _failed(media, f"{exc}; the query for a fresh URL failed: {query_error}")
-            if fresh is None:
-                return _give_up(media, MediaState.EXPIRED, f"{exc}; no fresh URL for it")
+            if asked:
+                error = f"{exc}, also from the URL of Topview's latest answer"
+                return archive_rows.give_up(media, MediaState.EXPIRED, error)
+            asked = True
+            stopped = archive_sources.refresh(media, client, media.source_url)
+            if stopped is not None:
+                return stopped
         except DownloadError as exc:
             if exc.retryable:
-                return _failed(media, str(exc))
+                return archive_rows.failed(media, str(exc))
             refused = isinstance(exc, DownloadRefused)
-            return _give_up(media, MediaState.REFUSED if refused else MediaState.FAILED, str(exc))
+            state = MediaState.REFUSED if refused else MediaState.FAILED
+            return archive_rows.give_up(media, state, str(exc))
         except Exception as exc:  # the storage, most likely: worth another try
             logger.exception("Archiving %s failed", media)
-            return _failed(media, f"{exc.__class__.__name__}: {exc}")
-        media.source_url = fresh
-        ArchivedMedia.objects.filter(pk=media.pk, claim=media.claim).update(source_url=fresh)
+            return archive_rows.failed(media, f"{exc.__class__.__name__}: {exc}")
 
 
 def _store(media: ArchivedMedia) -> ArchivedMedia:
@@ -153,7 +100,7 @@ def _store(media: ArchivedMedia) -> ArchivedMedia:
     stored = download_to_storage(
         media.source_url, storage, media.partial_name, kind=media.kind, heartbeat=heartbeat
     )
-    final = _promote(storage, stored.name, target_name(media))
+    final = _promote(storage, stored.name, target_name(media, stored.extension), media)
     values: dict[str, Any] = {
         "file": final,
         "size": stored.size,
@@ -174,15 +121,19 @@ def _store(media: ArchivedMedia) -> ArchivedMedia:
         return media
     for field, value in values.items():
         setattr(media, field, value)
-    logger.info("Archived %s as %s (%s bytes)", media.source_url.split("?")[0], final, media.size)
+    logger.info("Archived %s as %s (%s bytes)", shown(media.source_url), final, media.size)
     signals.send_lifecycle(
         signals.media_archived, sender=ArchivedMedia, media=media, task=media.task
     )
     return media
 
 
-def _promote(storage: Storage, partial: str, final: str) -> str:
-    """Give the complete file its final name (replacing an earlier copy of the same row)."""
+def _promote(storage: Storage, partial: str, final: str, media: ArchivedMedia) -> str:
+    """Give the complete file its final name (replacing an earlier copy of the same row,
+    never a file another row records)."""
+    if ArchivedMedia.objects.filter(file=final).exclude(pk=media.pk).exists():
+        # Names cannot collide (archive_names); should one ever, the first file stays.
+        raise DownloadRefused(f"{final} is the file of another archived row; it was kept")
     try:
         source, target = storage.path(partial), storage.path(final)
     except NotImplementedError:  # not on a local disk
@@ -203,68 +154,6 @@ def _promote(storage: Storage, partial: str, final: str) -> str:
     os.makedirs(os.path.dirname(target), exist_ok=True)
     os.replace(source, target)  # atomic: the final name never shows a partial file
     return final
-
-
-def _fresh_url(media: ArchivedMedia, client: TopviewClient | None) -> str | None:
-    """The same output's URL in a new query result (presigned URLs expire in a day)."""
-    task = media.task
-    result = (client or TopviewClient(task.account)).query(task.biz_type, task.task_id)
-    for kind, index, url in biz_types.numbered_media(biz_types.media_urls(task.biz_type, result)):
-        if (kind, index) == (media.kind, media.index) and url != media.source_url:
-            return url
-    return None
-
-
-def _failed(media: ArchivedMedia, error: str) -> ArchivedMedia:
-    """A failure worth retrying: pending again after a backoff, or failed at MAX_ATTEMPTS."""
-    if media.attempts >= topview_settings.max_attempts:
-        return _give_up(media, MediaState.FAILED, f"{error} (attempt {media.attempts})")
-    delay = retry_delay(media.attempts)
-    media.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-    _release(media, MediaState.PENDING, error, next_attempt_at=media.next_attempt_at)
-    logger.warning(
-        "Archiving %s: %s; attempt %s, retry in %.1fs", media, error, media.attempts, delay
-    )
-    return media
-
-
-def _give_up(media: ArchivedMedia, state: str, error: str) -> ArchivedMedia:
-    _release(media, state, error)
-    logger.error("Archiving %s (%s): %s", media, media.source_url.split("?")[0], error)
-    signals.send_lifecycle(
-        signals.media_archive_failed,
-        sender=ArchivedMedia,
-        media=media,
-        task=media.task,
-        error=error,
-        state=state,
-    )
-    return media
-
-
-def _release(media: ArchivedMedia, state: str, error: str, **extra: Any) -> None:
-    _delete_quietly(archive_storage(), media.partial_name)
-    values = {
-        "state": state,
-        "last_error": error,
-        "claim": "",
-        "claimed_at": None,
-        "partial_name": "",
-        **extra,
-    }
-    ArchivedMedia.objects.filter(pk=media.pk, claim=media.claim).update(**values)
-    for field, value in values.items():
-        setattr(media, field, value)
-
-
-def _delete_quietly(storage: Storage, name: str) -> None:
-    if not name:
-        return
-    try:
-        if storage.exists(name):
-            storage.delete(name)
-    except Exception:  # logged: a leftover partial file costs space, never correctness
-        logger.exception("Could not delete the partial file %s", name)
 
 
 def archive_task(task_pk: int) -> list[ArchivedMedia]:

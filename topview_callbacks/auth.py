@@ -44,8 +44,8 @@ def _accepts_token(tokens: tuple[str, ...] | list[str], token: str | None) -> bo
 
 
 def token_is_valid(token: str | None, account: Account | None = None) -> bool:
-    """Whether ``token`` opens the endpoint for ``account``: one of its tokens (the global
-    NOTICE_TOKENS and its own), or no token at all when it has none.
+    """Whether ``token`` opens the endpoint for ``account``: one of its own tokens, or no
+    token at all when it has none.
 
     Without ``account``: whether it opens the endpoint for any configured account.
     """

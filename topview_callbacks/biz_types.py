@@ -159,6 +159,16 @@ SPECS: dict[str, BizTypeSpec] = {
 }
 
 
+#: What ``bounded`` calls a bizType this version does not know.
+OTHER = "other"
+
+
+def bounded(biz_type: str) -> str:
+    """``biz_type`` when this version knows it, else ``OTHER``: for metric labels and
+    dashboard rows, which must not grow with whatever a notice's sender writes there."""
+    return biz_type if biz_type in SPECS else OTHER
+
+
 def spec_for(biz_type: str) -> BizTypeSpec | None:
     """The table row for ``biz_type``, or None for a type Topview added after this release."""
     return SPECS.get(biz_type)

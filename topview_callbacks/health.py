@@ -26,7 +26,7 @@ from topview_callbacks.models import (
     RejectedDelivery,
     SubmittedTask,
 )
-from topview_callbacks.rejections import AUTH_REASONS
+from topview_callbacks.rejections import MISCONFIGURATION_REASONS, STRAY_REASONS
 
 
 class Level(IntEnum):
@@ -69,7 +69,7 @@ class Measurements:
     has_open_tasks: bool  # tasks still waiting for their outcome
     last_notice_at: datetime | None
     rejections_1h: int
-    auth_rejections_1h: int
+    misconfigured_1h: int  # of rejections.MISCONFIGURATION_REASONS
     rejection_reasons_1h: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -120,7 +120,7 @@ def measure(now: datetime | None = None) -> Measurements:
         has_open_tasks=open_tasks.exists(),
         last_notice_at=by_state.aggregate(at=Max("received_at"))["at"],
         rejections_1h=sum(reasons.values()),
-        auth_rejections_1h=sum(reasons.get(reason, 0) for reason in AUTH_REASONS),
+        misconfigured_1h=sum(reasons.get(reason, 0) for reason in MISCONFIGURATION_REASONS),
         rejection_reasons_1h=reasons,
     )
 
@@ -197,24 +197,65 @@ def probe_silence(m: Measurements, limits: dict[str, float]) -> Finding:
     return Finding("notice_silence", level, _sentence(summary), value)
 
 
+#: What each misconfiguration means and what to check, in words an operator new to the app
+#: can act on.
+MISCONFIGURATION_ADVICE = {
+    "wrong_uid_known_sender": (
+        "requests with this site's path token (or from an allowed address) came with a "
+        "Topview-Uid it does not know: if Topview sent them, its results are being lost. "
+        "Compare TOPVIEW_CALLBACKS['UID'] (and each UID in ['ACCOUNTS']) with the UID under "
+        "'API Settings' in Topview"
+    ),
+    "wrong_token_known_uid": (
+        "requests with this site's Topview-Uid came with a wrong or missing path token: if "
+        "Topview sent them, its results are being lost. Check that each account's NOTICE_URL "
+        "(the URL Topview was given) ends in one of its NOTICE_TOKENS. The UID is not a "
+        "secret: if NOTICE_URL is right, someone who knows the UID sent them"
+    ),
+    "address_not_allowed": (
+        "requests with the right UID and path token came from an address outside "
+        "ALLOWED_IPS: Topview may be calling from a new address (add it), or the token has "
+        "leaked (rotate it)"
+    ),
+}
+
+
 def probe_rejections(m: Measurements, limits: dict[str, float]) -> Finding:
     level = _graded(m.rejections_1h, limits["REJECTIONS_WARNING"], float("inf"))
-    if m.auth_rejections_1h >= limits["AUTH_REJECTIONS_CRITICAL"]:
+    if m.misconfigured_1h >= limits["MISCONFIGURATION_CRITICAL"]:
         level = Level.CRITICAL
+    counts = m.rejection_reasons_1h
     reasons = ", ".join(
-        f"{reason}: {count}"
-        for reason, count in sorted(m.rejection_reasons_1h.items(), key=lambda rc: -rc[1])
+        f"{reason}: {count}" for reason, count in sorted(counts.items(), key=lambda rc: -rc[1])
     )
-    summary = f"{m.rejections_1h} delivery(ies) rejected in the last hour"
+    plural = "" if m.rejections_1h == 1 else "s"
+    summary = f"{m.rejections_1h} request{plural} refused in the last hour"
     if reasons:
         summary += f" ({reasons})"
-    if m.auth_rejections_1h:
-        summary += (
-            ": Topview is calling with a UID or path token this site does not accept; check "
-            "TOPVIEW_CALLBACKS['UID'] / ['ACCOUNTS'] and ['NOTICE_TOKENS'] against NOTICE_URL "
-            "and the UID under 'API Settings' in Topview"
-        )
+    advice = [text for reason, text in MISCONFIGURATION_ADVICE.items() if counts.get(reason)]
+    if advice:
+        summary += ". Probably a settings mistake: " + "; ".join(advice)
+    elif any(counts.get(reason) for reason in STRAY_REASONS):
+        summary += ". " + _stray_explanation()
     return Finding("rejected_deliveries", level, _sentence(summary), float(m.rejections_1h))
+
+
+def _stray_explanation() -> str:
+    """What refusals without any of this site's credentials mean on this site."""
+    accounts = topview_settings.accounts.values()
+    if accounts and all(a.notice_tokens or a.allowed_ips for a in accounts):
+        return (
+            "None of them carried this site's path token or came from an allowed address: "
+            "someone sent a bad request (a scanner, a guess, a test by hand), not Topview, "
+            "whose notices carry both. Nothing to fix while notices keep arriving"
+        )
+    return (
+        "Without a path token (NOTICE_TOKENS) this site cannot tell a stranger's request "
+        "with a wrong Topview-Uid (a scanner, a guess, a test by hand: the usual case) from "
+        "Topview calling with a UID this site does not know. If notices stop arriving (see "
+        "notice_silence), compare TOPVIEW_CALLBACKS['UID'] with the UID under 'API Settings' "
+        "in Topview; set NOTICE_TOKENS to tell the two apart"
+    )
 
 
 BUILTIN_PROBES: tuple[Probe, ...] = (

@@ -14,21 +14,37 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponseBase
 
 from topview_callbacks import signals
-from topview_callbacks.auth import account_for_uid, sender_address
+from topview_callbacks.auth import (
+    IPAddress,
+    account_for_uid,
+    address_is_allowed,
+    sender_address,
+    token_is_valid,
+)
+from topview_callbacks.conf import Account, topview_settings
 from topview_callbacks.models import Notice, RejectedDelivery
 
 logger = logging.getLogger(__name__)
 
-#: Reasons that mean "Topview is calling with credentials we don't accept": a settings mistake.
-#: A refused address with the right UID and token means the allow-list is wrong, too.
-AUTH_REASONS = ("wrong_uid", "wrong_token", "address_not_allowed")
+#: Refusals of a request that carried one of this site's credentials and failed another: a
+#: settings mistake that loses Topview's results (or a leaked credential), never a stranger's
+#: guess. ``topview_health`` makes them critical. The UID is not a secret, so someone who
+#: learned it can still cause a ``wrong_token_known_uid``; the health summary says so.
+MISCONFIGURATION_REASONS = (
+    "wrong_uid_known_sender",  # a valid path token (or an allowed address), an unknown UID
+    "wrong_token_known_uid",  # this site's UID, a wrong or missing path token
+    "address_not_allowed",  # the UID and the token right, the address not in ALLOWED_IPS
+)
+#: Refusals of requests that carried none of this site's credentials: scanners, guesses,
+#: someone's test by hand. They only count towards ``REJECTIONS_WARNING``.
+STRAY_REASONS = ("wrong_uid", "missing_uid", "wrong_token", "missing_token", "not_found")
 #: The reason of an error answer built without one, by its status.
 REASONS_BY_STATUS = {
     400: "invalid",
@@ -97,14 +113,20 @@ def record(request: HttpRequest, response: HttpResponseBase) -> None:
     uid = request.headers.get("Topview-Uid", "")
     account = account_for_uid(uid) if uid else None
     account_name = account.name if account is not None else ""
+    if rejection.reason in STRAY_REASONS:
+        rejection = replace(
+            rejection, reason=_credential_reason(rejection.reason, request, account, address)
+        )
     uuid = rejection.uuid or _peek_uuid(request)
     logger.warning(
+        # The uuid came from the request: repr() shows a newline or an escape code as
+        # text instead of writing it into the log (a forged second line, a recoloured one).
         "Topview notice rejected: %s (%s) from %s, account %s, uuid %s: %s%s",
         rejection.reason,
         response.status_code,
         remote_addr or "?",
         account_name or "unknown",
-        uuid or "unreadable",
+        repr(uuid) if uuid else "unreadable",
         rejection.message,
         f" ({rejection.detail})" if rejection.detail else "",
         extra={
@@ -136,12 +158,36 @@ def record(request: HttpRequest, response: HttpResponseBase) -> None:
     )
 
 
+def _credential_reason(
+    reason: str, request: HttpRequest, account: Account | None, address: IPAddress | None
+) -> str:
+    """``reason`` made precise: a wrong UID or token is a misconfiguration only when the
+    request's other credential was right (see ``MISCONFIGURATION_REASONS``)."""
+    if reason in ("wrong_token", "missing_token") and account is not None:
+        return "wrong_token_known_uid"
+    if reason == "wrong_uid":
+        match = request.resolver_match
+        token = match.kwargs.get("token") if match is not None else None
+        if token is not None and token_is_valid(token):
+            return "wrong_uid_known_sender"
+        for candidate in topview_settings.accounts.values():
+            if candidate.allowed_ips and address_is_allowed(address, candidate):
+                return "wrong_uid_known_sender"
+    return reason
+
+
 def _peek_uuid(request: HttpRequest) -> str:
-    """The ``uuid`` of a small JSON body, or "" (refused before it was parsed, or not JSON)."""
+    """The ``uuid`` of a small JSON body the view has read already, or "" (refused before
+    its body was read, too large, or not JSON).
+
+    A refused request's body is never read here: one that declares a length and sends
+    nothing would hold the worker until the server kills it.
+    """
+    body_read = getattr(request, "_body", None)  # Django's cache of ``request.body``
+    if not isinstance(body_read, bytes) or len(body_read) > UUID_PEEK_LIMIT:
+        return ""
     try:
-        if int(request.META.get("CONTENT_LENGTH") or 0) > UUID_PEEK_LIMIT:
-            return ""
-        body = json.loads(request.body)
+        body = json.loads(body_read)
     except Exception:  # unreadable is an answer here: the uuid is only "if readable"
         return ""
     uuid = body.get("uuid") if isinstance(body, dict) else None

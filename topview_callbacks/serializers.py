@@ -34,7 +34,11 @@ class IncomingNotice:
     result: dict[str, Any] | None
 
 
-def _required_string(body: dict[str, Any], key: str, max_length: int) -> str:
+def _required_string(
+    body: dict[str, Any], key: str, max_length: int, *, identifier: bool = False
+) -> str:
+    """``body[key]``, a non-empty string of at most ``max_length`` characters after
+    stripping; an ``identifier`` must also be printable (it is logged and shown as is)."""
     if key not in body:
         raise NoticeValidationError(f"'{key}' is required.")
     value = body[key]
@@ -45,6 +49,13 @@ def _required_string(body: dict[str, Any], key: str, max_length: int) -> str:
         raise NoticeValidationError(f"'{key}' must not be empty.")
     if len(value) > max_length:
         raise NoticeValidationError(f"'{key}' is longer than {max_length} characters.")
+    # A newline, a terminal escape or a bidirectional override in an id would forge or
+    # garble the log lines that name it; str.isprintable() refuses every control, format
+    # and separator character but the space, in C.
+    if identifier and not value.isprintable():
+        raise NoticeValidationError(
+            f"'{key}' must not contain control, format or line separator characters."
+        )
     return value
 
 
@@ -164,9 +175,9 @@ def parse_notice(raw_body: bytes) -> IncomingNotice:
         )
     return IncomingNotice(
         raw_body=text,
-        uuid=_required_string(body, "uuid", MAX_ID_LENGTH),
-        biz_type=_required_string(body, "bizType", MAX_BIZ_TYPE_LENGTH),
-        task_id=_required_string(body, "taskId", MAX_ID_LENGTH),
+        uuid=_required_string(body, "uuid", MAX_ID_LENGTH, identifier=True),
+        biz_type=_required_string(body, "bizType", MAX_BIZ_TYPE_LENGTH, identifier=True),
+        task_id=_required_string(body, "taskId", MAX_ID_LENGTH, identifier=True),
         status=STATUS_ALIASES[status.lower()],
         error_message=error_message,
         result=_result(body.get("result")),

@@ -79,7 +79,8 @@ task_status_changed = Signal()
 # (sender=Notice; send_robust). Nothing was stored.
 # kwargs: reason (str, e.g. "wrong_uid", "invalid", "too_large"), status (int: the HTTP
 #         status), remote_addr (str), account (str | None: when the UID was known),
-#         uuid (str | None: when the body was readable).
+#         uuid (str | None: when the endpoint had read the body, a 400; a refused
+#         request's body is never read).
 notice_rejected = Signal()
 
 # A delivery repeated a uuid already stored: acknowledged again, nothing new stored

@@ -42,6 +42,9 @@ TASK_COLOURS = {
     TaskStatus.FAIL: "#ba2121",
     TaskStatus.EXPIRED: "#666666",
 }
+#: Players on one page: a result may name thousands of outputs (one forged notice named
+#: 34,000), and each player is a few hundred bytes of HTML.
+MAX_PREVIEWS = 50
 PRE_STYLE = (
     "white-space: pre-wrap; overflow-wrap: anywhere; max-height: 32em; overflow: auto; "
     "margin: 0; padding: 8px; background: var(--darkened-bg); color: var(--body-fg);"
@@ -77,14 +80,18 @@ def media_preview(
     Topview's URLs on hosts outside MEDIA_PREVIEW_HOSTS (when set) are shown as text."""
     hosts = topview_settings.media_preview_hosts
     items = []
-    for kind, index, url in biz_types.numbered_media(list(media)):
+    numbered = biz_types.numbered_media(list(media))
+    for kind, index, url in numbered[:MAX_PREVIEWS]:
         copy = (copies or {}).get((kind, index))
         if copy is not None:
             items.append({"kind": kind, "url": copy, "archived": True, "preview": True})
         elif urlsplit(url).scheme.lower() in ("http", "https") and urlsplit(url).netloc:
             preview = _previewable(url, hosts)
             items.append({"kind": kind, "url": url, "archived": False, "preview": preview})
-    return render_to_string("topview_callbacks/media_preview.html", {"media": items})
+    hidden = max(0, len(numbered) - MAX_PREVIEWS)
+    return render_to_string(
+        "topview_callbacks/media_preview.html", {"media": items, "hidden": hidden}
+    )
 
 
 def archived_copies(task: SubmittedTask | None) -> dict[tuple[str, int], str]:

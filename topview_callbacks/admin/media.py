@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
@@ -27,6 +27,10 @@ from topview_callbacks.models import (
     SubmittedTask,
     TaskStatus,
 )
+
+#: Rows of the files list on a task's page: a result may name thousands of outputs (up to
+#: ARCHIVE_MAX_FILES get rows), and the page must still load.
+MEDIA_ROWS_SHOWN = 50
 
 MEDIA_COLOURS = {
     MediaState.PENDING: "#8a6d00",
@@ -61,6 +65,13 @@ class ArchivedMediaInline(ReadOnlyMixin, admin.TabularInline):  # type: ignore[t
         # The files are part of the task: whoever may see the task sees them.
         return bool(request.user.has_perm("topview_callbacks.view_submittedtask"))
 
+    @staticmethod
+    def first_rows(queryset: QuerySet[ArchivedMedia], task: SubmittedTask) -> QuerySet[Any]:
+        """The task's first ``MEDIA_ROWS_SHOWN`` rows (the formset filters by task itself,
+        which a sliced queryset would not allow)."""
+        first = queryset.filter(task=task).order_by("kind", "index").values_list("pk", flat=True)
+        return queryset.filter(pk__in=list(first[:MEDIA_ROWS_SHOWN]))
+
     @admin.display(description=_("state"))
     def coloured_state(self, media: ArchivedMedia) -> str:
         return coloured(media.state, media.get_state_display(), MEDIA_COLOURS)
@@ -73,8 +84,9 @@ class ArchivedMediaInline(ReadOnlyMixin, admin.TabularInline):  # type: ignore[t
     def stored_file(self, media: ArchivedMedia) -> str:
         if not media.file:
             return "-"
+        # A download, not a page: whatever the server says the file is, the browser saves it.
         return format_html(
-            '<a href="{}">{}</a>', media.file.url, truncated(media.file.name or "", 16)
+            '<a href="{}" download>{}</a>', media.file.url, truncated(media.file.name or "", 16)
         )
 
     @admin.display(description=_("source URL"))
@@ -83,6 +95,29 @@ class ArchivedMediaInline(ReadOnlyMixin, admin.TabularInline):  # type: ignore[t
         # line, cut, the whole URL on hover: wrapped in this squeezed column it took one
         # line per character.
         return format_html("<code>{}</code>", truncated(media.source_url, 22, "topview-url"))
+
+
+def media_summary(task: SubmittedTask) -> str:
+    """How many files the task has in each state, and what the list below leaves out."""
+    rows = ArchivedMedia.objects.filter(task=task).order_by().values("state")
+    states = dict(rows.annotate(n=Count("pk")).values_list("state", "n"))
+    outputs, limit = len(task.media()), topview_settings.archive_max_files
+    parts = []
+    if states:
+        total = sum(states.values())
+        text = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+        parts.append(_("%(total)d file(s): %(states)s.") % {"total": total, "states": text})
+        if total > MEDIA_ROWS_SHOWN:
+            parts.append(_("The list below shows the first %(n)d.") % {"n": MEDIA_ROWS_SHOWN})
+    if outputs > limit:
+        parts.append(
+            _(
+                "The result names %(outputs)d outputs; only the first %(limit)d are "
+                "archived (ARCHIVE_MAX_FILES)."
+            )
+            % {"outputs": outputs, "limit": limit}
+        )
+    return " ".join(str(part) for part in parts) or "-"
 
 
 class ArchiveFilter(admin.SimpleListFilter):

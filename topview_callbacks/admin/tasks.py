@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -17,7 +20,12 @@ from topview_callbacks.admin.display import (
     coloured,
     pretty_json,
 )
-from topview_callbacks.admin.media import ArchivedMediaInline, ArchiveFilter, archive_now
+from topview_callbacks.admin.media import (
+    ArchivedMediaInline,
+    ArchiveFilter,
+    archive_now,
+    media_summary,
+)
 from topview_callbacks.admin.permissions import OperatorAdmin, ReadOnlyMixin
 from topview_callbacks.models import Notice, SubmittedTask
 
@@ -69,11 +77,18 @@ class SubmittedTaskAdmin(ListColumns, OutcomeFields, FastListMixin, OperatorAdmi
                 )
             },
         ),
-        (_("Output media"), {"fields": ("media_preview",)}),
+        (_("Output media"), {"fields": ("media_preview", "archived_files")}),
         (_("Latest result"), {"fields": ("result_json",)}),
         (_("Request payload"), {"fields": ("request_json",)}),
     )
-    readonly_fields = ("coloured_status", "waiting", "media_preview", "result_json", "request_json")
+    readonly_fields = (
+        "coloured_status",
+        "waiting",
+        "media_preview",
+        "archived_files",
+        "result_json",
+        "request_json",
+    )
 
     @admin.display(description=_("status"), ordering="status")
     def coloured_status(self, task: SubmittedTask) -> str:
@@ -88,6 +103,18 @@ class SubmittedTaskAdmin(ListColumns, OutcomeFields, FastListMixin, OperatorAdmi
         seconds = max(0, int((end - task.submitted_at).total_seconds()))
         text = f"{seconds // 3600}:{seconds % 3600 // 60:02}:{seconds % 60:02}"
         return text if task.completed_at else format_html("<em>{} …</em>", text)
+
+    @admin.display(description=_("archived files"))
+    def archived_files(self, task: SubmittedTask) -> str:
+        return media_summary(task)
+
+    def get_formset_kwargs(
+        self, request: HttpRequest, obj: Any, inline: Any, prefix: str
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, ArchivedMediaInline) and obj is not None:
+            kwargs["queryset"] = inline.first_rows(kwargs["queryset"], obj)
+        return kwargs
 
     @admin.display(description=_("request payload"))
     def request_json(self, task: SubmittedTask) -> str:

@@ -12,8 +12,13 @@ from topview_callbacks.checks.base import check_id, is_number, settings_check
 from topview_callbacks.conf import ARCHIVE_KINDS, DEFAULTS, SETTINGS_NAME
 
 PATH_FIELDS = frozenset({"account", "biz_type", "task_id", "kind", "index", "ext"})
-# Together they make a file's name unique: two outputs never share a name.
-REQUIRED_PATH_FIELDS = ("biz_type", "task_id", "kind", "index")
+# Together they make a file's name unique (archive_names): two outputs never share a name.
+# The values in FOLDER_FIELDS may hold "-", so each must be a whole folder: "{a}-{b}" would
+# give "x-y" + "z" and "x" + "y-z" one name.
+FOLDER_FIELDS = ("account", "biz_type", "task_id")
+FILE_NAME_FIELDS = ("kind", "index")
+REQUIRED_PATH_FIELDS = (*FOLDER_FIELDS, *FILE_NAME_FIELDS)
+_INDEX = 987654321  # a number, so that "{index:03d}" still formats
 
 
 def _value(raw: dict[str, Any], key: str) -> Any:
@@ -23,7 +28,12 @@ def _value(raw: dict[str, Any], key: str) -> Any:
 @settings_check
 def check_archiving(raw: dict[str, Any]) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    for key in ("ARCHIVE_MEDIA", "ARCHIVE_ALLOW_HTTP", "ARCHIVE_ALLOW_PRIVATE"):
+    for key in (
+        "ARCHIVE_MEDIA",
+        "ARCHIVE_CONFIRM_URLS",
+        "ARCHIVE_ALLOW_HTTP",
+        "ARCHIVE_ALLOW_PRIVATE",
+    ):
         if not isinstance(_value(raw, key), bool):
             messages.append(
                 Error(f"{SETTINGS_NAME}[{key!r}] must be True or False.", id=check_id("E040"))
@@ -49,7 +59,7 @@ def check_archiving(raw: dict[str, Any]) -> list[CheckMessage]:
                 id=check_id("E043"),
             )
         )
-    for key in ("ARCHIVE_MAX_BYTES", "ARCHIVE_TIMEOUT"):
+    for key in ("ARCHIVE_MAX_BYTES", "ARCHIVE_MAX_FILES", "ARCHIVE_TIMEOUT", "ARCHIVE_DEADLINE"):
         if not is_number(value := _value(raw, key)) or value <= 0:
             messages.append(
                 Error(f"{SETTINGS_NAME}[{key!r}] must be a positive number.", id=check_id("E044"))
@@ -78,18 +88,32 @@ def check_archiving(raw: dict[str, Any]) -> list[CheckMessage]:
     return messages
 
 
-def _check_path(path: Any) -> list[CheckMessage]:
+def _path_is_injective(path: Any) -> bool:
+    """``path`` names only known fields, each of ``FOLDER_FIELDS`` as a whole folder and
+    each of ``FILE_NAME_FIELDS`` in the file's name."""
     try:
         fields = {name for _, name, _, _ in string.Formatter().parse(path) if name is not None}
-    except (TypeError, ValueError, AttributeError):
-        fields = None
-    if fields is not None and fields <= PATH_FIELDS and set(REQUIRED_PATH_FIELDS) <= fields:
+        if not fields <= PATH_FIELDS:
+            return False
+        marks: dict[str, Any] = {name: f"\x00{name}\x00" for name in PATH_FIELDS}
+        marks["index"] = _INDEX
+        segments = path.format(**marks).split("/")
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError):
+        return False
+    return all(marks[name] in segments for name in FOLDER_FIELDS) and all(
+        str(marks[name]) in segments[-1] for name in FILE_NAME_FIELDS
+    )
+
+
+def _check_path(path: Any) -> list[CheckMessage]:
+    if _path_is_injective(path):
         return []
     return [
         Error(
-            f"{SETTINGS_NAME}['ARCHIVE_PATH'] must be a string naming each of "
-            f"{{{'}, {'.join(REQUIRED_PATH_FIELDS)}}} and no fields other than "
-            f"{', '.join(sorted(PATH_FIELDS))}.",
+            f"{SETTINGS_NAME}['ARCHIVE_PATH'] must be a string with each of "
+            f"{{{'}, {'.join(FOLDER_FIELDS)}}} as a folder of its own, {{kind}} and {{index}} "
+            f"in the file's name, and no fields other than {', '.join(sorted(PATH_FIELDS))}: "
+            "two outputs must never get one name.",
             hint=f"The default is {DEFAULTS['ARCHIVE_PATH']!r}.",
             id=check_id("E042"),
         )

@@ -1,5 +1,5 @@
 """Checks of the endpoint's set-up: its URL, limits and database (E006, E008, E009, W003,
-W004, W007)."""
+W004, W007, W009)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
 from topview_callbacks.checks.base import check_id, is_number, notice_connection, settings_check
-from topview_callbacks.conf import DEFAULTS, SETTINGS_NAME, topview_settings
+from topview_callbacks.conf import DEFAULT_ACCOUNT, DEFAULTS, SETTINGS_NAME, topview_settings
+from topview_callbacks.log_filters import redact
 
 SUPPORTED_VENDORS = ("postgresql", "sqlite")
 
@@ -57,11 +58,17 @@ def _check_database() -> list[CheckMessage]:
     return []
 
 
+def _where(account: str) -> str:
+    if account == DEFAULT_ACCOUNT:
+        return SETTINGS_NAME
+    return f"{SETTINGS_NAME}['ACCOUNTS'][{account!r}]"
+
+
 def _check_notice_urls(raw: dict[str, Any]) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     accounts = topview_settings.accounts.values()
     for account in accounts:
-        tokens = account.notice_tokens  # the global ones and the account's own
+        tokens = account.notice_tokens  # its own only
         url = account.notice_url
         if not url:
             continue
@@ -69,8 +76,24 @@ def _check_notice_urls(raw: dict[str, Any]) -> list[CheckMessage]:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             messages.append(
                 Error(
-                    f"NOTICE_URL of account {account.name!r} is not an http(s) URL: {url!r}.",
+                    # Check output lands in CI and deploy logs: never the path token.
+                    f"NOTICE_URL of account {account.name!r} is not an http(s) URL: "
+                    f"{redact(url)!r}.",
                     id=check_id("E009"),
+                )
+            )
+        others = (
+            t for other in accounts if other.name != account.name for t in other.notice_tokens
+        )
+        inherits = account.uid and not tokens  # (with tokens of its own: W007)
+        if inherits and any(f"/{token}/" in parts.path + "/" for token in others):
+            messages.append(
+                Warning(
+                    f"NOTICE_URL of account {account.name!r} holds another account's path "
+                    "token, which opens only that account: these notices would be refused "
+                    "(and Topview would be given another account's secret).",
+                    hint=f"Give {_where(account.name)} a NOTICE_URL and NOTICE_TOKENS of its own.",
+                    id=check_id("W009"),
                 )
             )
         if tokens and not any(f"/{token}/" in parts.path + "/" for token in tokens):

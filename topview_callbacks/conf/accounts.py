@@ -19,11 +19,13 @@ DEFAULTS: dict[str, Any] = {
     "API_BASE_URL": "https://api.topview.ai",
     # More accounts: {"name": {"UID": ..., "API_KEY": ..., "NOTICE_URL": ...}}.
     "ACCOUNTS": {},
-    # Secret path tokens; when non-empty, notices must arrive at notice/<token>/. Each account
-    # may have its own too (ACCOUNTS[name]["NOTICE_TOKENS"]); it accepts these and its own.
+    # Secret path tokens of the default account; when non-empty, its notices must arrive at
+    # notice/<token>/. Each account in ACCOUNTS has its own (ACCOUNTS[name]["NOTICE_TOKENS"]):
+    # one account's token never opens another's notices.
     "NOTICE_TOKENS": [],
-    # Addresses or CIDR networks allowed to deliver notices; [] allows any address. Each
-    # account may add its own (ACCOUNTS[name]["ALLOWED_IPS"]). See TRUSTED_PROXIES.
+    # Addresses or CIDR networks allowed to deliver the default account's notices; [] allows
+    # any address. Each account in ACCOUNTS has its own (ACCOUNTS[name]["ALLOWED_IPS"]).
+    # See TRUSTED_PROXIES.
     "ALLOWED_IPS": [],
     # Addresses or CIDR networks of your own reverse proxies. X-Forwarded-For is read only
     # when the direct peer is one of them, and then its right-most address that is not a
@@ -44,9 +46,11 @@ class Account:
     uid: str
     api_key: str
     notice_url: str
-    #: Path tokens this account's notices may use: the global NOTICE_TOKENS and its own.
+    #: Path tokens this account's notices may use: its own only (the flat NOTICE_TOKENS are
+    #: the default account's).
     notice_tokens: tuple[str, ...] = ()
-    #: Addresses or networks it may deliver from: the global ALLOWED_IPS and its own.
+    #: Addresses or networks it may deliver from: its own only (the flat ALLOWED_IPS are
+    #: the default account's).
     allowed_ips: tuple[str, ...] = ()
 
 
@@ -73,12 +77,12 @@ class AccountSettings(SettingsReader):
 
     @property
     def notice_tokens(self) -> list[str]:
-        """The global NOTICE_TOKENS (``Account.notice_tokens`` adds an account's own)."""
+        """The flat NOTICE_TOKENS: the default account's (``Account.notice_tokens``)."""
         return strings(self._get("NOTICE_TOKENS"))
 
     @property
     def all_notice_tokens(self) -> list[str]:
-        """Every path token of every account, the global ones included (for redaction)."""
+        """Every path token of every account, the flat ones included (for redaction)."""
         found = dict.fromkeys(self.notice_tokens)
         for account in self.accounts.values():
             found.update(dict.fromkeys(account.notice_tokens))
@@ -86,7 +90,7 @@ class AccountSettings(SettingsReader):
 
     @property
     def allowed_ips(self) -> list[str]:
-        """The global ALLOWED_IPS (``Account.allowed_ips`` adds an account's own)."""
+        """The flat ALLOWED_IPS: the default account's (``Account.allowed_ips``)."""
         return strings(self._get("ALLOWED_IPS"))
 
     @property
@@ -104,10 +108,14 @@ class AccountSettings(SettingsReader):
 
     def _accounts(self) -> dict[str, Account]:
         found: dict[str, Account] = {}
-        tokens, ips = tuple(self.notice_tokens), tuple(self.allowed_ips)
         if self.uid:
             found[DEFAULT_ACCOUNT] = Account(
-                DEFAULT_ACCOUNT, self.uid, self.api_key, self.notice_url, tokens, ips
+                DEFAULT_ACCOUNT,
+                self.uid,
+                self.api_key,
+                self.notice_url,
+                tuple(self.notice_tokens),
+                tuple(self.allowed_ips),
             )
         extra = self._get("ACCOUNTS")
         for name, values in (extra if isinstance(extra, dict) else {}).items():
@@ -118,8 +126,8 @@ class AccountSettings(SettingsReader):
                 uid=str(values.get("UID") or ""),
                 api_key=str(values.get("API_KEY") or ""),
                 notice_url=str(values.get("NOTICE_URL") or self.notice_url),
-                notice_tokens=(*tokens, *strings(values.get("NOTICE_TOKENS"))),
-                allowed_ips=(*ips, *strings(values.get("ALLOWED_IPS"))),
+                notice_tokens=tuple(strings(values.get("NOTICE_TOKENS"))),
+                allowed_ips=tuple(strings(values.get("ALLOWED_IPS"))),
             )
         return found
 

@@ -45,8 +45,10 @@ HEALTH_DEFAULTS: dict[str, float] = {
     "SILENCE_CRITICAL_HOURS": 24,
     # Rejected deliveries in the last hour, for any reason ...
     "REJECTIONS_WARNING": 10,
-    # ... and those refused for a wrong UID or path token: a settings mistake that loses results.
-    "AUTH_REJECTIONS_CRITICAL": 1,
+    # ... and those that carried one of this site's credentials but failed another (a
+    # settings mistake that loses results: rejections.MISCONFIGURATION_REASONS). A request
+    # with none of them (a scanner, a guess) only counts towards the warning.
+    "MISCONFIGURATION_CRITICAL": 1,
 }
 
 

@@ -2,6 +2,7 @@
 
 - ``fetching``: the SSRF rules (``check_url``), opening the URL from the checked address,
   redirects followed by hand (``open_url``), and the errors that say why not;
+- ``formats``: per kind, the formats kept, and the extension and type each is stored as;
 - ``storing``: the body streamed into the storage, hashed, counted and capped on the way
   (``download_to_storage``), with a fast path for a local ``FileSystemStorage``.
 
@@ -23,23 +24,30 @@ from topview_callbacks.downloads.fetching import (
     check_url,
     host_allowed,
     open_url,
+    shown,
+)
+from topview_callbacks.downloads.formats import (
+    DEFAULT_EXTENSIONS,
+    FORMATS,
+    GENERIC_TYPES,
+    Format,
+    stored_format,
+    url_extension,
 )
 from topview_callbacks.downloads.storing import (
     CHUNK_SIZE,
-    GENERIC_TYPES,
     HEARTBEAT_EVERY,
-    KIND_TYPES,
     Stored,
-    check_type,
     download_to_storage,
 )
 
 __all__ = [
     "CHUNK_SIZE",
+    "DEFAULT_EXTENSIONS",
+    "FORMATS",
     "GENERIC_TYPES",
     "GONE_STATUSES",
     "HEARTBEAT_EVERY",
-    "KIND_TYPES",
     "MAX_REDIRECTS",
     "METADATA_ADDRESSES",
     "REDIRECT_STATUSES",
@@ -47,11 +55,14 @@ __all__ = [
     "DownloadFailed",
     "DownloadGone",
     "DownloadRefused",
+    "Format",
     "Stored",
     "address_refusal",
-    "check_type",
     "check_url",
     "download_to_storage",
     "host_allowed",
     "open_url",
+    "shown",
+    "stored_format",
+    "url_extension",
 ]

@@ -19,6 +19,7 @@ import urllib3
 
 from topview_callbacks import __version__
 from topview_callbacks.conf import topview_settings
+from topview_callbacks.downloads.deadline import Deadline, watch_pool
 
 MAX_REDIRECTS = 3
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -70,11 +71,24 @@ def host_allowed(host: str, patterns: list[str]) -> bool:
     return False
 
 
+def _embedded(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (6to4's and both of Teredo's): a packet to
+    it may be routed to them, and Python counts ``2002::/16`` as global."""
+    found = [ip.sixtofour] if ip.sixtofour is not None else []
+    return found + list(ip.teredo or ())
+
+
 def address_refusal(address: str, *, allow_private: bool) -> str | None:
     """Why ``address`` may not be fetched from, or None when it may."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        else:
+            for inner in _embedded(ip):
+                refusal = address_refusal(str(inner), allow_private=allow_private)
+                if refusal is not None:
+                    return f"{ip} embeds {inner}: {refusal}"
     if ip in METADATA_ADDRESSES or ip.is_link_local:
         return f"{ip} is a link-local or cloud metadata address"
     if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
@@ -84,18 +98,41 @@ def address_refusal(address: str, *, allow_private: bool) -> str | None:
     return None
 
 
+def _split(url: str) -> SplitResult:
+    # A hostile URL ("http://[::1", a port of 99999) raises ValueError here or in ``.port``:
+    # a rule it breaks, refused once, not a storage error retried MAX_ATTEMPTS times.
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (parsed lazily: this is where a bad port raises)
+    except ValueError as exc:
+        raise DownloadRefused(f"not a valid URL ({exc}): {shown(url)}") from exc
+    return parts
+
+
+def shown(url: str) -> str:
+    """``url`` for a message or a log line: without its query, which may hold a presigned
+    URL's signature."""
+    return url.split("?", 1)[0]
+
+
+def _port(parts: SplitResult) -> int:
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def check_url(url: str) -> tuple[SplitResult, str]:
     """The URL's parts and the checked address to connect to; ``DownloadRefused`` if any
     rule forbids it. Resolves the host: every address it has must be allowed."""
-    parts = urlsplit(url)
+    parts = _split(url)
     allowed_schemes = ("https", "http") if topview_settings.archive_allow_http else ("https",)
     if parts.scheme not in allowed_schemes:
-        raise DownloadRefused(f"only {' and '.join(allowed_schemes)} URLs are fetched: {url}")
+        raise DownloadRefused(
+            f"only {' and '.join(allowed_schemes)} URLs are fetched: {shown(url)}"
+        )
     if not parts.hostname or parts.username is not None or parts.password is not None:
-        raise DownloadRefused(f"not a plain URL with a host: {url}")
+        raise DownloadRefused(f"not a plain URL with a host: {shown(url)}")
     if not host_allowed(parts.hostname, topview_settings.archive_hosts):
         raise DownloadRefused(f"host {parts.hostname} is not in ARCHIVE_HOSTS")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = _port(parts)
     try:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
@@ -108,14 +145,17 @@ def check_url(url: str) -> tuple[SplitResult, str]:
     return parts, addresses[0]
 
 
-def _request(parts: SplitResult, address: str) -> urllib3.BaseHTTPResponse:
+def _request(
+    parts: SplitResult, address: str, deadline: Deadline | None
+) -> urllib3.BaseHTTPResponse:
     """GET the URL from the checked ``address``; TLS still verifies the certificate against
-    the URL's host name (SNI and hostname check), so pinning the address weakens nothing."""
+    the URL's host name (SNI and hostname check), so pinning the address weakens nothing.
+    ``deadline`` shuts the connection down when it passes."""
     timeout = urllib3.Timeout(
         connect=topview_settings.archive_timeout, read=topview_settings.archive_timeout
     )
     host = str(parts.hostname)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = _port(parts)
     pool: urllib3.HTTPConnectionPool
     if parts.scheme == "https":
         pool = urllib3.HTTPSConnectionPool(
@@ -128,9 +168,13 @@ def _request(parts: SplitResult, address: str) -> urllib3.BaseHTTPResponse:
             ca_certs=certifi.where(),
             assert_hostname=host,
             server_hostname=host,
+            deadline=deadline,
         )
     else:
-        pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False, maxsize=1)
+        pool = urllib3.HTTPConnectionPool(
+            address, port, timeout=timeout, retries=False, maxsize=1, deadline=deadline
+        )
+    watch_pool(pool)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     headers = {
         "Host": parts.netloc,
@@ -152,12 +196,13 @@ def _request(parts: SplitResult, address: str) -> urllib3.BaseHTTPResponse:
         raise DownloadFailed(f"{host}: {exc}", retryable=True) from exc
 
 
-def open_url(url: str) -> urllib3.BaseHTTPResponse:
+def open_url(url: str, deadline: Deadline | None = None) -> urllib3.BaseHTTPResponse:
     """The answer to GET ``url`` with a 200, after at most ``MAX_REDIRECTS`` checked
-    redirects; raises the ``DownloadError`` that says why not."""
+    redirects; raises the ``DownloadError`` that says why not. ``deadline`` covers every
+    connection opened on the way."""
     for _ in range(MAX_REDIRECTS + 1):
         parts, address = check_url(url)
-        response = _request(parts, address)
+        response = _request(parts, address, deadline)
         status = response.status
         if status == 200:
             return response
@@ -165,7 +210,10 @@ def open_url(url: str) -> urllib3.BaseHTTPResponse:
         response.drain_conn()
         response.release_conn()
         if status in REDIRECT_STATUSES and location:
-            url = urljoin(url, location)
+            try:
+                url = urljoin(url, location)
+            except ValueError as exc:
+                raise DownloadRefused(f"a redirect to an invalid URL ({exc})") from exc
             continue
         if status in GONE_STATUSES:
             raise DownloadGone(status)

@@ -39,7 +39,9 @@ import urllib3
 from django.core.files.storage import FileSystemStorage, Storage
 
 from topview_callbacks.conf import topview_settings
+from topview_callbacks.downloads.deadline import Deadline
 from topview_callbacks.downloads.fetching import DownloadFailed, DownloadRefused, open_url
+from topview_callbacks.downloads.formats import stored_format
 
 CHUNK_SIZE = 1024 * 1024
 # The disk path's buffer: small enough to stay in a core's L2 cache from the socket read
@@ -47,9 +49,6 @@ CHUNK_SIZE = 1024 * 1024
 # 256 KiB 0.98 s, 128 KiB 0.85-0.87 s, 64 KiB 0.91 s, 32 KiB 1.03 s (curl -o: 0.79 s).
 DISK_CHUNK_SIZE = 128 * 1024
 HASH_AHEAD = 2
-# Content types accepted per kind; a generic binary type (S3's default) is accepted too.
-KIND_TYPES = {"video": "video/", "image": "image/", "audio": "audio/"}
-GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 HEARTBEAT_EVERY = 10.0  # seconds between two ``heartbeat`` calls while a body streams
 READ_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 
@@ -61,7 +60,9 @@ class Stored:
     name: str
     size: int
     sha256: str
+    #: From ``formats.FORMATS``, never the sender's: what the file is stored and served as.
     content_type: str
+    extension: str
 
 
 class _Body:
@@ -78,8 +79,10 @@ class _Body:
         max_bytes: int,
         content_type: str,
         heartbeat: Callable[[], object] | None,
+        deadline: Deadline | None = None,
     ) -> None:
         self.response = response
+        self.deadline = deadline
         self.max_bytes = max_bytes
         self.content_type = content_type or None  # S3Storage reads this attribute
         self.heartbeat = heartbeat
@@ -88,8 +91,9 @@ class _Body:
         self.last_beat = time.monotonic()
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topview-sha256")
         self._hashing: deque[Future[None]] = deque()
-        length = response.headers.get("Content-Length")
-        self.length = int(length) if length is not None and length.isdigit() else None
+        length = response.headers.get("Content-Length") or ""
+        # isdigit() alone accepts "²", which int() refuses; an unreadable length is no length.
+        self.length = int(length) if length.isascii() and length.isdigit() else None
         # urllib3's own file object (http.client's response) has the ``readinto`` that
         # reads into our buffer; urllib3's ``readinto`` reads a new bytes object and copies.
         raw = getattr(response, "_fp", None)
@@ -114,6 +118,8 @@ class _Body:
         return got
 
     def _passed(self, data: bytes | memoryview, *, inline: bool = False) -> None:
+        if self.deadline is not None and self.deadline.expired:  # and no more heartbeats
+            raise DownloadFailed(self.deadline.message, retryable=True)
         if not data:
             # http.client's readinto ends quietly on a short body; urllib3's read raises.
             if self.length is not None and self.size != self.length:
@@ -199,13 +205,6 @@ def _save_to_disk(storage: FileSystemStorage, name: str, body: _Body) -> str:
     return name
 
 
-def check_type(kind: str, content_type: str) -> None:
-    """``DownloadRefused`` when the answer's type is not one of ``kind`` (or generic)."""
-    if content_type in GENERIC_TYPES or content_type.startswith(KIND_TYPES.get(kind, "?")):
-        return
-    raise DownloadRefused(f"content type {content_type!r} is not a {kind}")
-
-
 def download_to_storage(
     url: str,
     storage: Storage,
@@ -214,13 +213,31 @@ def download_to_storage(
     kind: str,
     heartbeat: Callable[[], object] | None = None,
 ) -> Stored:
-    """Stream ``url`` into ``storage`` under ``name``; on any error nothing stays there."""
-    response = open_url(url)
+    """Stream ``url`` into ``storage`` under ``name``, within ``ARCHIVE_DEADLINE``; on any
+    error nothing stays there."""
+    with Deadline(topview_settings.archive_deadline) as deadline:
+        try:
+            return _download(url, storage, name, kind, heartbeat, deadline)
+        except Exception as exc:
+            if deadline.expired:  # whatever the cut-off socket made fail, this is why
+                raise DownloadFailed(deadline.message, retryable=True) from exc
+            raise
+
+
+def _download(
+    url: str,
+    storage: Storage,
+    name: str,
+    kind: str,
+    heartbeat: Callable[[], object] | None,
+    deadline: Deadline,
+) -> Stored:
+    response = open_url(url, deadline)
     try:
-        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        check_type(kind, content_type)
+        announced = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        stored = stored_format(kind, announced, url)
         max_bytes = topview_settings.archive_max_bytes
-        body = _Body(response, max_bytes, content_type, heartbeat)
+        body = _Body(response, max_bytes, stored.content_type, heartbeat, deadline)
         if body.length is not None and body.length > max_bytes:
             raise DownloadRefused(
                 f"larger than ARCHIVE_MAX_BYTES ({body.length} > {max_bytes} bytes)"
@@ -231,12 +248,14 @@ def download_to_storage(
                 saved = _save_to_disk(storage, name, body)
             else:
                 saved = storage.save(name, body)  # type: ignore[arg-type]
+            if deadline.expired:  # a body without a length ends where the socket was cut
+                raise DownloadFailed(deadline.message, retryable=True)
         except BaseException:
             body.hexdigest()  # stop the hashing thread
             # A storage may leave what it wrote so far (FileSystemStorage does).
             if storage.exists(saved or name):
                 storage.delete(saved or name)
             raise
-        return Stored(saved, body.size, body.hexdigest(), content_type)
+        return Stored(saved, body.size, body.hexdigest(), stored.content_type, stored.extension)
     finally:
         response.release_conn()

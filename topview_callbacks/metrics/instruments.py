@@ -1,7 +1,7 @@
 """The counters and histograms. Names and labels are public: dashboards and alerts use them.
 
-Labels stay bounded: bizType (a few dozen at most), status, source, reason, answer. Never a
-task id, uuid or address.
+Labels stay bounded: bizType (the 14 known ones and "other": ``biz_types.bounded``), status,
+source, reason, answer, account (from settings). Never a task id, uuid or address.
 """
 
 from __future__ import annotations

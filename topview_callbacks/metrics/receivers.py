@@ -1,17 +1,23 @@
 """Signal receivers that feed the instruments; ``connect`` runs from ``AppConfig.ready()``
-when ``METRICS`` is on, in web processes and Celery workers alike."""
+when ``METRICS`` is on, in web processes and Celery workers alike.
+
+A notice's bizType is free text from its sender: every label takes it through
+``biz_types.bounded`` (the 14 known ones, else "other"), so a label never grows with it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from topview_callbacks import signals
+from topview_callbacks.biz_types import bounded
 from topview_callbacks.metrics import instruments
 from topview_callbacks.models import FINAL_TASK_STATUSES, Notice, NoticeState, SubmittedTask
 
 
 def on_stored(sender: Any, notice: Notice, **kwargs: Any) -> None:
-    instruments.notices_received.labels(notice.biz_type, notice.status, notice.source).inc()
+    instruments.notices_received.labels(
+        bounded(notice.biz_type), notice.status, notice.source
+    ).inc()
 
 
 def on_redelivered(sender: Any, account: str, **kwargs: Any) -> None:
@@ -24,29 +30,29 @@ def on_rejected(sender: Any, reason: str, status: int, **kwargs: Any) -> None:
 
 def on_processed(sender: Any, notice: Notice, **kwargs: Any) -> None:
     outcome = "duplicate" if notice.state == NoticeState.DUPLICATE else "processed"
-    instruments.notices_processed.labels(notice.biz_type, outcome).inc()
+    instruments.notices_processed.labels(bounded(notice.biz_type), outcome).inc()
     if notice.processed_at is not None:
         seconds = (notice.processed_at - notice.received_at).total_seconds()
-        instruments.processing_latency.labels(notice.biz_type).observe(max(0.0, seconds))
+        instruments.processing_latency.labels(bounded(notice.biz_type)).observe(max(0.0, seconds))
 
 
 def on_failed(sender: Any, notice: Notice, **kwargs: Any) -> None:
-    instruments.notices_failed.labels(notice.biz_type).inc()
+    instruments.notices_failed.labels(bounded(notice.biz_type)).inc()
 
 
 def on_polled(sender: Any, task: SubmittedTask, answer: str, **kwargs: Any) -> None:
-    instruments.task_polls.labels(task.biz_type, answer).inc()
+    instruments.task_polls.labels(bounded(task.biz_type), answer).inc()
 
 
 def on_expired(sender: Any, task: SubmittedTask, **kwargs: Any) -> None:
-    instruments.tasks_expired.labels(task.biz_type).inc()
+    instruments.tasks_expired.labels(bounded(task.biz_type)).inc()
 
 
 def on_status_changed(sender: Any, task: SubmittedTask, new_status: str, **kwargs: Any) -> None:
     if new_status not in FINAL_TASK_STATUSES or task.completed_at is None:
         return
     seconds = (task.completed_at - task.submitted_at).total_seconds()
-    instruments.task_turnaround.labels(task.biz_type).observe(max(0.0, seconds))
+    instruments.task_turnaround.labels(bounded(task.biz_type)).observe(max(0.0, seconds))
 
 
 _RECEIVERS = (

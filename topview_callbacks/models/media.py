@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
 from django.core.files.storage import Storage, storages
@@ -12,8 +13,10 @@ from django.utils.translation import gettext_lazy as _
 
 from topview_callbacks import biz_types
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.models.notices import Notice
+from topview_callbacks.models.notices import Notice, NoticeSource
 from topview_callbacks.models.tasks import SubmittedTask
+
+logger = logging.getLogger(__name__)
 
 
 class MediaState(models.TextChoices):
@@ -52,13 +55,44 @@ def reset_archive_storage(*, setting: str, **kwargs: Any) -> None:
 
 class ArchivedMediaManager(models.Manager["ArchivedMedia"]):
     def add_for_task(self, task: SubmittedTask, notice: Notice | None = None) -> int:
-        """A pending row per output file of the task's result (ARCHIVE_KINDS); returns how
-        many are new. Idempotent: ``(task, kind, index)`` is unique, repeats are ignored."""
+        """A pending row per output file of the task's result (ARCHIVE_KINDS), for the first
+        ARCHIVE_MAX_FILES of them; returns how many are new. Idempotent: ``(task, kind,
+        index)`` is unique, repeats are ignored."""
         kinds = set(topview_settings.archive_kinds)
-        rows = [
-            ArchivedMedia(task=task, notice=notice, kind=kind, index=index, source_url=url)
+        outputs = [
+            (kind, index, url)
             for kind, index, url in biz_types.numbered_media(task.media())
             if kind in kinds
+        ]
+        limit = topview_settings.archive_max_files
+        if len(outputs) > limit:
+            # A result is unsigned: it may name thousands of URLs, each a row, a download
+            # and a line on the task's page. The first ones are kept, in the table's order.
+            logger.warning(
+                "Task %s %r names %s output files; only the first %s are archived "
+                "(ARCHIVE_MAX_FILES)",
+                task.biz_type,
+                task.task_id,
+                len(outputs),
+                limit,
+            )
+            outputs = outputs[:limit]
+        # A polled result, or one VERIFY_WITH_QUERY verified, is Topview's own answer:
+        # archive_sources need not ask again which URLs to fetch.
+        from_topview = notice is not None and (
+            notice.source == NoticeSource.POLL or topview_settings.verify_with_query
+        )
+        confirmed_at = timezone.now() if from_topview else None
+        rows = [
+            ArchivedMedia(
+                task=task,
+                notice=notice,
+                kind=kind,
+                index=index,
+                source_url=url,
+                confirmed_at=confirmed_at,
+            )
+            for kind, index, url in outputs
         ]
         before = self.filter(task=task).count()
         self.bulk_create(rows, ignore_conflicts=True)
@@ -112,6 +146,24 @@ class ArchivedMedia(models.Model):
         help_text=_("Where the current attempt writes before the file gets its final name."),
     )
     next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    confirmed_at = models.DateTimeField(
+        _("confirmed at"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When Topview's own answer about the task named this URL (ARCHIVE_CONFIRM_URLS): "
+            "only such URLs are fetched."
+        ),
+    )
+    confirming_at = models.DateTimeField(
+        _("confirming since"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "On a task's first row: since when one worker has been asking Topview about the "
+            "task's URLs (the others wait for its answer)."
+        ),
+    )
     archived_at = models.DateTimeField(_("archived at"), null=True, blank=True)
 
     objects = ArchivedMediaManager()
