@@ -6,7 +6,7 @@ included (wall time). Samples taken while a worker waits for its next request ar
 the rest are the request's time, split by stage and by function. Needs wrk and py-spy
 (`pip install py-spy`; ptrace allowed, as for root). Usage:
 
-    .venv/bin/python bench/profile.py --endpoint inline [--async-mark] [--prepared]
+    .venv/bin/python bench/profile.py --endpoint inline [--candidate statements|prepared]
         [--workload new|known|dup] [--duration 10]
 
 Endpoints: "manual" and "inline" are ours (PROCESSING), "bare" and "bare-signals" the
@@ -42,9 +42,8 @@ ENDPOINTS = {
 STAGES = [
     ("the view (ours or the bare one)", r"^(NoticeView\.post|bare_\w+_view) \("),
     ("  parsing and validating the body", r"^parse_notice \("),
-    ("  the store statement (and the claim)", r"^(store_claimed|\w+\.record_delivery) \("),
-    ("  processing after the store", r"^process_claimed \("),
-    ("    the processed mark", r"^mark_processed \("),
+    ("  storing (inline: and recording the outcome)", r"^(receive|store) \(.*recording\.py"),
+    ("    the statements (or the function)", r"^fetchone \(.*processing/sql\.py"),
     # The example project's receivers (Django's own request signals are not counted).
     ("  the receivers of the outcome signals", r"example_project/receivers\.py"),
     ("waiting on PostgreSQL (psycopg)", r"^Connection\.wait \(.*psycopg/"),
@@ -128,8 +127,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", choices=tuple(ENDPOINTS), default="inline")
     parser.add_argument("--workload", choices=("new", "known", "dup"), default="new")
-    parser.add_argument("--async-mark", action="store_true", help="ASYNC_PROCESSED_MARK")
-    parser.add_argument("--prepared", action="store_true", help="PREPARED_STATEMENTS")
+    parser.add_argument(
+        "--candidate",
+        choices=("function", "statements", "prepared"),
+        default="function",
+        help="how the inline path reaches PostgreSQL (bench/settings.py)",
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds sampled")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--port", type=int, default=8851)
@@ -138,9 +141,7 @@ def main() -> None:
 
     ensure_database("topview_bench")
     processing, path = ENDPOINTS[args.endpoint]
-    server = start_gunicorn(
-        args.port, processing, 2, async_mark=args.async_mark, prepared=args.prepared
-    )
+    server = start_gunicorn(args.port, processing, 2, candidate=args.candidate)
     url = f"http://127.0.0.1:{args.port}{path}"
     prefix = f"profile-{int(time.time())}"
     try:

@@ -8,9 +8,11 @@ endpoints round by round so both see the same machine. Needs PostgreSQL on
     .venv/bin/python bench/run.py [--duration 8] [--rounds 5] [--workloads new known dup]
 
 Compared, each pair in the same round: the receive path (PROCESSING="manual") against a
-bare view doing the same one INSERT; inline processing (the signals fired in the request)
-against a bare view doing that INSERT in an atomic block and then sending the same signals
-to the same receivers; with ASYNC_PROCESSED_MARK off (the default) and on. Workloads: new
+bare view doing the same one INSERT; inline processing (the notice stored, its outcome
+recorded on its task, the signals fired, in one transaction) against a bare view doing
+that INSERT in an atomic block and sending the same signals to the same receivers. All
+with the defaults a new user gets; ``--candidates`` adds the inline path's alternatives of
+bench/settings.py (its statements one by one, and prepared by psycopg). Workloads: new
 notices, each the outcome of a task of its own ("new": the task is created from the
 notice; "known": submitted through the client first), and one uuid delivered again ("dup").
 """
@@ -53,14 +55,13 @@ def sql(query: str) -> list[tuple[object, ...]]:
 
 
 def start_gunicorn(
-    port: int, processing: str, workers: int, *, async_mark: bool = False, prepared: bool = False
+    port: int, processing: str, workers: int, *, candidate: str = "function"
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "BENCH_PROCESSING": processing,
-        "BENCH_ASYNC_MARK": "1" if async_mark else "0",
-        "BENCH_PREPARED": "1" if prepared else "0",
+        "BENCH_CANDIDATE": candidate,
     }
     server = subprocess.Popen(
         [
@@ -157,9 +158,10 @@ def submit_tasks(prefix: str, per_thread: int) -> None:
     would have created them."""
     sql(
         "INSERT INTO topview_callbacks_submittedtask (account, biz_type, task_id, notice_uuid, "
-        "status, request_payload, error_message, submitted_at, poll_count, updated_at) "
+        "status, previous_status, request_payload, error_message, submitted_at, poll_count, "
+        "updated_at) "
         f"SELECT 'default', 'M2V_PREVIEW', '{prefix}-' || t || '-' || n, "
-        f"'{prefix}-' || t || '-' || n, 'submitted', '{{}}', '', now(), 0, now() "
+        f"'{prefix}-' || t || '-' || n, 'submitted', '', '{{}}', '', now(), 0, now() "
         f"FROM generate_series(1, 2) t, generate_series(1, {per_thread}) n"
     )
 
@@ -170,40 +172,30 @@ ENDPOINTS = {
     "ours, manual": ("manual", "/topview/notice/"),
     "bare INSERT+signals": ("inline", "/bare/signals/"),
     "ours, inline": ("inline", "/topview/notice/"),
-    "ours, inline+async mark": ("inline-async", "/topview/notice/"),
-    "ours, inline+prepared": ("inline-prepared", "/topview/notice/"),
-    "ours, inline+both": ("inline-async-prepared", "/topview/notice/"),
+    "inline: statements": ("inline-statements", "/topview/notice/"),
+    "inline: prepared": ("inline-prepared", "/topview/notice/"),
 }
-# Each server's PROCESSING and the two trade-off settings (ASYNC_PROCESSED_MARK,
-# PREPARED_STATEMENTS).
+# Each server's PROCESSING and how the inline path reaches PostgreSQL (bench/settings.py).
 SERVERS = {
-    "manual": ("manual", False, False),
-    "inline": ("inline", False, False),
-    "inline-async": ("inline", True, False),
-    "inline-prepared": ("inline", False, True),
-    "inline-async-prepared": ("inline", True, True),
+    "manual": ("manual", "function"),
+    "inline": ("inline", "function"),
+    "inline-statements": ("inline", "statements"),
+    "inline-prepared": ("inline", "prepared"),
 }
 # Per workload, the pairs compared: (baseline, ours).
 PAIRS = {
-    "new": [
-        ("bare INSERT", "ours, manual"),
-        ("bare INSERT+signals", "ours, inline"),
-        ("bare INSERT+signals", "ours, inline+async mark"),
-        ("bare INSERT+signals", "ours, inline+prepared"),
-        ("bare INSERT+signals", "ours, inline+both"),
-    ],
-    "known": [
-        ("bare INSERT+signals", "ours, inline"),
-        ("bare INSERT+signals", "ours, inline+async mark"),
-        ("bare INSERT+signals", "ours, inline+prepared"),
-        ("bare INSERT+signals", "ours, inline+both"),
-    ],
-    "dup": [
-        ("bare INSERT", "ours, manual"),
-        ("bare INSERT+signals", "ours, inline"),
-        ("bare INSERT+signals", "ours, inline+both"),
-    ],
+    "new": [("bare INSERT", "ours, manual"), ("bare INSERT+signals", "ours, inline")],
+    "known": [("bare INSERT+signals", "ours, inline")],
+    "dup": [("bare INSERT", "ours, manual"), ("bare INSERT+signals", "ours, inline")],
 }
+CANDIDATES = [
+    ("bare INSERT+signals", "inline: statements"),
+    ("bare INSERT+signals", "inline: prepared"),
+]
+
+
+def pairs_of(workload: str, candidates: bool) -> list[tuple[str, str]]:
+    return PAIRS[workload] + (CANDIDATES if candidates and workload == "new" else [])
 
 
 def load() -> str:
@@ -218,6 +210,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
     parser.add_argument("--port", type=int, default=8831)
     parser.add_argument("--workloads", nargs="+", choices=tuple(PAIRS), default=list(PAIRS))
+    parser.add_argument(
+        "--candidates",
+        action="store_true",
+        help="also the inline path's alternatives (statements one by one, prepared)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -235,16 +232,18 @@ def main() -> None:
     tag = str(int(time.time()))
     try:
         for name, port in ports.items():
-            processing, async_mark, prepared = SERVERS[name]
-            servers[name] = start_gunicorn(
-                port, processing, args.workers, async_mark=async_mark, prepared=prepared
-            )
+            if name.startswith("inline-") and not args.candidates:
+                continue
+            processing, candidate = SERVERS[name]
+            servers[name] = start_gunicorn(port, processing, args.workers, candidate=candidate)
         for number, (server, path) in enumerate(ENDPOINTS.values()):  # warm up
+            if server not in servers:
+                continue
             url = f"http://127.0.0.1:{ports[server]}{path}"
             wrk(url, "new", f"{tag}-warm{number}", 2, args.connections)
         for round_number in range(args.rounds):
             for workload in args.workloads:
-                pairs = PAIRS[workload]
+                pairs = pairs_of(workload, args.candidates)
                 names = list(dict.fromkeys(name for pair in pairs for name in pair))
                 if round_number % 2:  # alternate who goes first
                     names.reverse()
@@ -280,7 +279,7 @@ def main() -> None:
     )
     summary: dict[str, Any] = {"statements": counts}
     for workload in args.workloads:
-        for baseline, ours in PAIRS[workload]:
+        for baseline, ours in pairs_of(workload, args.candidates):
             base_rows, our_rows = runs[(workload, baseline)], runs[(workload, ours)]
             ratios = [o["rps"] / b["rps"] for o, b in zip(our_rows, base_rows, strict=True)]
             rps = statistics.median(r["rps"] for r in our_rows)

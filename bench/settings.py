@@ -1,4 +1,11 @@
-"""The example project on PostgreSQL, as a production site would run it, plus the bare view."""
+"""The example project on PostgreSQL, as a production site would run it, plus the bare views.
+
+``BENCH_CANDIDATE`` picks how the inline path reaches PostgreSQL (bench/wsgi.py applies it):
+"function" (the app as shipped: one PL/pgSQL function), "statements" (the statements one by
+one, as on SQLite), "prepared" (those statements, prepared by psycopg: server-side binding
+and ``prepare_threshold`` in ``DATABASES["OPTIONS"]``, which transaction-pooling PgBouncer
+before 1.21 cannot carry).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from example_project.settings import *  # noqa: F403
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 ROOT_URLCONF = "bench.urls"
+CANDIDATE = os.environ.get("BENCH_CANDIDATE", "function")
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
@@ -17,6 +25,9 @@ DATABASES = {
         "PORT": "5432",
         "USER": "postgres",
         "CONN_MAX_AGE": 600,
+        "OPTIONS": (
+            {"server_side_binding": True, "prepare_threshold": 1} if CANDIDATE == "prepared" else {}
+        ),
     }
 }
 TOPVIEW_CALLBACKS = {
@@ -25,7 +36,5 @@ TOPVIEW_CALLBACKS = {
     "NOTICE_URL": "https://example.com/topview/notice/",
     # "manual": the request path only stores; processing is measured separately.
     "PROCESSING": os.environ.get("BENCH_PROCESSING", "manual"),
-    "ASYNC_PROCESSED_MARK": os.environ.get("BENCH_ASYNC_MARK") == "1",
-    "PREPARED_STATEMENTS": os.environ.get("BENCH_PREPARED") == "1",
 }
 LOGGING = {"version": 1, "disable_existing_loggers": True}
