@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
+from django.db import connections
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -18,6 +22,7 @@ class TopviewCallbacksConfig(AppConfig):
         from topview_callbacks.models import reset_archive_storage
 
         register_checks()
+        post_migrate.connect(install_functions, sender=self, dispatch_uid="topview_functions")
         setting_changed.connect(reset_archive_storage, dispatch_uid="topview_archive_storage")
         if topview_settings.metrics:
             # Needs the `metrics` extra; check E051 says so when it is missing.
@@ -26,3 +31,14 @@ class TopviewCallbacksConfig(AppConfig):
             except ImportError:
                 return
             receivers.connect()
+
+
+def install_functions(using: str = "default", **kwargs: Any) -> None:
+    """After ``migrate``: the PostgreSQL function of the inline path as this code builds it
+    (a new version of the package may build another; no migration needed for that)."""
+    from topview_callbacks.models import Notice
+    from topview_callbacks.processing import functions
+
+    conn = connections[using]
+    if conn.vendor == "postgresql" and Notice._meta.db_table in conn.introspection.table_names():
+        functions.ensure(conn)

@@ -1,9 +1,8 @@
 """PostgreSQL: the function the inline path stores and records a notice with
 (topview_callbacks/processing/functions.py). Other databases run its statements one by one.
 
-A later migration that changes what the function is built from runs ``functions.install``
-again; every call checks the function's version, and tests/test_functions.py checks that
-the migrations leave the current one.
+Every later ``migrate`` replaces it when the code builds another (``functions.ensure`` on
+``post_migrate``); every call checks the function's version.
 """
 
 from typing import Any

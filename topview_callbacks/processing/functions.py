@@ -5,9 +5,10 @@ STORE_NOTICE, as ``recording.receive`` runs them one by one elsewhere: one round
 for a delivery, and PL/pgSQL plans each inner statement once per connection and reuses
 the plan. That is what prepared statements would give, without a prepared statement for
 a transaction-pooling proxy (PgBouncer before 1.21) to lose: measured in
-docs/benchmark.md. The function is built from the statements' text at ``migrate`` time
-(migrations 0005 on) and carries a version that every call checks, so code and database
-can never disagree silently.
+docs/benchmark.md. The function is built from the statements' text: migration 0005
+installs it, and every later ``migrate`` replaces it when the code now builds another
+(``ensure``, on ``post_migrate``). It carries a version that every call checks, so code and
+database never disagree silently: a mismatch fails the call, the endpoint answers 503.
 """
 
 from __future__ import annotations
@@ -161,10 +162,32 @@ def definition(conn: BaseDatabaseWrapper, expected: str) -> str:
 
 
 def install(conn: BaseDatabaseWrapper) -> None:
-    """Create the function as this code builds it (a migration calls this)."""
+    """Create the function as this code builds it, its version in its comment."""
+    current = version(conn)
     with conn.cursor() as cursor:
         cursor.execute(f"DROP FUNCTION IF EXISTS {NAME}")
-        cursor.execute(definition(conn, version(conn)))
+        cursor.execute(definition(conn, current))
+        cursor.execute(f"COMMENT ON FUNCTION {NAME} IS '{current}'")
+
+
+def installed_version(conn: BaseDatabaseWrapper) -> str | None:
+    """The version of the function the database has (None: it has none)."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT obj_description(oid, 'pg_proc') FROM pg_proc "
+            "WHERE proname = %s AND pg_function_is_visible(oid)",
+            [NAME],
+        )
+        row = cursor.fetchone()
+    return None if row is None else str(row[0] or "")
+
+
+def ensure(conn: BaseDatabaseWrapper) -> bool:
+    """Install the function unless the database has this code's version; True if it did."""
+    if installed_version(conn) == version(conn):
+        return False
+    install(conn)
+    return True
 
 
 def uninstall(conn: BaseDatabaseWrapper) -> None:

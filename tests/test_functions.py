@@ -1,0 +1,42 @@
+"""PostgreSQL's ``topview_callbacks_receive``: the version every call checks, and ``migrate``
+replacing a function another version of the code installed."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from topview_callbacks.models import Notice
+from topview_callbacks.processing import functions
+from topview_callbacks.testing import deliver_notice, notice_payload
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+
+def install_stale_function() -> None:
+    """The function as another version of the code would have left it."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP FUNCTION {functions.NAME}")
+        cursor.execute(functions.definition(connection, "0123456789abcdef"))
+        cursor.execute(f"COMMENT ON FUNCTION {functions.NAME} IS '0123456789abcdef'")
+
+
+def test_the_migrations_leave_the_function_this_code_calls() -> None:
+    assert functions.installed_version(connection) == functions.version(connection)
+    assert functions.ensure(connection) is False  # nothing to do
+
+
+def test_a_stale_function_refuses_the_call_and_the_notice_gets_503() -> None:
+    install_stale_function()
+    response = deliver_notice(notice_payload("VOICE_CLONE"))
+    assert response.status_code == 503  # Topview retries; nothing half-recorded
+    assert not Notice.objects.exists()
+
+
+def test_migrate_replaces_a_stale_function() -> None:
+    install_stale_function()
+    call_command("migrate", verbosity=0)  # no migration to apply: post_migrate does it
+    assert functions.installed_version(connection) == functions.version(connection)
+    assert deliver_notice(notice_payload("VOICE_CLONE")).status_code == 200
+    assert Notice.objects.get().state == "processed"
