@@ -48,8 +48,7 @@ from tests.test_celery_worker import (  # noqa: E402
 DATABASE = "topview_bench_archive"
 ARCHIVE = {
     "ARCHIVE_MEDIA": True,
-    "ARCHIVE_ALLOW_HTTP": True,
-    "ARCHIVE_ALLOW_PRIVATE": True,
+    "ARCHIVE_ALLOW_INSECURE": True,
     "ARCHIVE_HOSTS": ["127.0.0.1"],
     "ARCHIVE_MAX_BYTES": 2 * 1024**3,
 }

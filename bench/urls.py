@@ -80,7 +80,7 @@ def bare_signals_view(request: HttpRequest) -> JsonResponse:
             )
             task = SubmittedTask(biz_type=notice.biz_type, task_id=notice.task_id)
             kwargs = {"notice": notice, "task": task, "result": notice.result, "succeeded": True}
-            signals.notice_received.send(sender=Notice, **kwargs)
+            signals.task_outcome.send(sender=Notice, **kwargs)
             signals.by_biz_type[notice.biz_type].send(sender=Notice, **kwargs)
     return _answer(body)
 

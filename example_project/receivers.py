@@ -13,7 +13,7 @@ from topview_callbacks.models import Notice
 logger = logging.getLogger(__name__)
 
 
-@receiver(signals.notice_received)
+@receiver(signals.task_outcome)
 def log_every_outcome(sender: type, notice: Notice, succeeded: bool, **kwargs: Any) -> None:
     media = ", ".join(url for _kind, url in notice.media()) or "no media"
     logger.info(

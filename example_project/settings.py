@@ -113,8 +113,7 @@ if os.environ.get("TOPVIEW_DEMO") == "1":
     # notices' files (on Topview's CDN) show as "refused": the rule at work, no internet.
     TOPVIEW_CALLBACKS.update(
         {
-            "ARCHIVE_ALLOW_HTTP": True,
-            "ARCHIVE_ALLOW_PRIVATE": True,
+            "ARCHIVE_ALLOW_INSECURE": True,
             "ARCHIVE_HOSTS": ["127.0.0.1"],
         }
     )

@@ -85,7 +85,7 @@ def record_signal() -> Iterator[Any]:
     """``record_signal(signals.m2v_preview)`` returns a recorder, disconnected after the test."""
     recorders: list[SignalRecorder] = []
 
-    def start(signal: Signal = signals.notice_received) -> SignalRecorder:
+    def start(signal: Signal = signals.task_outcome) -> SignalRecorder:
         recorder = SignalRecorder(signal)
         recorders.append(recorder)
         return recorder
@@ -97,7 +97,7 @@ def record_signal() -> Iterator[Any]:
 
 @pytest.fixture
 def failing_receiver() -> Iterator[Any]:
-    """A ``notice_received`` receiver that raises until ``fixed`` is set; counts its calls."""
+    """A ``task_outcome`` receiver that raises until ``fixed`` is set; counts its calls."""
 
     class Receiver:
         fixed = False
@@ -109,9 +109,9 @@ def failing_receiver() -> Iterator[Any]:
                 raise RuntimeError("the receiver is broken")
 
     receiver = Receiver()
-    signals.notice_received.connect(receiver, weak=False)
+    signals.task_outcome.connect(receiver, weak=False)
     yield Receiver
-    signals.notice_received.disconnect(receiver)
+    signals.task_outcome.disconnect(receiver)
 
 
 # --- archiving: a media server on 127.0.0.1 and settings that let the tests fetch from it ---
@@ -142,8 +142,7 @@ def archive_settings(settings: Any, tmp_path: Path) -> Any:
         **settings.TOPVIEW_CALLBACKS,
         "ARCHIVE_MEDIA": True,
         "ARCHIVE_CONFIRM_URLS": False,
-        "ARCHIVE_ALLOW_HTTP": True,
-        "ARCHIVE_ALLOW_PRIVATE": True,
+        "ARCHIVE_ALLOW_INSECURE": True,
         "ARCHIVE_HOSTS": ["127.0.0.1"],
         "ARCHIVE_MAX_BYTES": 1_000_000,
         "ARCHIVE_TIMEOUT": 1.0,

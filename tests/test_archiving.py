@@ -218,16 +218,13 @@ def test_loopback_http_and_foreign_hosts_are_refused_without_a_request(
 ) -> None:
     archive_settings.TOPVIEW_CALLBACKS = {
         **archive_settings.TOPVIEW_CALLBACKS,
-        "ARCHIVE_ALLOW_PRIVATE": False,
+        "ARCHIVE_ALLOW_INSECURE": False,
     }
-    [media] = archive(task_with(f"{server.url}/ok/j.mp4"))
+    loopback_https = server.url.replace("http://", "https://", 1)
+    [media] = archive(task_with(f"{loopback_https}/ok/j.mp4"))
     assert media.state == MediaState.REFUSED
     assert "loopback or private" in media.last_error
 
-    archive_settings.TOPVIEW_CALLBACKS = {
-        **archive_settings.TOPVIEW_CALLBACKS,
-        "ARCHIVE_ALLOW_HTTP": False,
-    }
     [media] = archive(task_with(f"{server.url}/ok/k.mp4", task_id="t2"))
     assert media.state == MediaState.REFUSED
     assert "only https" in media.last_error
@@ -245,7 +242,7 @@ def test_a_stale_claim_is_taken_over_and_its_partial_file_removed(
         claim="dead", claimed_at=timezone.now() - timezone.timedelta(hours=1), partial_name=leftover
     )
 
-    assert archiving.sweep() == 1
+    assert archiving.start_due() == 1
 
     media.refresh_from_db()
     assert media.state == MediaState.ARCHIVED
@@ -256,7 +253,7 @@ def test_a_live_claim_is_left_alone(server: MediaServer, archive_settings: Any) 
     task = task_with(f"{server.url}/ok/m.mp4")
     ArchivedMedia.objects.filter(task=task).update(claim="alive", claimed_at=timezone.now())
 
-    assert archiving.sweep() == 0
+    assert archiving.start_due() == 0
     assert archive(task)[0].state == MediaState.PENDING
     assert server.hits["/ok/m.mp4"] == 0
 

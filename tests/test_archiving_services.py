@@ -163,7 +163,7 @@ def test_a_worker_killed_mid_download_leaves_a_row_the_sweep_finishes(
     archive_settings.TOPVIEW_CALLBACKS = {**archive_settings.TOPVIEW_CALLBACKS, "SWEEP_AFTER": 1}
     server.slow_delay = 0.0
     time.sleep(1.1)  # the dead worker's claim goes stale: no heartbeat for SWEEP_AFTER
-    assert archiving.sweep() == 1
+    assert archiving.start_due() == 1
 
     media.refresh_from_db()
     assert media.state == MediaState.ARCHIVED and media.attempts == 2

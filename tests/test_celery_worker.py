@@ -155,11 +155,11 @@ def test_a_raising_receiver_is_retried_with_backoff_then_failed_and_replay_runs_
     assert calls() == {payload["uuid"]: 3}  # no 4th attempt
 
     records().srem(key("fail"), payload["taskId"])
-    signals.notice_received.connect(recording_receiver, dispatch_uid="topview-test-recorder")
+    signals.task_outcome.connect(recording_receiver, dispatch_uid="topview-test-recorder")
     try:
         replayed = processing.replay_notice(notice.pk)
     finally:
-        signals.notice_received.disconnect(dispatch_uid="topview-test-recorder")
+        signals.task_outcome.disconnect(dispatch_uid="topview-test-recorder")
     assert replayed is not None and replayed.state == "processed"
     assert fired() == {payload["uuid"]: 1}
 

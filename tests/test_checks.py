@@ -176,7 +176,6 @@ def test_good_polling_settings_pass_the_checks() -> None:
         ({"POLL_AFTER": {"M2V_PREVEIW": 60}}, "topview_callbacks.W011"),
         ({"POLL_MAX_INTERVAL": 0}, "topview_callbacks.E011"),
         ({"TASK_MAX_AGE": "2d"}, "topview_callbacks.E011"),
-        ({"RECONCILE_BATCH_SIZE": True}, "topview_callbacks.E011"),
         ({"POLL_BACKOFF": 0.5}, "topview_callbacks.E012"),
         ({"TASK_MAX_AGE": 3600}, "topview_callbacks.W010"),
     ],
@@ -212,8 +211,6 @@ def test_default_processing_settings_pass_the_checks() -> None:
         ({"HEALTH": []}, "topview_callbacks.E050"),
         ({"HEALTH": {"FAILED_24H_WARNING": -1}}, "topview_callbacks.E050"),
         ({"HEALTH": {"NO_SUCH_THRESHOLD": 1}}, "topview_callbacks.E050"),
-        ({"PRUNE_REJECTIONS_AFTER_DAYS": 0}, "topview_callbacks.E053"),
-        ({"CREDIT_CACHE_SECONDS": "5"}, "topview_callbacks.E053"),
     ],
 )
 def test_observability_settings_are_checked(extra: dict[str, Any], expected: str) -> None:

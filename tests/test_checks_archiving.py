@@ -27,7 +27,7 @@ def test_archiving_on_with_django_tasks_passes() -> None:
     ("config", "expected"),
     [
         ({"ARCHIVE_MEDIA": "yes"}, "E040"),
-        ({"ARCHIVE_ALLOW_PRIVATE": 0}, "E040"),
+        ({"ARCHIVE_ALLOW_INSECURE": 0}, "E040"),
         ({"ARCHIVE_STORAGE": "nowhere"}, "E041"),
         ({"ARCHIVE_PATH": "topview/{task_id}{ext}"}, "E042"),
         ({"ARCHIVE_PATH": "{biz_type}/{task_id}/{kind}{index}/{secret}"}, "E042"),
@@ -49,9 +49,8 @@ def test_each_archiving_problem_has_its_id(
     assert ids(TOPVIEW_CALLBACKS={**CELERY, **config}) == [f"topview_callbacks.{expected}"]
 
 
-@pytest.mark.parametrize("key", ["ARCHIVE_ALLOW_HTTP", "ARCHIVE_ALLOW_PRIVATE"])
-def test_unsafe_fetching_without_debug_is_a_deploy_warning(key: str, settings: Any) -> None:
-    settings.TOPVIEW_CALLBACKS = {**GOOD, key: True}
+def test_unsafe_fetching_without_debug_is_a_deploy_warning(settings: Any) -> None:
+    settings.TOPVIEW_CALLBACKS = {**GOOD, "ARCHIVE_ALLOW_INSECURE": True}
     assert [m.id for m in ours(tags=[Tags.security])] == ["topview_callbacks.W040"]
     settings.DEBUG = True
     assert [m.id for m in ours(tags=[Tags.security])] == []

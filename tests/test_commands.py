@@ -174,7 +174,7 @@ def failing(sender: Any, **kwargs: Any) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_reprocess_by_uuid_and_failed_really_reruns_receivers(record_signal: Any) -> None:
-    signals.notice_received.connect(failing)
+    signals.task_outcome.connect(failing)
     try:
         for uuid in ("r-1", "r-2"):
             deliver_notice(notice_payload(uuid=uuid))
@@ -182,8 +182,8 @@ def test_reprocess_by_uuid_and_failed_really_reruns_receivers(record_signal: Any
         with pytest.raises(CommandError, match="1 notice"):
             run("topview_reprocess", "r-1")
     finally:
-        signals.notice_received.disconnect(failing)
-    fired = record_signal(signals.notice_received)
+        signals.task_outcome.disconnect(failing)
+    fired = record_signal(signals.task_outcome)
     output = run("topview_reprocess", "--failed")
     assert "r-1: processed" in output and "r-2: processed" in output
     assert len(fired.calls) == 2
@@ -200,7 +200,7 @@ def test_reprocess_needs_uuids_or_failed_and_names_unknown_ones() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_process_pending_command_processes_stored_notices(record_signal: Any) -> None:
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     with override_settings(TOPVIEW_CALLBACKS={"UID": "u", "PROCESSING": "manual"}):
         deliver_notice(notice_payload(), uid="u")
     assert "Processed 1 notice(s)." in run("topview_process_pending")

@@ -67,7 +67,7 @@ def deliver_at_once(url: str, bodies: list[str]) -> list[requests.Response]:
 def test_one_uuid_delivered_50_times_at_once_gives_one_row_and_one_signal(
     server_url: str, record_signal: Any
 ) -> None:
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     redelivered = record_signal(signals.notice_redelivered)
     body = json.dumps(notice_payload(uuid="same-uuid"))
     responses = deliver_at_once(f"{server_url}/topview/notice/", [body] * DELIVERIES)
@@ -86,7 +86,7 @@ def test_one_uuid_delivered_50_times_at_once_gives_one_row_and_one_signal(
 def test_50_different_uuids_for_one_task_at_once_fire_one_outcome(
     server_url: str, record_signal: Any
 ) -> None:
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     bodies = [json.dumps(notice_payload(task_id="one-task")) for _ in range(DELIVERIES)]
     responses = deliver_at_once(f"{server_url}/topview/notice/", bodies)
 

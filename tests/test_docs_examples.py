@@ -3,7 +3,8 @@ recommends (a path token in NOTICE_TOKENS).
 
 The ```python blocks are read from the page and executed here: each ``test_*`` function
 they define becomes a test of this module (``test_testing_md_<n>_<name>``), so pytest
-gives it the fixtures it names. A changed example is tested as changed.
+gives it the fixtures it names. A changed example is tested as changed. A receiver a block
+connects is connected only while that block's tests run.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import os
 from typing import Any
 
 import pytest
+from django.dispatch import Signal
 
 from tests.readme_site import ROOT, blocks, snippet
+from topview_callbacks import signals
 
 TESTING_PAGE = ROOT / "docs" / "testing.md"
 INSTALLATION = ROOT / "docs" / "installation.md"
@@ -41,11 +44,26 @@ def installation_settings(settings: Any) -> dict[str, Any]:
     return config
 
 
+PUBLIC_SIGNALS = [value for value in vars(signals).values() if isinstance(value, Signal)]
+#: Block number -> the receivers it connected, per signal (disconnected between its tests).
+CONNECTED: dict[int, dict[Signal, list[Any]]] = {}
+
+
+def _run_block(code: str, number: int, namespace: dict[str, Any]) -> None:
+    before = {signal: list(signal.receivers) for signal in PUBLIC_SIGNALS}
+    exec(compile(code, f"{TESTING_PAGE}, block {number}", "exec"), namespace)
+    CONNECTED[number] = {}
+    for signal, receivers in before.items():
+        CONNECTED[number][signal] = [r for r in signal.receivers if r not in receivers]
+        signal.receivers[:] = receivers
+        signal.sender_receivers_cache.clear()
+
+
 def _collect() -> dict[str, Any]:
     found: dict[str, Any] = {}
     for number, code in enumerate(blocks(TESTING_PAGE, "python"), start=1):
         namespace: dict[str, Any] = {}
-        exec(compile(code, f"{TESTING_PAGE}, block {number}", "exec"), namespace)
+        _run_block(code, number, namespace)
         tests = {name: value for name, value in namespace.items() if name.startswith("test_")}
         assert tests, f"block {number} of testing.md defines no test"
         for name, function in tests.items():
@@ -55,6 +73,20 @@ def _collect() -> dict[str, Any]:
 
 EXAMPLES = _collect()
 globals().update(EXAMPLES)
+
+
+@pytest.fixture(autouse=True)
+def block_receivers(request: pytest.FixtureRequest) -> Any:
+    """The receivers the test's block connected, connected for the test only."""
+    number = int(request.node.name.split("_")[3]) if request.node.name in EXAMPLES else 0
+    connected = CONNECTED.get(number, {})
+    for signal, receivers in connected.items():
+        signal.receivers.extend(receivers)
+        signal.sender_receivers_cache.clear()
+    yield
+    for signal, receivers in connected.items():
+        signal.receivers[:] = [r for r in signal.receivers if r not in receivers]
+        signal.sender_receivers_cache.clear()
 
 
 def test_every_example_of_the_page_is_collected() -> None:

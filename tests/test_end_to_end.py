@@ -100,7 +100,7 @@ def loop_settings(server: FakeTopviewServer, live_server: Any, **extra: Any) -> 
 
 @pytest.mark.django_db(transaction=True)
 def test_every_task_reaches_the_receivers_exactly_once(live_server, record_signal):
-    outcomes = record_signal(signals.notice_received)
+    outcomes = record_signal(signals.task_outcome)
     by_type = {biz: record_signal(signals.by_biz_type[biz]) for biz in BIZ_TYPES}
     clock = HeldClock(held=not ON_POSTGRES)
     fake = FakeTopview(

@@ -11,9 +11,9 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from topview_callbacks.contract import parse_notice
 from topview_callbacks.exceptions import NoticeValidationError
 from topview_callbacks.models import Notice
-from topview_callbacks.serializers import parse_notice
 from topview_callbacks.testing import notice_payload
 
 UID = "test-uid-NsDAaOPF4jLu"

@@ -139,18 +139,6 @@ def test_many_other_rejections_only_warn() -> None:
     assert "12 requests refused in the last hour (invalid: 12)" in out
 
 
-def test_a_registered_probe_joins_the_report() -> None:
-    def archives_failing(m: health.Measurements, limits: dict[str, float]) -> health.Finding:
-        return health.Finding("archives_failing", health.Level.CRITICAL, "3 media files failed.")
-
-    health.register_probe(archives_failing)
-    try:
-        assert run()[0] == 2
-        assert by_name(health.check())["archives_failing"].summary == "3 media files failed."
-    finally:
-        health._extra_probes.remove(archives_failing)
-
-
 def test_the_health_check_plugin_reports_the_same_findings() -> None:
     from health_check.exceptions import ServiceUnavailable, ServiceWarning
 

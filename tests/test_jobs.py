@@ -87,12 +87,12 @@ def test_a_receivers_writes_commit_once_even_when_a_neighbours_receiver_raises()
         if notice.uuid == uuids[1]:
             raise RuntimeError("the second notice's receiver breaks")
 
-    signals.notice_received.connect(write_then_maybe_raise, weak=False, dispatch_uid="w")
+    signals.task_outcome.connect(write_then_maybe_raise, weak=False, dispatch_uid="w")
     try:
         with topview(RETRY_BACKOFF=10.0):
             done = processing.process_due(limit=10).notices
     finally:
-        signals.notice_received.disconnect(dispatch_uid="w")
+        signals.task_outcome.disconnect(dispatch_uid="w")
     states = {n.uuid: n.state for n in done}
     assert states == {
         uuids[0]: NoticeState.PROCESSED,

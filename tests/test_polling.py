@@ -55,7 +55,7 @@ def api():
 
 @pytest.fixture
 def outcomes(record_signal):
-    return record_signal(signals.notice_received)
+    return record_signal(signals.task_outcome)
 
 
 def make_task(

@@ -35,12 +35,12 @@ def test_each_biz_type_fires_the_generic_signal_then_its_own(
     biz_type: str, record_signal: Any
 ) -> None:
     order: list[str] = []
-    generic = record_signal(signals.notice_received)
+    generic = record_signal(signals.task_outcome)
     own = record_signal(signals.by_biz_type[biz_type])
     others = [
         record_signal(signal) for name, signal in signals.by_biz_type.items() if name != biz_type
     ]
-    signals.notice_received.connect(
+    signals.task_outcome.connect(
         lambda **kw: order.append("generic"), weak=False, dispatch_uid="o1"
     )
     signals.by_biz_type[biz_type].connect(
@@ -49,7 +49,7 @@ def test_each_biz_type_fires_the_generic_signal_then_its_own(
     try:
         notice = receive(notice_payload(biz_type))
     finally:
-        signals.notice_received.disconnect(dispatch_uid="o1")
+        signals.task_outcome.disconnect(dispatch_uid="o1")
         signals.by_biz_type[biz_type].disconnect(dispatch_uid="o2")
 
     assert order == ["generic", "own"]
@@ -69,7 +69,7 @@ def test_each_biz_type_fires_the_generic_signal_then_its_own(
 def test_an_unknown_biz_type_is_stored_and_sent_on_the_generic_signal_only(
     record_signal: Any,
 ) -> None:
-    generic = record_signal(signals.notice_received)
+    generic = record_signal(signals.task_outcome)
     own = [record_signal(signal) for signal in signals.by_biz_type.values()]
     notice = receive(notice_payload("AI_MUSIC_NEXT_YEAR"))
     assert notice.state == NoticeState.PROCESSED
@@ -98,7 +98,7 @@ def test_a_notice_for_an_unknown_task_creates_the_task() -> None:
 
 
 def test_a_second_outcome_for_a_final_task_is_stored_but_not_fired(record_signal: Any) -> None:
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     receive(notice_payload(task_id="t-2", status="fail"))
     late = receive(notice_payload(task_id="t-2", status="success"))
     task = SubmittedTask.objects.get(task_id="t-2")
@@ -109,7 +109,7 @@ def test_a_second_outcome_for_a_final_task_is_stored_but_not_fired(record_signal
 
 
 def test_the_same_task_id_with_another_biz_type_is_another_outcome(record_signal: Any) -> None:
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     receive(notice_payload("M2V_PREVIEW", task_id="t-3"))
     receive(notice_payload("M2V_EXPORT", task_id="t-3"))
     assert len(fired.calls) == 2
@@ -117,7 +117,7 @@ def test_the_same_task_id_with_another_biz_type_is_another_outcome(record_signal
 
 
 def test_an_expired_task_still_takes_a_late_outcome(record_signal: Any) -> None:
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     SubmittedTask.objects.create(biz_type="M2V_PREVIEW", task_id="t-4", status=TaskStatus.EXPIRED)
     receive(notice_payload(task_id="t-4"))
     assert SubmittedTask.objects.get(task_id="t-4").status == TaskStatus.SUCCESS
@@ -164,7 +164,7 @@ def test_replay_runs_the_receivers_again_without_re_recording_the_outcome(
 
 
 def test_a_processed_notice_is_not_processed_twice(record_signal: Any) -> None:
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     notice = receive(notice_payload())
     assert attempt(notice.pk) is None
     assert processing.process_due().claimed == 0
@@ -186,7 +186,7 @@ def test_a_notice_an_attempt_just_claimed_is_left_to_it_for_a_moment() -> None:
 def test_manual_mode_only_stores_and_processing_the_due_notices_catches_up(
     record_signal: Any,
 ) -> None:
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "PROCESSING": "manual"}):
         for _ in range(3):
             receive(notice_payload())
@@ -209,7 +209,7 @@ def test_processing_records_the_parsed_result_on_the_task() -> None:
 def test_a_duplicate_notice_cannot_be_replayed_into_a_second_outcome(record_signal: Any) -> None:
     receive(notice_payload(task_id="t-dup", status="fail"))
     late = receive(notice_payload(task_id="t-dup", status="success"))
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     assert processing.replay_notice(late.pk) is None
     assert fired.calls == []
     assert Notice.objects.get(pk=late.pk).state == NoticeState.DUPLICATE
@@ -264,7 +264,7 @@ def test_a_submitted_task_reports_its_status_change(record_signal: Any) -> None:
 
 
 def test_outcome_and_failure_signals_are_sent_by_the_notice_model(record_signal: Any) -> None:
-    generic = record_signal(signals.notice_received)
+    generic = record_signal(signals.task_outcome)
     failed = record_signal(signals.notice_processing_failed)
     signals.m2v_preview.connect(broken_receiver)
     try:

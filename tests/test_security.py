@@ -24,7 +24,7 @@ from django.utils import timezone
 from topview_callbacks import signals, sweeping
 from topview_callbacks.client import TopviewClient
 from topview_callbacks.exceptions import TopviewError
-from topview_callbacks.log_filters import RedactNoticeTokens
+from topview_callbacks.logs import RedactNoticeTokens
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
 from topview_callbacks.testing import deliver_notice, notice_payload
 
@@ -80,7 +80,7 @@ def test_f1_a_notice_from_another_account_is_ignored_and_never_touches_its_task(
     deliver: Any, record_signal: Any, api: Any, caplog: Any, verify: bool
 ) -> None:
     task = SubmittedTask.objects.create(account="default", biz_type="M2V_PREVIEW", task_id="t-a")
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     changed = record_signal(signals.task_status_changed)
     with topview(VERIFY_WITH_QUERY=verify), caplog.at_level(logging.WARNING):
         response = deliver(notice_payload("M2V_PREVIEW", task_id="t-a"), uid=UID_B)
@@ -105,7 +105,7 @@ def test_f1_the_owner_still_gets_its_outcome_after_a_foreign_notice(
     deliver: Any, record_signal: Any
 ) -> None:
     SubmittedTask.objects.create(account="brand-b", biz_type="M2V_PREVIEW", task_id="t-b")
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     with topview():
         deliver(notice_payload("M2V_PREVIEW", task_id="t-b"), uid=UID_A)
         deliver(notice_payload("M2V_PREVIEW", task_id="t-b"), uid=UID_B)
@@ -120,7 +120,7 @@ def test_f1_the_owner_still_gets_its_outcome_after_a_foreign_notice(
 def test_f2_with_verification_an_unknown_or_miscased_biz_type_never_fires(
     deliver: Any, record_signal: Any, api: Any, biz_type: str
 ) -> None:
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     payload = notice_payload("M2V_PREVIEW", task_id="t-x")
     payload["bizType"] = biz_type
     with topview(VERIFY_WITH_QUERY=True):
@@ -135,7 +135,7 @@ def test_f2_with_verification_an_unknown_or_miscased_biz_type_never_fires(
 def test_f2_without_verification_unknown_biz_types_are_still_delivered(
     deliver: Any, record_signal: Any
 ) -> None:
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     payload = {**notice_payload("M2V_PREVIEW"), "bizType": "FUTURE_PRODUCT"}
     with topview():
         deliver(payload)
@@ -149,7 +149,7 @@ def test_f3_an_unverifiable_notice_has_an_attempt_cap_and_ends_failed(
     deliver: Any, record_signal: Any, api: Any
 ) -> None:
     api.get(M2V_QUERY, json={"code": "5003", "message": "server busy", "result": None})
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     failed = record_signal(signals.notice_processing_failed)
     with topview(VERIFY_WITH_QUERY=True, MAX_ATTEMPTS=3, RETRY_BACKOFF=0):
         deliver(notice_payload("M2V_PREVIEW", task_id="spoofed"))
@@ -166,7 +166,7 @@ def test_f3_notices_that_keep_failing_wait_their_backoff_and_fresh_ones_go_first
     deliver: Any, record_signal: Any, api: Any
 ) -> None:
     api.get(VOICE_QUERY, json={"code": "5003", "message": "server busy", "result": None})
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     old = timezone.now() - timedelta(hours=1)
     with topview(PROCESSING="manual"):
         for n in range(3):  # older notices that Topview never confirms
@@ -194,8 +194,8 @@ def test_f3_sweep_older_than_zero_means_zero() -> None:
     )
     restarted: list[int] = []
     with topview():
-        assert sweeping.sweep(older_than=timedelta(0), restart=restarted.append) == 1
-        assert sweeping.sweep(restart=restarted.append) == 0  # SWEEP_AFTER: not yet
+        assert sweeping.restart_stuck(older_than=timedelta(0), restart=restarted.append) == 1
+        assert sweeping.restart_stuck(restart=restarted.append) == 0  # SWEEP_AFTER: not yet
     assert restarted == [Notice.objects.get().pk]
 
 
@@ -490,7 +490,7 @@ def test_f8_media_loads_on_click_only_and_obeys_media_preview_hosts(admin_client
 def test_f9_a_polled_outcome_whose_uuid_is_stored_under_another_task_closes_the_task(
     api: Any, record_signal: Any
 ) -> None:
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     with topview(PROCESSING="manual"):
         deliver_notice(notice_payload("VOICE_CLONE", task_id="other", uuid="shared-uuid"))
     task = SubmittedTask.objects.create(
@@ -535,7 +535,7 @@ def test_f10_docs_do_not_tell_users_to_export_variables_the_app_does_not_read() 
 def test_f11_a_redelivery_of_a_pending_notice_processes_it(
     record_signal: Any, deliver: Any
 ) -> None:
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     stored = record_signal(signals.notice_stored)
     payload = notice_payload("VOICE_CLONE")
     with topview(PROCESSING="manual"):  # stands for "stored, then the process died"
@@ -554,7 +554,7 @@ def test_f11_a_redelivery_of_a_pending_notice_processes_it(
 def test_f11_a_redelivery_finishes_a_notice_whose_process_died_at_once(
     record_signal: Any, deliver: Any, seconds_ago: int, restarted: bool
 ) -> None:
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     payload = notice_payload("VOICE_CLONE")
     with topview(PROCESSING="manual"):
         deliver(payload)

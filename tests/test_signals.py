@@ -36,5 +36,5 @@ def test_every_contract_biz_type_has_a_module_level_signal_named_after_it() -> N
 
 
 def test_signals_are_distinct_objects() -> None:
-    all_signals = [signals.notice_received, *signals.by_biz_type.values()]
+    all_signals = [signals.task_outcome, *signals.by_biz_type.values()]
     assert len({id(signal) for signal in all_signals}) == 15

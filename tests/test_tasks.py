@@ -75,13 +75,13 @@ def flaky() -> Any:
 
     def connect(failures: int) -> Flaky:
         receiver = Flaky(failures)
-        signals.notice_received.connect(receiver, weak=False)
+        signals.task_outcome.connect(receiver, weak=False)
         receivers.append(receiver)
         return receiver
 
     yield connect
     for receiver in receivers:
-        signals.notice_received.disconnect(receiver)
+        signals.task_outcome.disconnect(receiver)
 
 
 # --- enqueueing -----------------------------------------------------------------------------
@@ -251,7 +251,7 @@ def test_sweep_restarts_what_nothing_has_worked_on_for_sweep_after() -> None:
     _age(retry_soon, 2000, state=NoticeState.FAILED, attempts=1, next_attempt_at=timezone.now())
     restarted: list[int] = []
     with topview(SWEEP_AFTER=300):
-        assert sweeping.sweep(restart=restarted.append) == 3
+        assert sweeping.restart_stuck(restart=restarted.append) == 3
     assert sorted(restarted) == sorted([old.pk, dead.pk, retry_lost.pk])
 
 
@@ -260,7 +260,7 @@ def test_sweep_by_default_processes_every_due_notice_here(record_signal: Any) ->
     notices = [store(), store()]
     _age(notices[0], 600)
     with topview(SWEEP_AFTER=300):
-        assert sweeping.sweep() == 2
+        assert sweeping.restart_stuck() == 2
     assert {n.state for n in Notice.objects.all()} == {NoticeState.PROCESSED}
     assert len(received.calls) == 2
 
@@ -420,11 +420,11 @@ def test_in_a_worker_the_task_keeps_its_connection_for_conn_max_age() -> None:
     def age_out(**kwargs: Any) -> None:
         connection.close_at = time.monotonic() - 1
 
-    signals.notice_received.connect(age_out, dispatch_uid="age-out")
+    signals.task_outcome.connect(age_out, dispatch_uid="age-out")
     try:
         assert run_as_a_worker_does(fifth) == 1
     finally:
-        signals.notice_received.disconnect(dispatch_uid="age-out")
+        signals.task_outcome.disconnect(dispatch_uid="age-out")
     assert connection.connection is None
     # Called directly (not by a worker), it leaves the caller's connection alone.
     connection.ensure_connection()

@@ -58,12 +58,12 @@ def test_run_on_commit_false_leaves_the_receivers_side_effects_to_the_commit(
     def receiver(sender: Any, **kwargs: Any) -> None:
         transaction.on_commit(lambda: ran.append(kwargs["notice"].task_id))
 
-    signals.notice_received.connect(receiver)
+    signals.task_outcome.connect(receiver)
     try:
         with django_capture_on_commit_callbacks(execute=False) as captured:
             deliver_notice(notice_payload("VOICE_CLONE", task_id="t-1"), run_on_commit=False)
     finally:
-        signals.notice_received.disconnect(receiver)
+        signals.task_outcome.disconnect(receiver)
     # Processed in the request (inline), its side effect still waiting for the commit.
     assert Notice.objects.get(task_id="t-1").state == NoticeState.PROCESSED
     assert ran == [] and len(captured) == 1
@@ -77,11 +77,11 @@ def test_an_enclosing_capture_does_not_run_the_callbacks_again(
     def receiver(sender: Any, **kwargs: Any) -> None:
         transaction.on_commit(lambda: ran.append(kwargs["notice"].task_id))
 
-    signals.notice_received.connect(receiver)
+    signals.task_outcome.connect(receiver)
     try:
         with django_capture_on_commit_callbacks(execute=True) as captured:
             deliver_notice(notice_payload("VOICE_CLONE", task_id="t-1"))
     finally:
-        signals.notice_received.disconnect(receiver)
+        signals.task_outcome.disconnect(receiver)
     assert ran == ["t-1"]
     assert captured == []

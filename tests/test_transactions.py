@@ -79,9 +79,9 @@ class WritingReceiver:
 @pytest.fixture
 def writing_receiver() -> Iterator[WritingReceiver]:
     receiver = WritingReceiver()
-    signals.notice_received.connect(receiver, weak=False, dispatch_uid="writing-receiver")
+    signals.task_outcome.connect(receiver, weak=False, dispatch_uid="writing-receiver")
     yield receiver
-    signals.notice_received.disconnect(dispatch_uid="writing-receiver")
+    signals.task_outcome.disconnect(dispatch_uid="writing-receiver")
 
 
 @pytest.mark.parametrize("mode", ["inline", "manual"])
@@ -123,12 +123,12 @@ def test_a_receiver_that_swallows_a_database_error_fails_its_attempt(
         except Exception:
             pass  # the transaction is broken now, and PostgreSQL would not commit it
 
-    signals.notice_received.connect(swallowing, weak=False, dispatch_uid="swallowing")
+    signals.task_outcome.connect(swallowing, weak=False, dispatch_uid="swallowing")
     try:
         payload = notice_payload()
         assert deliver_notice(payload).status_code == 200
     finally:
-        signals.notice_received.disconnect(dispatch_uid="swallowing")
+        signals.task_outcome.disconnect(dispatch_uid="swallowing")
     notice = Notice.objects.get(uuid=payload["uuid"])
     assert notice.state == NoticeState.FAILED
     assert "PostgreSQL refuses to commit" in notice.last_error

@@ -124,7 +124,7 @@ def test_secret_headers_are_not_stored() -> None:
 def test_duplicate_uuid_gets_the_same_acknowledgement_and_writes_nothing(
     record_signal: Any,
 ) -> None:
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     redelivered = record_signal(signals.notice_redelivered)
     payload = json.dumps(notice_payload(uuid="u-again"))
     first = post(payload)
@@ -145,7 +145,7 @@ def test_every_configured_account_is_recognised() -> None:
 
 @pytest.mark.parametrize("uid", [None, "", "wrong-uid", UID + "x", UID[:-1]])
 def test_missing_or_unknown_uid_is_refused_with_403(uid: str | None, record_signal: Any) -> None:
-    fired = record_signal(signals.notice_received)
+    fired = record_signal(signals.task_outcome)
     response = post(json.dumps(notice_payload()), uid=uid)
     assert_error(response, 403, "Topview-Uid")
     assert fired.calls == []

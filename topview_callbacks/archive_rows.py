@@ -17,7 +17,7 @@ from django.core.files.storage import Storage
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from topview_callbacks import signals
+from topview_callbacks import lifecycle, signals
 from topview_callbacks.archive_names import partial_name
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.downloads import shown
@@ -91,7 +91,7 @@ def give_up(media: ArchivedMedia, state: str, error: str) -> ArchivedMedia:
     """Stop trying (``state``: failed, expired or refused) and say why, once."""
     if release(media, state, error):
         logger.error("Archiving %s (%s): %s", media, shown(media.source_url), error)
-        signals.send_lifecycle(
+        lifecycle.send(
             signals.media_archive_failed,
             sender=ArchivedMedia,
             media=media,

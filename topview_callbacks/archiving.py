@@ -22,7 +22,7 @@ from django.core.files.storage import Storage
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from topview_callbacks import archive_rows, archive_sources, signals
+from topview_callbacks import archive_rows, archive_sources, lifecycle, signals
 from topview_callbacks.archive_names import target_name
 from topview_callbacks.archive_rows import due_media
 from topview_callbacks.client import TopviewClient
@@ -42,7 +42,7 @@ from topview_callbacks.models import (
     archive_storage,
 )
 
-__all__ = ["archive_one", "archive_task", "create_rows", "due_media", "retry_given_up", "sweep"]
+__all__ = ["archive_one", "archive_task", "create_rows", "due_media", "retry_given_up", "start_due"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,9 +122,7 @@ def _store(media: ArchivedMedia) -> ArchivedMedia:
     for field, value in values.items():
         setattr(media, field, value)
     logger.info("Archived %s as %s (%s bytes)", shown(media.source_url), final, media.size)
-    signals.send_lifecycle(
-        signals.media_archived, sender=ArchivedMedia, media=media, task=media.task
-    )
+    lifecycle.send(signals.media_archived, sender=ArchivedMedia, media=media, task=media.task)
     return media
 
 
@@ -170,7 +168,7 @@ def retry_given_up(queryset: QuerySet[ArchivedMedia]) -> int:
     )
 
 
-def sweep(*, limit: int = 100, restart: Any = None, task_pks: list[int] | None = None) -> int:
+def start_due(*, limit: int = 100, restart: Any = None, task_pks: list[int] | None = None) -> int:
     """Start the due downloads (new, retry time come, or left by a dead worker); returns
     how many. ``restart`` gets each row id (the Celery sweep queues it); by default the
     file is downloaded here."""

@@ -3,8 +3,7 @@ the admin dashboard and the metrics' gauges.
 
 ``measure`` reads what matters in a few indexed queries (no scan of the notice table);
 ``evaluate`` turns the measurements into findings, each ok, warning or critical, against the
-``HEALTH`` thresholds; ``check`` does both. Another part of the package (media archiving,
-when it exists) adds its own probe with ``register_probe``.
+``HEALTH`` thresholds; ``check`` does both.
 """
 
 from __future__ import annotations
@@ -80,17 +79,6 @@ class Measurements:
 
 
 Probe = Callable[[Measurements, dict[str, float]], Finding]
-_extra_probes: list[Probe] = []
-
-
-def register_probe(probe: Probe) -> None:
-    """Add a probe to every health report, e.g. ``archives_failing`` from media archiving.
-
-    Call it once, from an ``AppConfig.ready()``. A probe gets the measurements and the
-    thresholds and returns one ``Finding``; it may run its own indexed query.
-    """
-    if probe not in _extra_probes:
-        _extra_probes.append(probe)
 
 
 def measure(now: datetime | None = None) -> Measurements:
@@ -160,7 +148,7 @@ def probe_stuck(m: Measurements, limits: dict[str, float]) -> Finding:
         f"(SWEEP_AFTER is {sweep:.0f} s)"
     )
     if level:
-        summary += ": is the sweep (topview_sweep or the Celery beat task) running?"
+        summary += ": is the sweep (topview_sweep, or the queue's sweep job) running?"
     return Finding("stuck_notices", level, _sentence(summary), age)
 
 
@@ -176,7 +164,7 @@ def probe_overdue(m: Measurements, limits: dict[str, float]) -> Finding:
     level = _graded(m.overdue_tasks, limits["OVERDUE_WARNING"], limits["OVERDUE_CRITICAL"])
     summary = f"{m.overdue_tasks} open task(s) are overdue past their poll time"
     if level:
-        summary += ": is topview_reconcile (or the Celery beat task) running?"
+        summary += ": is topview_reconcile (or the Celery or Django Tasks reconcile job) running?"
     return Finding("overdue_tasks", level, _sentence(summary), float(m.overdue_tasks))
 
 
@@ -270,7 +258,7 @@ BUILTIN_PROBES: tuple[Probe, ...] = (
 def evaluate(m: Measurements) -> list[Finding]:
     """Every probe's finding, built-in ones first, with the configured thresholds."""
     limits = topview_settings.health
-    return [probe(m, limits) for probe in (*BUILTIN_PROBES, *_extra_probes)]
+    return [probe(m, limits) for probe in BUILTIN_PROBES]
 
 
 def check(now: datetime | None = None) -> list[Finding]:

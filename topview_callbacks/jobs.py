@@ -128,9 +128,9 @@ def archive_media(media_id: int) -> tuple[ArchivedMedia | None, float | None]:
 def sweep(queue: Queue) -> int:
     """The periodic sweep on a queue: queue the notices nothing is working on any more, and
     (ARCHIVE_MEDIA) the downloads that are due or were left by a dead worker."""
-    restarted = sweeping.sweep(restart=lambda notice_id: queue.enqueue_notice(notice_id))
+    restarted = sweeping.restart_stuck(restart=lambda notice_id: queue.enqueue_notice(notice_id))
     if topview_settings.archive_media:
-        restarted += archiving.sweep(restart=lambda media_id: queue.enqueue_media(media_id))
+        restarted += archiving.start_due(restart=lambda media_id: queue.enqueue_media(media_id))
     return restarted
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from topview_callbacks import biz_types, signals
+from topview_callbacks import biz_types, lifecycle, signals
 from topview_callbacks.client import TopviewClient
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.exceptions import TopviewConfigurationError, TopviewError
@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 #: What starts a stored notice's processing: a queue's (given the notice's id); None
 #: processes it where the poll runs.
 Start = Callable[[int], object] | None
+#: At most this many tasks are queried by one reconcile pass (the periodic job comes back
+#: for the rest; ``topview_reconcile --limit`` chooses another number).
+RECONCILE_BATCH = 200
 # The exponent of POLL_BACKOFF stops growing here, long after POLL_MAX_INTERVAL is reached.
 _MAX_BACKOFF_STEPS = 32
 
@@ -130,10 +133,10 @@ def poll_task(
         result = client.query(task.biz_type, task.task_id)
         state = biz_types.task_status(task.biz_type, result)
     except Exception:
-        signals.send_lifecycle(signals.task_polled, sender=SubmittedTask, task=task, answer="error")
+        lifecycle.send(signals.task_polled, sender=SubmittedTask, task=task, answer="error")
         raise
     answer = str(state) if state in FINAL_TASK_STATUSES else "running"
-    signals.send_lifecycle(signals.task_polled, sender=SubmittedTask, task=task, answer=answer)
+    lifecycle.send(signals.task_polled, sender=SubmittedTask, task=task, answer=answer)
     if state not in FINAL_TASK_STATUSES:
         if task.status == TaskStatus.SUBMITTED:
             SubmittedTask.objects.filter(pk=task.pk, status=TaskStatus.SUBMITTED).update(
@@ -209,7 +212,7 @@ def expire_tasks(now: datetime | None = None) -> int:
         expired += 1
         task = SubmittedTask.objects.get(pk=pk)
         logger.warning("Topview task %s %s expired without an outcome", task.biz_type, task.task_id)
-        signals.send_lifecycle(signals.task_expired, sender=SubmittedTask, task=task)
+        lifecycle.send(signals.task_expired, sender=SubmittedTask, task=task)
     return expired
 
 
@@ -225,7 +228,7 @@ def reconcile(
     now = now or timezone.now()
     report = ReconcileReport()
     clients: dict[str, TopviewClient] = {}
-    batch = limit if limit is not None else topview_settings.reconcile_batch_size
+    batch = limit if limit is not None else RECONCILE_BATCH
     misconfigured: set[str] = set()
     for task in list(due_tasks(now)[:batch]):
         if task.account in misconfigured:

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 # Notices whose story is over; failed ones are kept longer, pending/processing never pruned.
 PRUNABLE_STATES = (NoticeState.PROCESSED, NoticeState.DUPLICATE, NoticeState.IGNORED)
+#: The per-minute counts of rejected deliveries are kept this many days (the health check
+#: and the dashboard look at the last day; a month leaves room for an investigation).
+REJECTIONS_KEPT_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,10 @@ def prune(
     delete_files: bool = False,
 ) -> PruneResult:
     """Delete old finished notices, old failed ones, then final or expired tasks left without
-    notices, and the counts of rejected deliveries older than ``PRUNE_REJECTIONS_AFTER_DAYS``.
+    notices, and the counts of rejected deliveries older than ``REJECTIONS_KEPT_DAYS``.
 
     Defaults: ``PRUNE_AFTER_DAYS`` and ``PRUNE_FAILED_AFTER_DAYS``; failed notices are never
-    pruned sooner than the others. Pending and processing notices are never pruned. A task
+    pruned sooner than the others. Pending notices are never pruned. A task
     with archived files is kept, unless ``delete_files``: then its files are deleted from
     the storage (each logged) before its rows.
     """
@@ -128,9 +131,7 @@ def prune(
         _, per_model = SubmittedTask.objects.filter(pk__in=ids).delete()
         tasks += per_model.get(SubmittedTask._meta.label, 0)
     rejections = _delete_in_batches(
-        RejectedDelivery.objects.filter(
-            minute__lt=now - timedelta(days=topview_settings.prune_rejections_after_days)
-        ),
+        RejectedDelivery.objects.filter(minute__lt=now - timedelta(days=REJECTIONS_KEPT_DAYS)),
         batch_size,
     )
     result = PruneResult(

@@ -20,7 +20,7 @@ from http import HTTPStatus
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponseBase
 
-from topview_callbacks import signals
+from topview_callbacks import lifecycle, signals
 from topview_callbacks.auth import (
     IPAddress,
     account_for_uid,
@@ -147,7 +147,7 @@ def record(request: HttpRequest, response: HttpResponseBase) -> None:
         )
     except DatabaseError as exc:  # a 503 because the database is down lands here too
         logger.warning("Could not count a rejected Topview delivery: %s", exc)
-    signals.send_lifecycle(
+    lifecycle.send(
         signals.notice_rejected,
         sender=Notice,
         reason=rejection.reason,

@@ -1,128 +1,102 @@
-"""Public signals. Every signal is sent with ``sender=Notice`` (or ``SubmittedTask``).
+"""The public signals: a task's outcome, and what happens to the notices that carry it.
 
-Outcome signals are sent once per task outcome, after the database work that recorded
-it has committed, by ``processing.process_notice`` (in the request, or in a Celery worker).
-A receiver that raises marks the notice ``failed`` with its traceback; it is retried or
-replayed later, so receivers should tolerate running again for the same notice.
+**Outcome signals** (``task_outcome``, then the one of the notice's bizType) are sent once
+per task outcome, by callback or by poll, inside the transaction that records the outcome
+on its task: what a receiver writes commits with the outcome, or not at all. A receiver
+that raises rolls that transaction back; the notice is recorded ``failed`` with the
+traceback and retried later (``MAX_ATTEMPTS``), or replayed by an operator. Side effects
+outside the database (mail, an API call, a queued job) belong in
+``transaction.on_commit()``: they run once the outcome committed, never for an attempt that
+rolled back.
+
+**Lifecycle signals** (all the others) report what happened, for metrics, alerting and
+logs: they are sent after the change they report committed, with ``send_robust``, so a
+receiver that raises is logged and changes nothing.
+
+docs/signals.md documents each one with an example; a test keeps that page equal to this
+module (every signal and every keyword argument).
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
 from django.dispatch import Signal
 
-logger = logging.getLogger(__name__)
+from topview_callbacks.biz_types import BizType
 
-# Every task outcome, whatever its bizType (unknown ones included).
-# kwargs: notice (Notice), task (SubmittedTask), result (dict | None: the parsed result),
-#         succeeded (bool: notice.status == "success").
-notice_received = Signal()
+#: Every task outcome, whatever its bizType (unknown ones included). Sender: ``Notice``.
+#: kwargs: ``notice`` (Notice), ``task`` (SubmittedTask), ``result`` (dict | None: the
+#: parsed result), ``succeeded`` (bool: ``notice.status == "success"``).
+task_outcome = Signal()
 
-# One signal per bizType, sent right after notice_received, with the same kwargs.
-scraper = Signal()
-zero_shot_avatar = Signal()
-m2v_preview = Signal()
-m2v_export = Signal()
-m2v_script = Signal()
-product_avatar_replace_product_image = Signal()
-product_avatar_image2video = Signal()
-product_any_shoot = Signal()
-common_task_image2video = Signal()
-common_task_text2video = Signal()
-common_task_text2image = Signal()
-common_task_video2aiavatar = Signal()
-voice_clone = Signal()
-voice_text2voice = Signal()
+#: bizType string -> its outcome signal, sent right after ``task_outcome`` with the same
+#: kwargs, e.g. ``by_biz_type["M2V_PREVIEW"] is m2v_preview``. One per bizType Topview
+#: documents (``biz_types.BizType``); an unknown bizType has only ``task_outcome``.
+by_biz_type: dict[str, Signal] = {biz_type.value: Signal() for biz_type in BizType}
 
-#: bizType string -> its signal, e.g. ``by_biz_type["M2V_PREVIEW"] is m2v_preview``.
-by_biz_type: dict[str, Signal] = {
-    "SCRAPER": scraper,
-    "ZERO_SHOT_AVATAR": zero_shot_avatar,
-    "M2V_PREVIEW": m2v_preview,
-    "M2V_EXPORT": m2v_export,
-    "M2V_SCRIPT": m2v_script,
-    "PRODUCT_AVATAR_REPLACE_PRODUCT_IMAGE": product_avatar_replace_product_image,
-    "PRODUCT_AVATAR_IMAGE2VIDEO": product_avatar_image2video,
-    "PRODUCT_ANY_SHOOT": product_any_shoot,
-    "COMMON_TASK_IMAGE2VIDEO": common_task_image2video,
-    "COMMON_TASK_TEXT2VIDEO": common_task_text2video,
-    "COMMON_TASK_TEXT2IMAGE": common_task_text2image,
-    "COMMON_TASK_VIDEO2AIAVATAR": common_task_video2aiavatar,
-    "VOICE_CLONE": voice_clone,
-    "VOICE_TEXT2VOICE": voice_text2voice,
-}
+# The same signals by name, for ``@receiver(signals.m2v_preview)``.
+scraper = by_biz_type["SCRAPER"]
+zero_shot_avatar = by_biz_type["ZERO_SHOT_AVATAR"]
+m2v_preview = by_biz_type["M2V_PREVIEW"]
+m2v_export = by_biz_type["M2V_EXPORT"]
+m2v_script = by_biz_type["M2V_SCRIPT"]
+product_avatar_replace_product_image = by_biz_type["PRODUCT_AVATAR_REPLACE_PRODUCT_IMAGE"]
+product_avatar_image2video = by_biz_type["PRODUCT_AVATAR_IMAGE2VIDEO"]
+product_any_shoot = by_biz_type["PRODUCT_ANY_SHOOT"]
+common_task_image2video = by_biz_type["COMMON_TASK_IMAGE2VIDEO"]
+common_task_text2video = by_biz_type["COMMON_TASK_TEXT2VIDEO"]
+common_task_text2image = by_biz_type["COMMON_TASK_TEXT2IMAGE"]
+common_task_video2aiavatar = by_biz_type["COMMON_TASK_VIDEO2AIAVATAR"]
+voice_clone = by_biz_type["VOICE_CLONE"]
+voice_text2voice = by_biz_type["VOICE_TEXT2VOICE"]
 
-# Lifecycle signals, for metrics and alerting rather than business logic.
-# kwargs: notice (Notice), error (str: the traceback). Sent after a receiver raised.
-notice_processing_failed = Signal()
-
-# A task got no outcome within TASK_MAX_AGE and was marked expired by polling.reconcile
-# (sender=SubmittedTask; send_robust). Not final: a late notice still delivers its outcome.
-# kwargs: task (SubmittedTask, status "expired").
-task_expired = Signal()
-
-# A new notice was committed, by the endpoint or by a poll (not sent for repeated deliveries
-# of a stored uuid), just before its processing starts. Sent with send_robust: a failing
-# receiver is logged, never raised.
-# kwargs: notice (Notice). The row is fetched only when a receiver is connected.
+#: A new notice was stored, by the endpoint or by a poll (not for a repeated uuid).
+#: Sender: ``Notice``. kwargs: ``notice`` (Notice).
 notice_stored = Signal()
 
-# processing recorded a new status on a task (sent with sender=SubmittedTask, after commit of
-# the change when not inside an outer transaction; send_robust).
-# kwargs: task (SubmittedTask), old_status (str), new_status (str), notice (Notice | None:
-#         the notice that brought the change).
-task_status_changed = Signal()
-
-# The endpoint refused a delivery (any non-2xx answer), after it was logged and counted
-# (sender=Notice; send_robust). Nothing was stored.
-# kwargs: reason (str, e.g. "wrong_uid", "invalid", "too_large"), status (int: the HTTP
-#         status), remote_addr (str), account (str | None: when the UID was known),
-#         uuid (str | None: when the endpoint had read the body, a 400; a refused
-#         request's body is never read).
-notice_rejected = Signal()
-
-# A delivery repeated a uuid already stored: acknowledged again, nothing new stored
-# (sender=Notice; send_robust). kwargs: uuid (str), account (str).
+#: A delivery repeated a uuid already stored: acknowledged again, nothing written.
+#: Sender: ``Notice``. kwargs: ``uuid`` (str), ``account`` (str).
 notice_redelivered = Signal()
 
-# process_notice finished a notice without a receiver failing: it is "processed", or
-# "duplicate" when its task already had an outcome (sender=Notice; send_robust).
-# kwargs: notice (Notice, with state and processed_at set). In a batch drain the row's
-# "processed" mark is committed with the drain's next statement, just after this signal.
+#: The endpoint refused a delivery (any non-2xx answer), after logging and counting it;
+#: nothing was stored. Sender: ``Notice``. kwargs: ``reason`` (str, e.g. "wrong_uid",
+#: "invalid", "too_large"), ``status`` (int: the HTTP status), ``remote_addr`` (str),
+#: ``account`` (str | None: when the UID was known), ``uuid`` (str | None: when the
+#: endpoint had read the body; a refused request's body is never read).
+notice_rejected = Signal()
+
+#: An attempt at a notice ended without a receiver failing: it is "processed", or
+#: "duplicate" (its task already had its outcome, from another notice). Sender:
+#: ``Notice``. kwargs: ``notice`` (Notice, its state and processed_at set).
 notice_processed = Signal()
 
-# polling.poll_task asked Topview about a task (sender=SubmittedTask; send_robust).
-# kwargs: task (SubmittedTask), answer (str: "success", "fail", "running", or "error" when
-#         the query failed; then the error is raised to the caller as before).
+#: An attempt at a notice failed. Sender: ``Notice``. kwargs: ``notice`` (Notice: its
+#: attempts, and next_attempt_at when a retry is due, None when given up), ``error`` (str:
+#: why, the same text as ``notice.last_error``: a receiver's traceback, or a sentence when
+#: Topview's query could not confirm it (VERIFY_WITH_QUERY) or its attempts kept dying).
+notice_processing_failed = Signal()
+
+#: An outcome was recorded on a task: its status changed. Sender: ``SubmittedTask``.
+#: kwargs: ``task`` (SubmittedTask), ``old_status`` (str), ``new_status`` (str),
+#: ``notice`` (Notice: the notice that brought the outcome).
+task_status_changed = Signal()
+
+#: Polling asked Topview about a task. Sender: ``SubmittedTask``. kwargs: ``task``
+#: (SubmittedTask), ``answer`` (str: "success", "fail", "running", or "error" when the
+#: query failed; the error is then raised to the caller).
 task_polled = Signal()
 
-# Archiving (ARCHIVE_MEDIA), both sent with sender=ArchivedMedia and send_robust, after the
-# row's new state is saved:
-# media_archived: one output file is in the storage.
-#   kwargs: media (ArchivedMedia: file, size, sha256, content_type, kind, index),
-#           task (SubmittedTask).
+#: A task got no outcome within TASK_MAX_AGE and was marked expired. Not final: a late
+#: outcome still arrives. Sender: ``SubmittedTask``. kwargs: ``task`` (SubmittedTask).
+task_expired = Signal()
+
+#: One output file is in the storage (ARCHIVE_MEDIA). Sender: ``ArchivedMedia``. kwargs:
+#: ``media`` (ArchivedMedia: file, size, sha256, content_type, kind, index), ``task``
+#: (SubmittedTask).
 media_archived = Signal()
-# media_archive_failed: archiving one file stopped without a file; sent once per giving up
-#   (not for each retry). An operator can retry it (admin "archive now", or
-#   `topview_archive_media --retry-failed`).
-#   kwargs: media (ArchivedMedia), task (SubmittedTask), error (str: why),
-#           state (str: "failed" after MAX_ATTEMPTS, "expired" when the URL no longer works
-#           even after a fresh query, "refused" when a rule forbids the URL or the file).
+
+#: Archiving one file stopped without a file, once per giving up (not for each retry).
+#: Sender: ``ArchivedMedia``. kwargs: ``media`` (ArchivedMedia), ``task``
+#: (SubmittedTask), ``error`` (str: why), ``state`` (str: "failed" after MAX_ATTEMPTS,
+#: "expired" when the URL no longer works even after a fresh query, "refused" when a rule
+#: forbids the URL or the file).
 media_archive_failed = Signal()
-
-
-def send_lifecycle(signal: Signal, sender: type, **kwargs: Any) -> None:
-    """Send a lifecycle signal: a failing receiver is logged, never breaks the pipeline.
-
-    Outcome signals (``notice_received`` and the bizType ones) are sent plainly instead, so
-    that a receiver's error marks the notice failed and it is retried.
-    """
-    for receiver, response in signal.send_robust(sender=sender, **kwargs):
-        if isinstance(response, Exception):
-            logger.error(
-                "A receiver of a topview_callbacks lifecycle signal raised: %r",
-                receiver,
-                exc_info=response,
-            )

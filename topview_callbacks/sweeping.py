@@ -42,7 +42,7 @@ def stuck_notices(older_than: timedelta | None = None) -> QuerySet[Notice]:
     )
 
 
-def sweep(
+def restart_stuck(
     *,
     older_than: timedelta | None = None,
     limit: int = 1000,

@@ -15,7 +15,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from topview_callbacks import dispatch, rejections, signals
+from topview_callbacks import dispatch, lifecycle, rejections, signals
 from topview_callbacks.auth import (
     account_for_uid,
     address_is_allowed,
@@ -23,9 +23,9 @@ from topview_callbacks.auth import (
     token_is_valid,
 )
 from topview_callbacks.conf import topview_settings
+from topview_callbacks.contract import acknowledgement, parse_notice
 from topview_callbacks.exceptions import NoticeValidationError
 from topview_callbacks.models import Notice
-from topview_callbacks.serializers import acknowledgement, parse_notice
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class NoticeView(APIView):
             )
         if received.repeated:
             logger.info("Duplicate delivery of Topview notice %r", notice.uuid)
-            signals.send_lifecycle(
+            lifecycle.send(
                 signals.notice_redelivered, sender=Notice, uuid=notice.uuid, account=account.name
             )
         return envelope(200, acknowledgement(uuid=notice.uuid, topview_uid=account.uid, ok=True))

@@ -64,7 +64,7 @@ if ROLE:
     from tests.support.recording import recording_receiver
     from topview_callbacks import signals as _signals
 
-    _signals.notice_received.connect(recording_receiver, dispatch_uid="topview-test-recorder")
+    _signals.task_outcome.connect(recording_receiver, dispatch_uid="topview-test-recorder")
 
 if ROLE == "worker":
     from celery.signals import worker_ready

@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 CREDIT_TIMEOUT = 3.0
 #: A failed answer is kept this long, so a down API does not slow every page view.
 FAILURE_CACHE_SECONDS = 60
+#: A good answer is kept this long: the credit moves with submissions, not by the second.
+CACHE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def _cached(account: str) -> Credit:
         client = TopviewClient(account, timeout=CREDIT_TIMEOUT, session=requests.Session())
         answer = client.credit()
         credit = Credit(account, float(answer["remainCredit"]))
-        seconds = topview_settings.credit_cache_seconds
+        seconds = CACHE_SECONDS
     except Exception as exc:  # shown on the page: the dashboard must not fail with Topview
         logger.warning("Could not read the Topview credit of account %r: %s", account, exc)
         credit = Credit(account, None, f"{type(exc).__name__}: {exc}"[:300])

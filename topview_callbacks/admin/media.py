@@ -155,7 +155,7 @@ def archive_task_now(task: SubmittedTask) -> tuple[int, str]:
     archiving.retry_given_up(ArchivedMedia.objects.filter(task=task))
     queue = dispatch.archive_queue_for(topview_settings.processing)
     if queue is not None:
-        queued = archiving.sweep(restart=queue, task_pks=[task.pk])
+        queued = archiving.start_due(restart=queue, task_pks=[task.pk])
         return messages.SUCCESS, _("%(task)s: %(count)d file(s) queued.") % {
             "task": label,
             "count": queued,

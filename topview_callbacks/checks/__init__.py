@@ -1,7 +1,6 @@
 """System checks of the ``TOPVIEW_CALLBACKS`` settings, registered by ``register_checks``.
 
-Ids are stable and never reused. Retired ids: none yet. E003 once also meant "an account
-in ACCOUNTS has no UID"; that problem has its own id, E013, since 0.2.
+Ids are stable and never reused; docs/checks.md lists the retired ones.
 """
 
 from __future__ import annotations

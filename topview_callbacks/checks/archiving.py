@@ -31,8 +31,7 @@ def check_archiving(raw: dict[str, Any]) -> list[CheckMessage]:
     for key in (
         "ARCHIVE_MEDIA",
         "ARCHIVE_CONFIRM_URLS",
-        "ARCHIVE_ALLOW_HTTP",
-        "ARCHIVE_ALLOW_PRIVATE",
+        "ARCHIVE_ALLOW_INSECURE",
     ):
         if not isinstance(_value(raw, key), bool):
             messages.append(
@@ -122,15 +121,13 @@ def _check_path(path: Any) -> list[CheckMessage]:
 
 @settings_check
 def check_archiving_security(raw: dict[str, Any]) -> list[CheckMessage]:
-    unsafe = [key for key in ("ARCHIVE_ALLOW_HTTP", "ARCHIVE_ALLOW_PRIVATE") if raw.get(key)]
-    if not unsafe or settings.DEBUG:
+    if not raw.get("ARCHIVE_ALLOW_INSECURE") or settings.DEBUG:
         return []
     return [
         Warning(
-            f"{SETTINGS_NAME}[{unsafe[0]!r}] is on while DEBUG is off: a forged notice could "
-            "make the server fetch "
-            + ("over clear text." if unsafe[0] == "ARCHIVE_ALLOW_HTTP" else "internal addresses."),
-            hint="These switches are for tests and the demo; turn them off in production.",
+            f"{SETTINGS_NAME}['ARCHIVE_ALLOW_INSECURE'] is on while DEBUG is off: a forged "
+            "notice could make the server fetch over clear text or from internal addresses.",
+            hint="This switch is for tests and the demo; turn it off in production.",
             id=check_id("W040"),
         )
     ]

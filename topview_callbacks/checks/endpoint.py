@@ -11,7 +11,7 @@ from django.core.checks import CheckMessage, Error, Warning
 
 from topview_callbacks.checks.base import check_id, is_number, notice_connection, settings_check
 from topview_callbacks.conf import DEFAULT_ACCOUNT, DEFAULTS, SETTINGS_NAME, topview_settings
-from topview_callbacks.log_filters import redact
+from topview_callbacks.logs import redact
 
 SUPPORTED_VENDORS = ("postgresql", "sqlite")
 

@@ -18,7 +18,7 @@ from django.urls import Resolver404, resolve
 
 from topview_callbacks.checks.base import check_id, settings_check
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.log_filters import redact
+from topview_callbacks.logs import redact
 
 APP_NAMESPACE = "topview_callbacks"
 

@@ -16,7 +16,7 @@ MIN_METRICS_TOKEN_LENGTH = 16
 
 @settings_check
 def check_observability(raw: dict[str, Any]) -> list[CheckMessage]:
-    return [*_check_health(raw), *_check_metrics(raw), *_check_numbers(raw)]
+    return [*_check_health(raw), *_check_metrics(raw)]
 
 
 def _check_health(raw: dict[str, Any]) -> list[CheckMessage]:
@@ -75,14 +75,6 @@ def check_metrics_token(raw: dict[str, Any]) -> list[CheckMessage]:
             hint="Make one: python -c 'import secrets; print(secrets.token_urlsafe(24))'",
             id=check_id("E052"),
         )
-    ]
-
-
-def _check_numbers(raw: dict[str, Any]) -> list[CheckMessage]:
-    return [
-        Error(f"{SETTINGS_NAME}[{key!r}] must be a positive number.", id=check_id("E053"))
-        for key in ("PRUNE_REJECTIONS_AFTER_DAYS", "CREDIT_CACHE_SECONDS")
-        if not is_number(value := raw.get(key, DEFAULTS[key])) or value <= 0
     ]
 
 

@@ -37,7 +37,7 @@ def check_polling(raw: dict[str, Any]) -> list[CheckMessage]:
                 id=check_id("W011"),
             )
         )
-    for key in ("POLL_MAX_INTERVAL", "TASK_MAX_AGE", "RECONCILE_BATCH_SIZE"):
+    for key in ("POLL_MAX_INTERVAL", "TASK_MAX_AGE"):
         value = raw.get(key, DEFAULTS[key])
         if not is_number(value) or value <= 0:
             messages.append(

@@ -1,9 +1,10 @@
-"""The ``TOPVIEW_CALLBACKS`` settings dict, read on every access.
+"""The ``TOPVIEW_CALLBACKS`` settings dict, behind typed properties.
 
 One module per family of settings (accounts, processing, polling, archiving, operations),
-each with its keys' defaults and typed properties; ``topview_settings`` joins them. Every
-property re-reads ``django.conf.settings``, so ``override_settings`` works without a cache
-to reset. Nothing else in the package reads the dict directly.
+each with its keys' defaults and typed properties; ``topview_settings`` joins them. The
+dict and what is built from it are cached until ``setting_changed`` (``base``), so
+``override_settings`` takes effect at once. Nothing else in the package reads the dict
+directly.
 """
 
 from __future__ import annotations

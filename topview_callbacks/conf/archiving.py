@@ -41,10 +41,9 @@ DEFAULTS: dict[str, Any] = {
     # cut off and retried: a server trickling a byte at a time never trips ARCHIVE_TIMEOUT.
     # 600 s lets a 1 GiB file (ARCHIVE_MAX_BYTES) through at 1.8 MB/s.
     "ARCHIVE_DEADLINE": 600.0,
-    # Tests and the demo only: fetch http:// URLs, and hosts that resolve to loopback or
-    # private addresses. Cloud metadata addresses are refused even then.
-    "ARCHIVE_ALLOW_HTTP": False,
-    "ARCHIVE_ALLOW_PRIVATE": False,
+    # Tests and the demo only: also fetch http:// URLs, and from hosts that resolve to
+    # loopback or private addresses. Cloud metadata addresses are refused even then.
+    "ARCHIVE_ALLOW_INSECURE": False,
 }
 
 
@@ -90,9 +89,5 @@ class ArchivingSettings(SettingsReader):
         return float(self._get("ARCHIVE_DEADLINE"))
 
     @property
-    def archive_allow_http(self) -> bool:
-        return bool(self._get("ARCHIVE_ALLOW_HTTP"))
-
-    @property
-    def archive_allow_private(self) -> bool:
-        return bool(self._get("ARCHIVE_ALLOW_PRIVATE"))
+    def archive_allow_insecure(self) -> bool:
+        return bool(self._get("ARCHIVE_ALLOW_INSECURE"))

@@ -1,4 +1,4 @@
-"""The operators' side: retention, health thresholds, metrics, the admin's previews and credit."""
+"""The operators' side: retention, health thresholds, metrics, the admin's previews."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ DEFAULTS: dict[str, Any] = {
     "PRUNE_AFTER_DAYS": 90,
     # Days after which failed notices are pruned (kept longer: someone may replay them).
     "PRUNE_FAILED_AFTER_DAYS": 365,
-    # Days after which the per-minute counts of rejected deliveries are pruned.
-    "PRUNE_REJECTIONS_AFTER_DAYS": 30,
     # Thresholds of `manage.py topview_health` (and its health-check plugin, the dashboard and
     # the metrics' gauges): any of HEALTH_DEFAULTS' keys; the others keep their default.
     "HEALTH": {},
@@ -23,8 +21,6 @@ DEFAULTS: dict[str, Any] = {
     # Hosts whose media the admin may preview (on a click; "example.com" also covers its
     # subdomains). [] previews any http(s) URL on a click; other URLs are shown as text.
     "MEDIA_PREVIEW_HOSTS": [],
-    # Seconds the admin dashboard keeps the remaining Topview credit before asking again.
-    "CREDIT_CACHE_SECONDS": 300,
 }
 
 #: The health thresholds (``HEALTH`` overrides any of them); docs/operations.md explains each.
@@ -62,10 +58,6 @@ class OperationsSettings(SettingsReader):
         return int(self._get("PRUNE_FAILED_AFTER_DAYS"))
 
     @property
-    def prune_rejections_after_days(self) -> int:
-        return int(self._get("PRUNE_REJECTIONS_AFTER_DAYS"))
-
-    @property
     def health(self) -> dict[str, float]:
         """``HEALTH_DEFAULTS`` updated with the ``HEALTH`` setting's known keys."""
         value = self._get("HEALTH")
@@ -83,7 +75,3 @@ class OperationsSettings(SettingsReader):
     @property
     def media_preview_hosts(self) -> list[str]:
         return [host.lower().strip(".") for host in strings(self._get("MEDIA_PREVIEW_HOSTS"))]
-
-    @property
-    def credit_cache_seconds(self) -> float:
-        return float(self._get("CREDIT_CACHE_SECONDS"))

@@ -19,8 +19,6 @@ DEFAULTS: dict[str, Any] = {
     # Seconds after submit when a task still without outcome is marked expired (signal
     # task_expired). Off-peak tasks can take 24 h, so the default leaves a margin.
     "TASK_MAX_AGE": 48 * 60 * 60,
-    # At most this many tasks are queried by one reconcile pass.
-    "RECONCILE_BATCH_SIZE": 200,
 }
 
 
@@ -43,7 +41,3 @@ class PollingSettings(SettingsReader):
     @property
     def task_max_age(self) -> timedelta:
         return timedelta(seconds=float(self._get("TASK_MAX_AGE")))
-
-    @property
-    def reconcile_batch_size(self) -> int:
-        return int(self._get("RECONCILE_BATCH_SIZE"))

@@ -25,7 +25,7 @@ MAX_REDIRECTS = 3
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # What an expired presigned URL (S3: 403 "Request has expired") or a removed file answers.
 GONE_STATUSES = frozenset({403, 404, 410})
-# Never a media host, whatever ARCHIVE_ALLOW_PRIVATE says: cloud metadata services.
+# Never a media host, whatever ARCHIVE_ALLOW_INSECURE says: cloud metadata services.
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(address)
     for address in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
@@ -123,7 +123,7 @@ def check_url(url: str) -> tuple[SplitResult, str]:
     """The URL's parts and the checked address to connect to; ``DownloadRefused`` if any
     rule forbids it. Resolves the host: every address it has must be allowed."""
     parts = _split(url)
-    allowed_schemes = ("https", "http") if topview_settings.archive_allow_http else ("https",)
+    allowed_schemes = ("https", "http") if topview_settings.archive_allow_insecure else ("https",)
     if parts.scheme not in allowed_schemes:
         raise DownloadRefused(
             f"only {' and '.join(allowed_schemes)} URLs are fetched: {shown(url)}"
@@ -139,7 +139,7 @@ def check_url(url: str) -> tuple[SplitResult, str]:
         raise DownloadFailed(f"cannot resolve {parts.hostname}: {exc}", retryable=True) from exc
     addresses = [str(info[4][0]) for info in infos]
     for address in addresses:
-        refusal = address_refusal(address, allow_private=topview_settings.archive_allow_private)
+        refusal = address_refusal(address, allow_private=topview_settings.archive_allow_insecure)
         if refusal is not None:
             raise DownloadRefused(f"{parts.hostname} resolves to {refusal}")
     return parts, addresses[0]

@@ -30,7 +30,7 @@ from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from topview_callbacks import signals
+from topview_callbacks import lifecycle, signals
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask
 from topview_callbacks.processing import claims, recording, verification
@@ -93,14 +93,14 @@ class _ReceiverFailed(Exception):
 
 
 def send_outcome_signals(notice: Notice, task: SubmittedTask | None) -> None:
-    """Send ``notice_received``, then the notice's bizType signal, to their receivers."""
+    """Send ``task_outcome``, then the notice's bizType signal, to their receivers."""
     kwargs = {
         "notice": notice,
         "task": task,
         "result": notice.result,
         "succeeded": notice.succeeded,
     }
-    signals.notice_received.send(sender=Notice, **kwargs)
+    signals.task_outcome.send(sender=Notice, **kwargs)
     biz_signal = signals.by_biz_type.get(notice.biz_type)
     if biz_signal is not None:
         biz_signal.send(sender=Notice, **kwargs)
@@ -273,7 +273,7 @@ def _announce(notice: Notice, outcome: Outcome, *, new: bool = False) -> None:
     if new:
         _stored(notice)
     if outcome.previous_status is not None and outcome.task is not None:
-        signals.send_lifecycle(
+        lifecycle.send(
             signals.task_status_changed,
             sender=SubmittedTask,
             task=outcome.task,
@@ -282,7 +282,7 @@ def _announce(notice: Notice, outcome: Outcome, *, new: bool = False) -> None:
             notice=notice,
         )
     if notice.state == NoticeState.FAILED:
-        signals.send_lifecycle(
+        lifecycle.send(
             signals.notice_processing_failed, sender=Notice, notice=notice, error=notice.last_error
         )
     elif notice.state == NoticeState.IGNORED:
@@ -301,12 +301,12 @@ def _announce(notice: Notice, outcome: Outcome, *, new: bool = False) -> None:
                 notice.task_id,
                 extra=notice.log_context(),
             )
-        signals.send_lifecycle(signals.notice_processed, sender=Notice, notice=notice)
+        lifecycle.send(signals.notice_processed, sender=Notice, notice=notice)
 
 
 def _stored(notice: Notice) -> None:
     if signals.notice_stored.has_listeners(Notice):
-        signals.send_lifecycle(signals.notice_stored, sender=Notice, notice=notice)
+        lifecycle.send(signals.notice_stored, sender=Notice, notice=notice)
 
 
 def _report_abandoned(notice_ids: list[int]) -> None:
@@ -320,6 +320,6 @@ def _report_abandoned(notice_ids: list[int]) -> None:
             notice.last_error,
             extra=notice.log_context(),
         )
-        signals.send_lifecycle(
+        lifecycle.send(
             signals.notice_processing_failed, sender=Notice, notice=notice, error=notice.last_error
         )

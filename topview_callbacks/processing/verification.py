@@ -11,7 +11,7 @@ import logging
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from topview_callbacks import biz_types, signals
+from topview_callbacks import biz_types, lifecycle, signals
 from topview_callbacks.client import TopviewClient
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.exceptions import TopviewError
@@ -100,6 +100,4 @@ def _not_verified(conn: BaseDatabaseWrapper, notice: Notice, exc: Exception) -> 
     message = f"Gave up after {notice.attempts} attempts (MAX_ATTEMPTS). {message}"
     logger.error("Topview notice %r: %s", notice.uuid, message, extra=notice.log_context())
     claims.release(conn, notice, NoticeState.FAILED, message, None)
-    signals.send_lifecycle(
-        signals.notice_processing_failed, sender=Notice, notice=notice, error=message
-    )
+    lifecycle.send(signals.notice_processing_failed, sender=Notice, notice=notice, error=message)

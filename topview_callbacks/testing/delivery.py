@@ -69,7 +69,7 @@ def notice_path(uid: str | None = None) -> str:
     return reverse("topview_callbacks:notice")
 
 
-def send_notice(
+def send_notice_over_http(
     url: str,
     payload: dict[str, Any],
     *,

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from topview_callbacks.client import TopviewClient
 from topview_callbacks.exceptions import TopviewConfigurationError, TopviewError
-from topview_callbacks.log_filters import redact
+from topview_callbacks.logs import redact
 
 
 def check_notice_url(url: str | None = None, account: str | None = None) -> str:

@@ -46,7 +46,7 @@ class Command(BaseCommand):
         if options["retry_failed"]:
             retried = archiving.retry_given_up(rows)
             self.stdout.write(f"{retried} failed, expired or refused file(s) made pending.")
-        started = archiving.sweep(limit=options["limit"], task_pks=task_pks)
+        started = archiving.start_due(limit=options["limit"], task_pks=task_pks)
         counts = {state: rows.filter(state=state).count() for state in MediaState.values}
         summary = ", ".join(f"{count} {state}" for state, count in counts.items() if count)
         self.stdout.write(

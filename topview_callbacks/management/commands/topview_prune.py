@@ -26,7 +26,7 @@ class Command(BaseCommand):
     help = (
         "Delete old Topview notices in batches: processed, duplicate and ignored ones older "
         "than --older-than, failed ones older than --failed-older-than (kept longer), then "
-        "final tasks left without notices. Pending and processing notices are never deleted."
+        "final tasks left without notices. Pending notices are never deleted."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

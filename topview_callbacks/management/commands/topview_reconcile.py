@@ -21,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--limit",
             type=int,
-            help="Query at most this many tasks (default: RECONCILE_BATCH_SIZE).",
+            help="Query at most this many tasks (default: 200).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from topview_callbacks.biz_types import BizType
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.testing import notice_payload, send_notice
+from topview_callbacks.testing import notice_payload, send_notice_over_http
 
 
 class Command(BaseCommand):
@@ -18,7 +18,9 @@ class Command(BaseCommand):
             "--biz-type", default=BizType.M2V_PREVIEW, help="bizType (default M2V_PREVIEW)."
         )
         parser.add_argument("--url", help="Endpoint URL (default: NOTICE_URL).")
-        parser.add_argument("--status", choices=("success", "fail"), default="success")
+        parser.add_argument(
+            "--status", choices=("success", "fail"), default="success", help="The task's outcome."
+        )
         parser.add_argument("--task-id", help="taskId (default: a new random one).")
         parser.add_argument("--uuid", help="Notice uuid (default: a new random one).")
         parser.add_argument("--account", help="Account whose UID to send (default: default).")
@@ -35,7 +37,7 @@ class Command(BaseCommand):
             uuid=options["uuid"],
         )
         try:
-            response = send_notice(url, payload, uid=account.uid)
+            response = send_notice_over_http(url, payload, uid=account.uid)
         except requests.RequestException as exc:
             raise CommandError(f"Could not POST to {url}: {exc}") from exc
         answer = response.text[:500]

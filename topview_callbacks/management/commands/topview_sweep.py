@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.dispatch import restart_for
-from topview_callbacks.sweeping import sweep
+from topview_callbacks.sweeping import restart_stuck
 
 
 class Command(BaseCommand):
@@ -50,7 +50,7 @@ class Command(BaseCommand):
             except ImportError as exc:
                 needs = "Celery" if mode == "celery" else "django.tasks or django-tasks"
                 raise CommandError(f"--enqueue needs {needs}: {exc}") from exc
-        done = sweep(
+        done = restart_stuck(
             older_than=timedelta(seconds=seconds) if seconds is not None else None,
             limit=options["limit"],
             restart=restart,

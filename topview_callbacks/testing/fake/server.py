@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from topview_callbacks.testing.delivery import send_notice
+from topview_callbacks.testing.delivery import send_notice_over_http
 from topview_callbacks.testing.fake.api import FakeTopview
 from topview_callbacks.testing.fake.runner import ScheduledCallback
 
@@ -138,7 +138,7 @@ class FakeTopviewServer:
             logger.warning("fake Topview: not calling non-loopback noticeUrl %s", callback.url)
             return None, False
         try:
-            response = send_notice(
+            response = send_notice_over_http(
                 callback.url,
                 callback.payload,
                 uid=callback.uid,

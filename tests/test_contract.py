@@ -1,4 +1,4 @@
-"""serializers.parse_notice and acknowledgement: what is accepted, and every refusal's message.
+"""contract.parse_notice and acknowledgement: what is accepted, and every refusal's message.
 
 The endpoint's tests (test_views.py) check the envelope and the status codes; here the
 validation itself, directly. The refusal messages are part of the contract's answer (Topview
@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from topview_callbacks.exceptions import NoticeValidationError
-from topview_callbacks.serializers import (
+from topview_callbacks.contract import (
     MAX_BIZ_TYPE_LENGTH,
     MAX_ID_LENGTH,
     acknowledgement,
     parse_notice,
 )
+from topview_callbacks.exceptions import NoticeValidationError
 
 NOTICE: dict[str, Any] = {
     "uuid": "n-1",

@@ -1,4 +1,5 @@
-"""log_format.JsonFormatter: the pipeline's extra= fields as JSON keys."""
+"""logs: the token filter (the token segment of the notice route, slash or no slash), and
+JsonFormatter (the pipeline's extra= fields as JSON keys)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import logging
 import logging.config
 import sys
 
-from topview_callbacks.log_format import JsonFormatter
+import pytest
+from django.test import override_settings
+
+from topview_callbacks.logs import JsonFormatter, redact
 from topview_callbacks.models import Notice
 
 
@@ -42,7 +46,7 @@ def test_exceptions_are_kept_and_the_dict_config_recipe_works() -> None:
         {
             "version": 1,
             "disable_existing_loggers": False,
-            "formatters": {"json": {"()": "topview_callbacks.log_format.JsonFormatter"}},
+            "formatters": {"json": {"()": "topview_callbacks.logs.JsonFormatter"}},
             "handlers": {"h": {"class": "logging.NullHandler", "formatter": "json"}},
         }
     )
@@ -53,3 +57,33 @@ def test_exceptions_are_kept_and_the_dict_config_recipe_works() -> None:
 
         record.exc_info = sys.exc_info()
     assert "ValueError: boom" in json.loads(JsonFormatter().format(record))["exc_info"]
+
+
+TOKEN = "configured-token-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "POST /topview/notice/a-guess-0123456789/ HTTP/1.1",
+            "POST /topview/notice/<token>/ HTTP/1.1",
+        ),
+        (
+            "POST /topview/notice/a-guess-0123456789 HTTP/1.1",
+            "POST /topview/notice/<token> HTTP/1.1",
+        ),
+        (
+            "https://x.example/topview/notice/a-guess-0123456789",
+            "https://x.example/topview/notice/<token>",
+        ),
+        ("/topview/notice/a-guess-0123456789?x=1", "/topview/notice/<token>?x=1"),
+        ('"/topview/notice/a-guess-0123456789"', '"/topview/notice/<token>"'),
+        ("POST /topview/notice/ HTTP/1.1", "POST /topview/notice/ HTTP/1.1"),
+        ("POST /topview/notice HTTP/1.1", "POST /topview/notice HTTP/1.1"),
+        (f"token {TOKEN} anywhere", "token <token> anywhere"),
+    ],
+)
+def test_redact(line: str, expected: str) -> None:
+    with override_settings(TOPVIEW_CALLBACKS={"UID": "u", "NOTICE_TOKENS": [TOKEN]}):
+        assert redact(line) == expected
