@@ -1,0 +1,111 @@
+"""What a notice costs the database, per path: statements and transactions (commits).
+
+The performance contract of the processing core, counted rather than timed: inline on
+PostgreSQL is one function call in one transaction; storing for a queue is one autocommitted
+INSERT; a queue's attempt at a batch is two transactions whatever its size (the claim, then
+the attempt), two statements a notice. A change that adds a round trip fails here first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.db import connections
+
+from topview_callbacks.processing import process_due
+from topview_callbacks.testing import deliver_notice, notice_payload
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ON_POSTGRES = connections["default"].vendor == "postgresql"
+
+
+@dataclass
+class Costs:
+    """Statements sent (their first word) and transactions committed while counting."""
+
+    statements: list[str] = field(default_factory=list)
+    transactions: int = 0
+
+
+@pytest.fixture
+def count(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], Any]], Costs]:
+    conn = connections["default"]
+    counting: list[Costs] = []
+    commit = type(conn)._commit
+
+    def counted_commit(self: Any) -> None:
+        if counting:
+            counting[-1].transactions += 1
+        commit(self)
+
+    monkeypatch.setattr(type(conn), "_commit", counted_commit)
+
+    def run(action: Callable[[], Any]) -> Costs:
+        costs = Costs()
+
+        def execute(run_sql: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            if sql != "BEGIN":  # SQLite's backend opens its transactions with a statement
+                costs.statements.append(sql.split(None, 1)[0].upper())
+                if not conn.in_atomic_block:
+                    costs.transactions += 1  # autocommitted: a transaction of its own
+            return run_sql(sql, params, many, context)
+
+        counting.append(costs)
+        try:
+            with conn.execute_wrapper(execute):
+                action()
+        finally:
+            counting.pop()
+        return costs
+
+    return run
+
+
+@pytest.fixture
+def processing(settings: Any) -> Callable[[str], None]:
+    def use(mode: str) -> None:
+        settings.TOPVIEW_CALLBACKS = {**settings.TOPVIEW_CALLBACKS, "PROCESSING": mode}
+
+    return use
+
+
+def test_inline_is_one_transaction_and_on_postgresql_one_statement(
+    count: Callable[[Callable[[], Any]], Costs],
+) -> None:
+    body = notice_payload("VOICE_CLONE")
+    new = count(lambda: deliver_notice(body))
+    repeated = count(lambda: deliver_notice(body))
+    assert new.transactions == repeated.transactions == 1
+    if ON_POSTGRES:
+        assert new.statements == repeated.statements == ["SELECT"]  # the function
+    else:  # the same statements, one by one: find, record the outcome, store
+        assert new.statements == ["SELECT", "INSERT", "INSERT"]
+        assert repeated.statements == ["SELECT"]
+
+
+def test_storing_for_a_queue_is_one_autocommitted_insert(
+    count: Callable[[Callable[[], Any]], Costs], processing: Callable[[str], None]
+) -> None:
+    processing("manual")
+    body = notice_payload("VOICE_CLONE")
+    for costs in (count(lambda: deliver_notice(body)), count(lambda: deliver_notice(body))):
+        assert (costs.statements, costs.transactions) == (["INSERT"], 1)
+
+
+@pytest.mark.parametrize("notices", [1, 5])
+def test_an_attempt_at_a_batch_is_two_transactions_and_two_statements_a_notice(
+    count: Callable[[Callable[[], Any]], Costs],
+    processing: Callable[[str], None],
+    notices: int,
+) -> None:
+    processing("manual")
+    for _ in range(notices):
+        deliver_notice(notice_payload("VOICE_CLONE"))
+    costs = count(lambda: process_due(limit=10))
+    # The claim (counts the attempts, autocommitted), then one transaction: lock the
+    # batch, and for each notice record its outcome and finish it.
+    assert costs.transactions == 2
+    assert costs.statements == ["UPDATE", "SELECT", *["INSERT", "UPDATE"] * notices]
