@@ -325,6 +325,25 @@ def test_the_tasks_carry_their_own_time_limits() -> None:
     assert tasks.archive_media.soft_time_limit == tasks.MEDIA_TIME_LIMIT - 60
 
 
+def test_a_download_job_gets_time_for_the_deadline_its_settings_allow(
+    monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        tasks.archive_media, "apply_async", lambda args, **options: sent.append(options)
+    )
+    with (
+        topview(ARCHIVE_DEADLINE=3 * 3600, REQUEST_TIMEOUT=20),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        tasks.enqueue_media(7)
+    # Three hours of download, five timeouts for the confirming query, a minute to spare:
+    # the decorator's two hours would have killed it.
+    [options] = sent
+    assert options["time_limit"] == 3 * 3600 + 5 * 20 + 60
+    assert options["soft_time_limit"] == options["time_limit"] - 30
+
+
 # --- lifecycle signals ----------------------------------------------------------------------
 
 

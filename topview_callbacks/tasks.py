@@ -20,6 +20,7 @@ from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 
 from topview_callbacks import jobs, polling, pruning
+from topview_callbacks.conf import topview_settings
 from topview_callbacks.retrying import retry_in
 
 __all__ = [
@@ -41,8 +42,9 @@ PUBLISH_RETRY_POLICY = {
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
-# A notice job drains for jobs.JOB_SECONDS, plus what its last receivers take; a download
-# stops at ARCHIVE_DEADLINE on its own. Generous hard limits, never the host's.
+# A notice job drains for jobs.JOB_SECONDS, plus what its last receivers take: a generous
+# hard limit, never the host's. A download job's limits follow the settings it runs under
+# (media_time_limit); this one covers a message published by other means.
 NOTICE_TIME_LIMIT = 30 * 60
 MEDIA_TIME_LIMIT = 2 * 60 * 60
 
@@ -136,9 +138,20 @@ def prune() -> dict[str, int]:
     return dataclasses.asdict(pruning.prune())
 
 
-def _publish(task: Any, args: tuple[Any, ...], delay: float | None, what: str) -> None:
+def media_time_limit() -> float:
+    """The hard time limit of one download job: the longest a download may take
+    (``ARCHIVE_DEADLINE``), the query that confirms its URLs first (up to four tries of
+    ``REQUEST_TIMEOUT`` with the client's retries and their backoff: five), and a minute."""
+    return topview_settings.archive_deadline + 5 * topview_settings.request_timeout + 60
+
+
+def _publish(
+    task: Any, args: tuple[Any, ...], delay: float | None, what: str, **options: Any
+) -> None:
     try:
-        task.apply_async(args, countdown=delay, retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+        task.apply_async(
+            args, countdown=delay, retry=True, retry_policy=PUBLISH_RETRY_POLICY, **options
+        )
     except Exception:
         jobs.logger.exception(
             "Could not queue %s (is the broker down?); the sweep queues it later", what
@@ -165,8 +178,16 @@ def request_drain() -> None:
 
 def enqueue_media(media_id: int, *, delay: float | None = None) -> None:
     """Queue the download of one file once the current transaction commits. Never raises."""
+    limit = media_time_limit()
     transaction.on_commit(
-        lambda: _publish(archive_media, (media_id,), delay, f"archived media id={media_id}")
+        lambda: _publish(
+            archive_media,
+            (media_id,),
+            delay,
+            f"archived media id={media_id}",
+            time_limit=limit,
+            soft_time_limit=limit - 30,
+        )
     )
 
 
