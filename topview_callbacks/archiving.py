@@ -2,7 +2,7 @@
 
 ``processing`` creates one pending ``ArchivedMedia`` row per output URL when it records a
 successful outcome (``ARCHIVE_MEDIA``); these plain functions do the downloads, off the
-request path: the Celery task ``topview_callbacks.archive_media``, the Celery sweep, the
+request path: the ``archive_media`` job (Celery or Django Tasks), the queues' sweep, the
 command ``topview_archive_media`` (cron) and the admin's "archive now" all call them.
 
 A row is claimed before its download (a conditional UPDATE: of two workers, one gets it;
@@ -170,7 +170,7 @@ def retry_given_up(queryset: QuerySet[ArchivedMedia]) -> int:
 
 def start_due(*, limit: int = 100, restart: Any = None, task_pks: list[int] | None = None) -> int:
     """Start the due downloads (new, retry time come, or left by a dead worker); returns
-    how many. ``restart`` gets each row id (the Celery sweep queues it); by default the
+    how many. ``restart`` gets each row id (a queue's sweep queues it); by default the
     file is downloaded here."""
     due = due_media()
     if task_pks is not None:

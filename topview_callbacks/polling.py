@@ -222,7 +222,7 @@ def reconcile(
     """One pass of the polling fallback: query overdue tasks, then expire the hopeless ones.
     The outcomes found are processed here, or by ``start`` (a queue).
 
-    Safe to run from several places at once (cron, Celery beat, the admin): each task is
+    Safe to run from several places at once (cron, a queue's periodic job, the admin): each task is
     claimed before it is queried, and an outcome is delivered once whichever way it came.
     """
     now = now or timezone.now()

@@ -1,6 +1,6 @@
 """Pruning: delete old finished notices and tasks in short batches.
 
-Called by ``manage.py topview_prune`` and the Celery periodic task ``topview_callbacks.prune``.
+Called by ``manage.py topview_prune`` and the periodic ``prune`` job (Celery or Django Tasks).
 """
 
 from __future__ import annotations
