@@ -121,6 +121,19 @@ def test_secret_headers_are_not_stored() -> None:
     assert UID not in json.dumps(headers)  # masked: view-only staff see the headers
 
 
+def test_every_allow_listed_header_is_kept_under_its_usual_name() -> None:
+    from topview_callbacks.views import STORED_HEADERS
+
+    sent = {
+        "-".join(part.title() for part in name.split("-")): f"value of {name}"
+        for name in STORED_HEADERS - {"content-type", "content-length", "host", "topview-uid"}
+    }
+    post(json.dumps(notice_payload()), headers=sent)
+    headers = Notice.objects.get().headers
+    assert {name: headers[name] for name in sent} == sent
+    assert set(headers) == {*sent, "Content-Type", "Content-Length", "Topview-Uid"}
+
+
 def test_duplicate_uuid_gets_the_same_acknowledgement_and_writes_nothing(
     record_signal: Any,
 ) -> None:

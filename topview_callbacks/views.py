@@ -54,16 +54,27 @@ STORED_HEADERS = frozenset(
 )
 MASKED_HEADERS = frozenset({"topview-uid"})
 MAX_HEADER_LENGTH = 1024
+# Where WSGI puts each of them in META, and the name it is stored under (as
+# ``request.headers`` spells it): read straight from META, no header mapping is built.
+_UNPREFIXED = frozenset({"content-type", "content-length"})  # WSGI's two exceptions
+_META_NAMES = {
+    ("" if name in _UNPREFIXED else "HTTP_") + name.upper().replace("-", "_"): "-".join(
+        part.title() for part in name.split("-")
+    )
+    for name in STORED_HEADERS
+}
+UID_META = "HTTP_TOPVIEW_UID"
 
 
 def stored_headers(request: HttpRequest) -> dict[str, str]:
     """The headers kept with a notice: allow-listed, the UID masked, values truncated."""
     kept = {}
-    for name, value in request.headers.items():
-        lowered = name.lower()
-        if lowered not in STORED_HEADERS:
+    meta = request.META
+    for key, name in _META_NAMES.items():
+        value = meta.get(key)
+        if value is None:
             continue
-        if lowered in MASKED_HEADERS:
+        if name.lower() in MASKED_HEADERS:
             value = mask(value)
         kept[name] = value[:MAX_HEADER_LENGTH]
     return kept
@@ -165,7 +176,7 @@ class NoticeView(APIView):
 
     def post(self, request: Request, token: str | None = None) -> HttpResponse:
         django_request: HttpRequest = request._request
-        uid = django_request.headers.get("Topview-Uid", "")
+        uid = django_request.META.get(UID_META, "")
         account = account_for_uid(uid) if uid else None
         # The token is checked against the account's tokens (the global ones and its own),
         # or against every account's when the UID is unknown, so the message stays the same.

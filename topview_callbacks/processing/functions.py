@@ -27,8 +27,8 @@ from topview_callbacks.processing.sql import (
     FIND_NOTICE,
     RECORD_OUTCOME,
     STORE_NOTICE,
+    bound_fetchone,
     columns,
-    fetchone,
     instance,
 )
 
@@ -196,14 +196,15 @@ def uninstall(conn: BaseDatabaseWrapper) -> None:
 
 
 def receive(
-    conn: BaseDatabaseWrapper, params: dict[str, Any]
+    conn: BaseDatabaseWrapper, params: dict[str, Any], result: Any
 ) -> tuple[int, bool, str, int | None, SubmittedTask | None, str]:
     """Call the function: the notice's id, whether its uuid was stored already (then
     nothing was written), its state and last error, its task's pk, and the task when this
-    call recorded the outcome on it."""
-    row = fetchone(conn, _call(conn.alias), {**params, "version": _version(conn.alias)})
+    call recorded the outcome on it (its ``result``, the notice's, as parsed already)."""
+    row = bound_fetchone(conn, _call(conn.alias), {**params, "version": _version(conn.alias)})
     notice_id, repeated, state, last_error, task_pk, *task_row = row
-    task = instance(conn, SubmittedTask, task_row) if task_row[0] is not None else None
+    recorded = task_row[0] is not None
+    task = instance(conn, SubmittedTask, task_row, {"result": result}) if recorded else None
     return int(notice_id), bool(repeated), str(state), task_pk, task, str(last_error or "")
 
 

@@ -42,6 +42,7 @@ from topview_callbacks.processing.sql import (
     json_text,
     moment,
     statement,
+    written,
 )
 
 
@@ -104,7 +105,9 @@ def receive(
     params = _params(conn, values, attempt, attempts=1)
     params["ignored_reason"] = ignored_reason(params["account"], values)
     if is_postgresql(conn):
-        notice_id, repeated, state, task_pk, task, reason = functions.receive(conn, params)
+        notice_id, repeated, state, task_pk, task, reason = functions.receive(
+            conn, params, values.get("result")
+        )
         if repeated:
             return Repeated(notice_id, state == NoticeState.PENDING)
         outcome = _outcome(conn, state, task_pk, task, reason)
@@ -112,7 +115,7 @@ def receive(
         found = fetchone(conn, statement(FIND_NOTICE, conn.alias), params)
         if found is not None:
             return Repeated(int(found[0]), found[1] == NoticeState.PENDING)
-        outcome = _record(conn, params)
+        outcome = _record(conn, params, values.get("result"))
         row = fetchone(
             conn,
             statement(STORE_NOTICE, conn.alias),
@@ -121,16 +124,23 @@ def receive(
         # SQLite runs one writing transaction at a time: the uuid was still free.
         notice_id = int(row[0])
     ending = attempt.after(outcome)
-    notice = Notice(
-        id=notice_id,
-        **values,
-        state=ending.state,
-        attempts=1,
-        last_error=ending.last_error,
-        next_attempt_at=ending.next_attempt_at,
-        processed_at=None if ending.state == NoticeState.FAILED else timezone.now(),
-        submitted_task=outcome.task if outcome.state != NoticeState.IGNORED else None,
+    task = outcome.task if outcome.state != NoticeState.IGNORED else None
+    notice = written(
+        conn,
+        Notice,
+        {
+            **values,
+            "id": notice_id,
+            "state": ending.state,
+            "attempts": 1,
+            "last_error": ending.last_error,
+            "next_attempt_at": ending.next_attempt_at,
+            "processed_at": None if ending.state == NoticeState.FAILED else timezone.now(),
+            "submitted_task_id": None if task is None else task.pk,
+        },
     )
+    if task is not None:
+        notice.submitted_task = task
     _after_recording(notice, outcome)
     return notice, outcome
 
@@ -157,7 +167,7 @@ def record(conn: BaseDatabaseWrapper, notice: Notice) -> Outcome:
     }
     params = _params(conn, values, Attempt(), attempts=notice.attempts)
     params["ignored_reason"] = ignored_reason(notice.account, values)
-    outcome = _record(conn, params)
+    outcome = _record(conn, params, notice.result)
     _after_recording(notice, outcome)
     return outcome
 
@@ -205,10 +215,11 @@ def ignored_reason(account: str, values: Any) -> str:
     )
 
 
-def _record(conn: BaseDatabaseWrapper, params: dict[str, Any]) -> Outcome:
+def _record(conn: BaseDatabaseWrapper, params: dict[str, Any], result: Any) -> Outcome:
+    """Record the outcome (``params``; ``result``: the notice's, parsed) on its task."""
     row = fetchone(conn, statement(RECORD_OUTCOME, conn.alias), params)
     if row is not None:
-        task = instance(conn, SubmittedTask, row)
+        task = instance(conn, SubmittedTask, row, {"result": result})
         return Outcome(NoticeState.PROCESSED, task, task.previous_status)
     task_pk, account = fetchone(conn, statement(CLASSIFY, conn.alias), params)
     state = NoticeState.DUPLICATE if account == params["account"] else NoticeState.IGNORED

@@ -192,6 +192,42 @@ def fetchone(conn: BaseDatabaseWrapper, sql: str, params: dict[str, Any]) -> Any
         return cursor.fetchone()
 
 
+def bound_fetchone(conn: BaseDatabaseWrapper, sql: str, params: dict[str, Any]) -> Any:
+    """``fetchone`` with the values sent apart from the statement (PostgreSQL's extended
+    protocol), never prepared: psycopg need not quote them into the text, nor PostgreSQL
+    parse them back out of it, and a transaction-pooling proxy has no prepared statement
+    to lose. The connection's own cursors (client-side binding by default) are untouched."""
+    conn.ensure_connection()
+    unprepared = _unprepared_cursor(conn.connection)
+    if unprepared is None:  # psycopg2: client-side binding only
+        return fetchone(conn, sql, params)
+    wrap = conn.make_debug_cursor if conn.queries_logged else conn.make_cursor
+    with wrap(unprepared) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def _unprepared_cursor(raw_connection: Any) -> Any:
+    """A psycopg 3 cursor on ``raw_connection`` that binds on the server and never
+    prepares; None for another driver."""
+    try:
+        import psycopg  # optional: the PostgreSQL driver a project installs
+    except ImportError:
+        return None
+    if not isinstance(raw_connection, psycopg.Connection):
+        return None
+    return _unprepared_class(psycopg.Cursor)(raw_connection)
+
+
+@functools.cache
+def _unprepared_class(base: type) -> type:
+    class Unprepared(base):  # type: ignore[misc]
+        def execute(self, query: Any, params: Any = None, **options: Any) -> Any:
+            return super().execute(query, params, **{**options, "prepare": False})
+
+    return Unprepared
+
+
 def fetchall(conn: BaseDatabaseWrapper, sql: str, params: dict[str, Any]) -> list[Any]:
     with conn.cursor() as cursor:
         cursor.execute(sql, params)
@@ -213,14 +249,38 @@ def json_text(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-def instance(conn: BaseDatabaseWrapper, model: type[M], row: Any) -> M:
+def instance(
+    conn: BaseDatabaseWrapper, model: type[M], row: Any, known: dict[str, Any] | None = None
+) -> M:
     """A model instance from a row of all its columns (``columns(model)``), converted as
-    the ORM converts them."""
+    the ORM converts them. ``known``: values the caller holds already, converted (by
+    attname), used instead of converting the row's again (a JSON document parsed twice)."""
     values = list(row)
+    names = _attnames(model)
     for position, (functions, column) in _converters(conn.alias, model).items():
+        if known and names[position] in known:
+            continue
         for convert in functions:  # as SQLCompiler.apply_converters does
             values[position] = convert(values[position], column, conn)
-    return model.from_db(conn.alias, [f.attname for f in model._meta.concrete_fields], values)
+    if known:
+        for position, name in enumerate(names):
+            if name in known:
+                values[position] = known[name]
+    return model.from_db(conn.alias, names, values)
+
+
+def written(conn: BaseDatabaseWrapper, model: type[M], values: dict[str, Any]) -> M:
+    """An instance of ``model`` for a row this code just wrote with ``values`` (by
+    attname; the other fields at their defaults), built as ``from_db`` builds one:
+    positionally, without the keyword handling of ``Model.__init__``."""
+    fields = model._meta.concrete_fields
+    row = [values[f.attname] if f.attname in values else f.get_default() for f in fields]
+    return model.from_db(conn.alias, _attnames(model), row)
+
+
+@functools.cache
+def _attnames(model: type[models.Model]) -> list[str]:
+    return [field.attname for field in model._meta.concrete_fields]
 
 
 @functools.cache
