@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.dispatch import Signal
 
-from tests.media_server import MediaServer
+from tests.support.media_server import MediaServer
 from topview_callbacks import signals
 
 ON_POSTGRES = settings.DATABASE_VENDOR == "postgres"
@@ -121,7 +121,7 @@ ARCHIVED_SIZE = 200_000
 
 @pytest.fixture
 def server() -> Iterator[MediaServer]:
-    """``tests.media_server.MediaServer`` serving ``ARCHIVED_SIZE``-byte files."""
+    """``tests.support.media_server.MediaServer`` serving ``ARCHIVED_SIZE``-byte files."""
     server = MediaServer(size=ARCHIVED_SIZE).start()
     yield server
     server.stop()

@@ -13,7 +13,7 @@ from django.core.files.storage import storages
 from django.utils import timezone
 
 from tests.conftest import ARCHIVED_SIZE
-from tests.media_server import MediaServer, body_for
+from tests.support.media_server import MediaServer, body_for
 from topview_callbacks import archive_names, archiving, signals
 from topview_callbacks.models import ArchivedMedia, MediaState, SubmittedTask
 

@@ -13,7 +13,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.test import Client
 
-from tests.media_server import MediaServer
+from tests.support.media_server import MediaServer
 from tests.test_admin import action, change_url, page_messages
 from tests.test_archiving import stored_files, task_with
 from topview_callbacks import pruning, tasks

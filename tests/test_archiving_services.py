@@ -18,7 +18,7 @@ import pytest
 from django.db import connection, connections
 
 from tests.conftest import ARCHIVED_SIZE
-from tests.media_server import MediaServer, body_for
+from tests.support.media_server import MediaServer, body_for
 from tests.support.processes import ROOT, Service, free_port, wait_for
 from tests.test_archiving import stored_files, task_with
 from topview_callbacks import archiving

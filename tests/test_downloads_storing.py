@@ -18,7 +18,7 @@ import pytest
 from django.core.files.storage import FileSystemStorage, InMemoryStorage, storages
 
 from tests.conftest import ARCHIVED_SIZE
-from tests.media_server import MediaServer, body_for
+from tests.support.media_server import MediaServer, body_for
 from tests.test_archiving import archive, stored_files, task_with
 from topview_callbacks.downloads import storing
 from topview_callbacks.models import MediaState, archive_storage

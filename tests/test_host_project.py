@@ -23,8 +23,8 @@ from django.urls import include, path
 from django.views.generic import View
 from rest_framework.views import APIView
 
-from tests import readme_site
-from tests.readme_site import CONTRACT_UID, contract_ack
+from tests.support import readme_site
+from tests.support.readme_site import CONTRACT_UID, contract_ack
 from topview_callbacks.views import NoticeView
 
 ROOT = Path(__file__).resolve().parent.parent

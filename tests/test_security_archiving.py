@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import ARCHIVED_SIZE
-from tests.media_server import MediaServer, body_for
+from tests.support.media_server import MediaServer, body_for
 from tests.test_archiving import archive, stored_files
 from tests.test_checks import ids
 from topview_callbacks import archiving, signals

@@ -20,7 +20,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from tests.conftest import run_without
-from tests.media_server import MediaServer
+from tests.support.media_server import MediaServer
 from tests.test_archiving import stored_files
 from tests.test_archiving_integration import deliver_text2video
 from topview_callbacks import dispatch, jobs, processing, retrying, signals
