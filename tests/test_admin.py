@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from tests.support.settings import UID_B
 from topview_callbacks import processing, signals
 from topview_callbacks.admin import actions, changelist, display
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
@@ -388,9 +389,7 @@ def test_poll_now_on_an_unfinished_task_records_nothing(operator: Client, topvie
     task = SubmittedTask.objects.create(biz_type="VOICE_CLONE", task_id="t-q", account="brand-b")
     response = action(operator, TASKS, "poll_now", [task])
     # One query, with the task's own account's credentials, not the default account's.
-    assert [call.request.headers["Topview-Uid"] for call in topview_api.calls] == [
-        "test-uid-brand-b"
-    ]
+    assert [call.request.headers["Topview-Uid"] for call in topview_api.calls] == [UID_B]
     assert not Notice.objects.exists()
     task.refresh_from_db()
     assert (task.status, task.poll_count) == (TaskStatus.RUNNING, 1)

@@ -10,11 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core.cache import cache
-from django.test import override_settings
 from django.utils import timezone
 
+from tests.support.settings import topview
 from tests.test_admin_browser import browser, log_in, page, shoot  # noqa: F401  (fixtures)
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask
 from topview_callbacks.testing import deliver_notice, mock_topview, notice_payload
@@ -59,9 +58,7 @@ def fill() -> None:
     )
     # A site whose UID is misconfigured: Topview calls with the path token and another UID.
     token = "dashboard-token-0123456789"
-    with override_settings(
-        TOPVIEW_CALLBACKS={**settings.TOPVIEW_CALLBACKS, "NOTICE_TOKENS": [token]}
-    ):
+    with topview(NOTICE_TOKENS=[token]):
         for _ in range(4):
             deliver_notice(
                 notice_payload("VOICE_CLONE"),

@@ -12,6 +12,7 @@ from django.utils import timezone
 from responses import matchers
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from tests.support.settings import UID, UID_B
 from topview_callbacks import __version__
 from topview_callbacks.client import TopviewClient, UploadedFile
 from topview_callbacks.exceptions import TopviewAPIError, TopviewConnectionError, TopviewError
@@ -46,7 +47,7 @@ def test_every_call_carries_the_accounts_headers_and_a_timeout(api):
         match=[
             matchers.header_matcher(
                 {
-                    "Topview-Uid": "test-uid-NsDAaOPF4jLu",
+                    "Topview-Uid": UID,
                     "Authorization": "Bearer sk-test-key",
                     "User-Agent": f"topview-callbacks/{__version__}",
                 }
@@ -62,9 +63,7 @@ def test_another_account_signs_with_its_own_credentials(api):
         f"{BASE}/user/credit/detail",
         json=ok({}),
         match=[
-            matchers.header_matcher(
-                {"Topview-Uid": "test-uid-brand-b", "Authorization": "Bearer sk-brand-b"}
-            )
+            matchers.header_matcher({"Topview-Uid": UID_B, "Authorization": "Bearer sk-brand-b"})
         ],
     )
     TopviewClient("brand-b").credit()
@@ -208,7 +207,7 @@ def test_a_session_you_pass_is_used_as_given(api):
     client = TopviewClient(session=session)
     assert client.session is session
     assert client.credit() == 1
-    assert session.headers["Topview-Uid"] == "test-uid-NsDAaOPF4jLu"
+    assert session.headers["Topview-Uid"] == UID
 
 
 # Submitting ----------------------------------------------------------------------------

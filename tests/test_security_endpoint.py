@@ -21,6 +21,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
+from tests.support.settings import UID, UID_B
 from tests.test_checks import ids, ours
 from topview_callbacks.biz_types import BizType
 from topview_callbacks.models import Notice, RejectedDelivery, SubmittedTask
@@ -28,7 +29,6 @@ from topview_callbacks.testing import deliver_notice, notice_payload
 
 pytestmark = pytest.mark.django_db
 
-UID = "test-uid-NsDAaOPF4jLu"
 REJECTIONS = "topview_callbacks.rejections"
 
 
@@ -105,7 +105,6 @@ def test_round2_f8_a_plain_id_with_spaces_and_punctuation_is_still_accepted() ->
 # --- 3. anyone could make the pipeline's health critical -----------------------------------
 
 TOKEN, TOKEN_B = "path-token-default-0123456789", "path-token-brand-b-0123456789"
-UID_B = "test-uid-brand-b"
 WITH_TOKENS: dict[str, Any] = {
     "UID": UID,
     "API_KEY": "k",
