@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from tests.support.admin import action, change_url, page_messages
 from tests.support.settings import UID_B
 from topview_callbacks import processing, signals
 from topview_callbacks.admin import actions, changelist, display
@@ -52,19 +53,6 @@ def make_notice(biz_type: str = "M2V_PREVIEW", **values: Any) -> Notice:
     }
     fields.update(values)
     return Notice.objects.create(**fields)
-
-
-def change_url(obj: Notice | SubmittedTask) -> str:
-    return reverse(f"admin:topview_callbacks_{obj._meta.model_name}_change", args=[obj.pk])
-
-
-def action(client: Client, url: str, name: str, rows: list[Any], **extra: str) -> Any:
-    data = {"action": name, "_selected_action": [str(row.pk) for row in rows], **extra}
-    return client.post(url, data, follow=True)
-
-
-def page_messages(response: Any) -> list[tuple[str, str]]:
-    return [(m.level_tag, str(m)) for m in response.context["messages"]]
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The pipeline dashboard in Debian's Chromium: charts render, links filter, payloads stay text.
 
-Uses the browser fixtures of test_admin_browser (same URLconf, same offline browser).
+The browser and its offline pages: tests/support/browser.py.
 ``TOPVIEW_SCREENSHOTS=1`` refreshes docs/screenshots/dashboard*.png.
 """
 
@@ -13,8 +13,8 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from tests.support.browser import log_in, shoot
 from tests.support.settings import topview
-from tests.test_admin_browser import browser, log_in, page, shoot  # noqa: F401  (fixtures)
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask
 from topview_callbacks.testing import deliver_notice, mock_topview, notice_payload
 
@@ -67,7 +67,7 @@ def fill() -> None:
             )
 
 
-def test_the_dashboard_charts_links_and_hostile_strings(page: Any) -> None:  # noqa: F811
+def test_the_dashboard_charts_links_and_hostile_strings(page: Any) -> None:
     fill()
     cache.clear()  # the credit another test cached
     dialogs: list[str] = []

@@ -21,8 +21,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
+from tests.support.checks import ids, ours
 from tests.support.settings import UID, UID_B
-from tests.test_checks import ids, ours
 from topview_callbacks.biz_types import BizType
 from topview_callbacks.models import Notice, RejectedDelivery, SubmittedTask
 from topview_callbacks.testing import deliver_notice, notice_payload

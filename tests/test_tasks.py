@@ -15,8 +15,8 @@ from django.core.management import call_command
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from tests.conftest import run_without
 from tests.support.settings import topview
+from tests.support.without import run_without
 from topview_callbacks import dispatch, jobs, signals, sweeping, tasks
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
 from topview_callbacks.testing import deliver_notice, notice_payload

@@ -19,11 +19,10 @@ from django.db import OperationalError
 from django.test import override_settings
 from django.utils import timezone
 
-from tests.conftest import run_without
+from tests.support.archive import deliver_text2video, stored_files
 from tests.support.media_server import MediaServer
 from tests.support.settings import topview
-from tests.test_archiving import stored_files
-from tests.test_archiving_integration import deliver_text2video
+from tests.support.without import run_without
 from topview_callbacks import dispatch, jobs, processing, retrying, signals
 from topview_callbacks.models import ArchivedMedia, MediaState, Notice, NoticeState
 from topview_callbacks.testing import deliver_notice, notice_payload
