@@ -56,7 +56,7 @@ SERVER = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from tests.media_server import MediaServer
+from tests.support.media_server import MediaServer
 server = MediaServer(size=int(sys.argv[3]))
 server.big_file = Path(sys.argv[2])
 server.start()

@@ -3,10 +3,10 @@
 In a temporary folder: a new virtualenv; the README's install line run verbatim by a shell
 (before the first release it installs `./topview-callbacks`, here a link to this
 checkout, so the newest Django that installs with it is what a user gets today); then
-`startproject` and the README's example pasted in (tests/readme_site.py), `manage.py
-check` with no environment variable set (it must report no issue), `migrate`, and the
-contract's example notice POSTed to NOTICE_URL with and without its trailing slash (200
-and the contract's acknowledgement, byte for byte, each time). Exits non-zero on any
+`startproject` and the README's example pasted in (tests/support/readme_site.py),
+`manage.py check` with no environment variable set (it must report no issue), `migrate`,
+and the contract's example notice POSTed to NOTICE_URL with and without its trailing slash
+(200 and the contract's acknowledgement, byte for byte, each time). Exits non-zero on any
 difference.
 """
 
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import readme_site  # noqa: E402  (the checkout's tests/, not an installed one)
+from tests.support import readme_site  # noqa: E402  (the checkout's tests/, not an installed one)
 
 
 def main() -> int:

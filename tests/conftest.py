@@ -1,13 +1,15 @@
-"""Shared fixtures. Tests marked ``postgres`` run only on the PostgreSQL run of the suite."""
+"""Shared fixtures. Tests marked ``postgres`` run only on the PostgreSQL run of the suite.
+
+The code behind them lives in tests/support/, which imports nothing from here; no test
+module imports another or this one (tests/test_suite_layout.py).
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import socket
-import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,14 @@ import pytest
 from django.conf import settings
 from django.dispatch import Signal
 
-from tests.media_server import MediaServer
+from tests.support.archive import ARCHIVED_SIZE
+from tests.support.media_server import MediaServer
+from tests.support.settings import ON_POSTGRES
 from topview_callbacks import signals
 
-ON_POSTGRES = settings.DATABASE_VENDOR == "postgres"
+# Fixtures defined in support modules: the browser and its pages.
+pytest_plugins = ["tests.support.browser"]
+
 SERVICES_REQUIRED = (
     os.environ.get("CI") == "true" or os.environ.get("TOPVIEW_REQUIRE_SERVICES") == "1"
 )
@@ -116,12 +122,10 @@ def failing_receiver() -> Iterator[Any]:
 
 # --- archiving: a media server on 127.0.0.1 and settings that let the tests fetch from it ---
 
-ARCHIVED_SIZE = 200_000
-
 
 @pytest.fixture
 def server() -> Iterator[MediaServer]:
-    """``tests.media_server.MediaServer`` serving ``ARCHIVED_SIZE``-byte files."""
+    """``tests.support.media_server.MediaServer`` serving ``ARCHIVED_SIZE``-byte files."""
     server = MediaServer(size=ARCHIVED_SIZE).start()
     yield server
     server.stop()
@@ -150,31 +154,6 @@ def archive_settings(settings: Any, tmp_path: Path) -> Any:
         "MAX_ATTEMPTS": 3,
     }
     return settings
-
-
-_HIDE = """
-import sys
-class Hide:
-    def find_spec(self, name, path=None, target=None):
-        if any(name == hidden or name.startswith(hidden + ".") for hidden in HIDDEN):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-sys.meta_path.insert(0, Hide())
-import django
-django.setup()
-"""
-
-
-def run_without(hidden: tuple[str, ...], code: str) -> str:
-    """Run ``code`` in a new Python process where ``hidden`` packages can't be imported,
-    after ``django.setup()`` with the test settings (on SQLite); returns its output."""
-    script = f"HIDDEN = {hidden!r}\n{_HIDE}\n{textwrap.dedent(code)}"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    env.pop("TOPVIEW_TEST_DATABASE", None)
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 # --- processes the tests start: workers, gunicorn (tests/support/) ---------------------------

@@ -16,6 +16,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from tests.support.admin import action, change_url, page_messages
+from tests.support.settings import UID_B
 from topview_callbacks import processing, signals
 from topview_callbacks.admin import actions, changelist, display
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
@@ -51,19 +53,6 @@ def make_notice(biz_type: str = "M2V_PREVIEW", **values: Any) -> Notice:
     }
     fields.update(values)
     return Notice.objects.create(**fields)
-
-
-def change_url(obj: Notice | SubmittedTask) -> str:
-    return reverse(f"admin:topview_callbacks_{obj._meta.model_name}_change", args=[obj.pk])
-
-
-def action(client: Client, url: str, name: str, rows: list[Any], **extra: str) -> Any:
-    data = {"action": name, "_selected_action": [str(row.pk) for row in rows], **extra}
-    return client.post(url, data, follow=True)
-
-
-def page_messages(response: Any) -> list[tuple[str, str]]:
-    return [(m.level_tag, str(m)) for m in response.context["messages"]]
 
 
 @pytest.fixture
@@ -388,9 +377,7 @@ def test_poll_now_on_an_unfinished_task_records_nothing(operator: Client, topvie
     task = SubmittedTask.objects.create(biz_type="VOICE_CLONE", task_id="t-q", account="brand-b")
     response = action(operator, TASKS, "poll_now", [task])
     # One query, with the task's own account's credentials, not the default account's.
-    assert [call.request.headers["Topview-Uid"] for call in topview_api.calls] == [
-        "test-uid-brand-b"
-    ]
+    assert [call.request.headers["Topview-Uid"] for call in topview_api.calls] == [UID_B]
     assert not Notice.objects.exists()
     task.refresh_from_db()
     assert (task.status, task.poll_count) == (TaskStatus.RUNNING, 1)

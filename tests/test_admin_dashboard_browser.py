@@ -1,6 +1,6 @@
 """The pipeline dashboard in Debian's Chromium: charts render, links filter, payloads stay text.
 
-Uses the browser fixtures of test_admin_browser (same URLconf, same offline browser).
+The browser and its offline pages: tests/support/browser.py.
 ``TOPVIEW_SCREENSHOTS=1`` refreshes docs/screenshots/dashboard*.png.
 """
 
@@ -10,12 +10,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core.cache import cache
-from django.test import override_settings
 from django.utils import timezone
 
-from tests.test_admin_browser import browser, log_in, page, shoot  # noqa: F401  (fixtures)
+from tests.support.browser import log_in, shoot
+from tests.support.settings import topview
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask
 from topview_callbacks.testing import deliver_notice, mock_topview, notice_payload
 
@@ -59,9 +58,7 @@ def fill() -> None:
     )
     # A site whose UID is misconfigured: Topview calls with the path token and another UID.
     token = "dashboard-token-0123456789"
-    with override_settings(
-        TOPVIEW_CALLBACKS={**settings.TOPVIEW_CALLBACKS, "NOTICE_TOKENS": [token]}
-    ):
+    with topview(NOTICE_TOKENS=[token]):
         for _ in range(4):
             deliver_notice(
                 notice_payload("VOICE_CLONE"),
@@ -70,7 +67,7 @@ def fill() -> None:
             )
 
 
-def test_the_dashboard_charts_links_and_hostile_strings(page: Any) -> None:  # noqa: F811
+def test_the_dashboard_charts_links_and_hostile_strings(page: Any) -> None:
     fill()
     cache.clear()  # the credit another test cached
     dialogs: list[str] = []

@@ -7,7 +7,6 @@ value on hover. ``TOPVIEW_SCREENSHOTS=1`` refreshes docs/screenshots/laptop_*.pn
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -15,13 +14,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from tests.test_admin_browser import (
-    SCREENSHOTS,
-    browser,  # noqa: F401  (the module's Chromium, a fixture)
-    log_in,
-    m2v_result,
-    store,
-)
+from tests.support.browser import log_in, m2v_result, offline_page, shoot, store
 from topview_callbacks.models import (
     ArchivedMedia,
     MediaState,
@@ -42,27 +35,11 @@ LONG_URL = (
 
 
 @pytest.fixture
-def laptop(browser: Any, live_server: Any, settings: Any) -> Iterator[Any]:  # noqa: F811
+def laptop(browser: Any, live_server: Any, settings: Any) -> Iterator[Any]:
     """A page at 1400x900 that can only reach the live server."""
-    settings.ROOT_URLCONF = "tests.test_admin_browser"
-    settings.STATIC_URL = "/static/"
-    context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
-    context.route(
-        "**/*",
-        lambda route: (
-            route.continue_() if route.request.url.startswith(live_server.url) else route.abort()
-        ),
-    )
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    page.base_url = live_server.url
+    page = offline_page(browser, live_server, settings, WIDTH, HEIGHT)
     yield page
-    context.close()
-
-
-def shoot(page: Any, name: str) -> None:
-    if os.environ.get("TOPVIEW_SCREENSHOTS"):
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))  # the screen, not the page
+    page.context.close()
 
 
 def no_horizontal_scroll(page: Any) -> dict[str, int]:
@@ -124,7 +101,7 @@ def test_the_state_column_is_visible_without_scrolling(
     many_rows()
     log_in(laptop)
     laptop.goto(f"{laptop.base_url}/admin/topview_callbacks/{screen}/")
-    shoot(laptop, f"laptop_{'notices' if screen == 'notice' else 'tasks'}")
+    shoot(laptop, f"laptop_{'notices' if screen == 'notice' else 'tasks'}", full_page=False)
     widths = no_horizontal_scroll(laptop)
     assert widths["page"] <= widths["window"], widths
     assert widths["results"] <= widths["box"], widths
@@ -151,4 +128,4 @@ def test_long_urls_in_the_media_inline_are_one_line_with_the_full_value_on_hover
     assert box["width"] > 200
     assert source.get_attribute("title") == LONG_URL
     assert laptop.evaluate("document.documentElement.scrollWidth") <= WIDTH
-    shoot(laptop, "laptop_task_media")
+    shoot(laptop, "laptop_task_media", full_page=False)

@@ -12,8 +12,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.utils import timezone
 
-from tests.conftest import ARCHIVED_SIZE
-from tests.media_server import MediaServer, body_for
+from tests.support.archive import ARCHIVED_SIZE, archive, stored_files, task_with
+from tests.support.media_server import MediaServer, body_for
 from topview_callbacks import archive_names, archiving, signals
 from topview_callbacks.models import ArchivedMedia, MediaState, SubmittedTask
 
@@ -23,29 +23,9 @@ QUERY = f"{API}/v1/common_task/text2video/task/query"
 SIZE = ARCHIVED_SIZE
 
 
-def stored_files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in (root / "media").rglob("*") if p.is_file())
-
-
-def task_with(*urls: str, task_id: str = "t1") -> SubmittedTask:
-    task = SubmittedTask.objects.create(
-        biz_type="COMMON_TASK_TEXT2VIDEO",
-        task_id=task_id,
-        status="success",
-        result={"status": "success", "videos": [{"filePath": url} for url in urls]},
-    )
-    archiving.create_rows(task)
-    return task
-
-
 def answer_query(url: str) -> None:
     result = {"status": "success", "videos": [{"filePath": url}]}
     responses.get(QUERY, json={"code": "200", "message": "ok", "result": result})
-
-
-def archive(task: SubmittedTask) -> list[ArchivedMedia]:
-    archiving.archive_task(task.pk)
-    return list(ArchivedMedia.objects.filter(task=task).order_by("index"))
 
 
 def test_a_file_is_streamed_into_the_storage_with_its_hash_size_and_type(

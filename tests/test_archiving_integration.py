@@ -13,22 +13,15 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.test import Client
 
-from tests.media_server import MediaServer
-from tests.test_admin import action, change_url, page_messages
-from tests.test_archiving import stored_files, task_with
+from tests.support.admin import action, change_url, page_messages
+from tests.support.archive import deliver_text2video, stored_files, task_with
+from tests.support.media_server import MediaServer
 from topview_callbacks import pruning, tasks
 from topview_callbacks.models import ArchivedMedia, MediaState, Notice, SubmittedTask
 from topview_callbacks.processing import process_due
 from topview_callbacks.testing import deliver_notice, notice_payload
 
 pytestmark = pytest.mark.django_db
-
-
-def deliver_text2video(url: str, task_id: str = "tv1", run_on_commit: bool = True) -> Notice:
-    result = {"taskId": task_id, "status": "success", "videos": [{"filePath": url}]}
-    payload = notice_payload("COMMON_TASK_TEXT2VIDEO", task_id=task_id, result=result)
-    assert deliver_notice(payload, run_on_commit=run_on_commit).status_code == 200
-    return Notice.objects.get(task_id=task_id)
 
 
 def test_a_processed_success_leaves_pending_rows_and_no_download_in_the_request(

@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 from django.db import connection, connections
 
-from tests.conftest import ARCHIVED_SIZE
-from tests.media_server import MediaServer, body_for
+from tests.support.archive import ARCHIVED_SIZE, stored_files, task_with
+from tests.support.media_server import MediaServer, body_for
 from tests.support.processes import ROOT, Service, free_port, wait_for
-from tests.test_archiving import stored_files, task_with
 from topview_callbacks import archiving
 from topview_callbacks.models import ArchivedMedia, MediaState
 

@@ -6,29 +6,10 @@ import importlib.util
 from typing import Any
 
 import pytest
-from django.core.checks import CheckMessage, Tags, run_checks
+from django.core.checks import Tags
 from django.test import override_settings
 
-TOKEN = "good-token-0123456789"
-GOOD = {
-    "UID": "uid-1",
-    "API_KEY": "key-1",
-    # A path token: without one (or ALLOWED_IPS), W030 says only the UID protects the endpoint.
-    "NOTICE_TOKENS": [TOKEN],
-    "NOTICE_URL": f"https://example.com/topview/notice/{TOKEN}/",
-}
-
-
-def ours(tags: list[str] | None = None) -> list[CheckMessage]:
-    """What Django's check framework reports for this app (registered in ``ready()``)."""
-    # databases=[]: Django 6.1's model checks would otherwise query each database.
-    found = run_checks(tags=tags, databases=[])
-    return [m for m in found if (m.id or "").startswith("topview_callbacks.")]
-
-
-def ids(**settings: Any) -> list[str]:
-    with override_settings(**settings):
-        return [message.id for message in ours()]  # type: ignore[misc]
+from tests.support.checks import GOOD, TOKEN, ids, ours
 
 
 def test_a_good_configuration_passes() -> None:

@@ -7,19 +7,17 @@ from typing import Any
 import pytest
 from django.core.checks import Tags
 
-from tests.test_checks import GOOD, ids, ours
-
-CELERY = {**GOOD, "PROCESSING": "celery", "ARCHIVE_MEDIA": True}
+from tests.support.checks import ARCHIVING, GOOD, ids, ours
 
 
 def test_archiving_on_with_celery_and_the_defaults_passes(settings: Any) -> None:
     settings.CELERY_DB_REUSE_MAX = 1000
-    assert ids(TOPVIEW_CALLBACKS=CELERY) == []
+    assert ids(TOPVIEW_CALLBACKS=ARCHIVING) == []
 
 
 def test_archiving_on_with_django_tasks_passes() -> None:
     pytest.importorskip("django_tasks_db")
-    tasks_mode = {**CELERY, "PROCESSING": "tasks", "TASKS_BACKEND": "database"}
+    tasks_mode = {**ARCHIVING, "PROCESSING": "tasks", "TASKS_BACKEND": "database"}
     assert ids(TOPVIEW_CALLBACKS=tasks_mode) == []  # archive_media runs as a task
 
 
@@ -46,7 +44,7 @@ def test_each_archiving_problem_has_its_id(
     config: dict[str, Any], expected: str, settings: Any
 ) -> None:
     settings.CELERY_DB_REUSE_MAX = 1000
-    assert ids(TOPVIEW_CALLBACKS={**CELERY, **config}) == [f"topview_callbacks.{expected}"]
+    assert ids(TOPVIEW_CALLBACKS={**ARCHIVING, **config}) == [f"topview_callbacks.{expected}"]
 
 
 def test_unsafe_fetching_without_debug_is_a_deploy_warning(settings: Any) -> None:

@@ -8,7 +8,7 @@ import pytest
 from django.core.checks import Tags
 from django.test import override_settings
 
-from tests.test_checks import GOOD, ours
+from tests.support.checks import GOOD, ours
 from topview_callbacks.checks import check_notice_route
 
 TOKEN = GOOD["NOTICE_TOKENS"][0]

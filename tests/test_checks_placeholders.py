@@ -8,7 +8,7 @@ import pytest
 from django.core.checks import CheckMessage, run_checks
 from django.test import override_settings
 
-from tests.test_checks import GOOD
+from tests.support.checks import GOOD
 
 W008 = "topview_callbacks.W008"
 

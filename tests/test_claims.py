@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.test import override_settings
 from django.utils import timezone
 
+from tests.support.settings import topview
 from topview_callbacks import processing, signals
 from topview_callbacks.models import Notice, NoticeSource, NoticeState
 from topview_callbacks.processing import claims
@@ -92,7 +92,7 @@ def test_a_notice_whose_attempts_never_finish_is_given_up(record_signal: Any) ->
     Notice.objects.filter(pk=notice.pk).update(
         attempts=3, claim="dead", claimed_at=timezone.now() - timedelta(minutes=1)
     )
-    with override_settings(TOPVIEW_CALLBACKS={"MAX_ATTEMPTS": 3}):
+    with topview(MAX_ATTEMPTS=3):
         batch = processing.process_due()
     assert (batch.claimed, batch.notices) == (1, [])
     notice.refresh_from_db()

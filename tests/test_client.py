@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import requests
@@ -12,6 +13,7 @@ from django.utils import timezone
 from responses import matchers
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from tests.support.settings import UID, UID_B
 from topview_callbacks import __version__
 from topview_callbacks.client import TopviewClient, UploadedFile
 from topview_callbacks.exceptions import TopviewAPIError, TopviewConnectionError, TopviewError
@@ -39,45 +41,40 @@ def no_backoff(monkeypatch):
 # Requests and the envelope ------------------------------------------------------------
 
 
-def test_every_call_carries_the_accounts_headers_and_a_timeout(api):
-    api.get(
-        f"{BASE}/user/credit/detail",
-        json=ok({"remainCredit": 12}),
-        match=[
-            matchers.header_matcher(
-                {
-                    "Topview-Uid": "test-uid-NsDAaOPF4jLu",
-                    "Authorization": "Bearer sk-test-key",
-                    "User-Agent": f"topview-callbacks/{__version__}",
-                }
-            ),
-            matchers.request_kwargs_matcher({"timeout": 7.5}),
-        ],
-    )
+def sent(api: responses.RequestsMock) -> Any:
+    """The one request the client sent (``req_kwargs`` holds what requests was given)."""
+    [call] = api.calls
+    return call.request
+
+
+def test_every_call_carries_the_accounts_headers_and_a_timeout(
+    api: responses.RequestsMock,
+) -> None:
+    api.get(f"{BASE}/user/credit/detail", json=ok({"remainCredit": 12}))
     assert TopviewClient(timeout=7.5).credit() == {"remainCredit": 12}
+    request = sent(api)
+    assert request.headers["Topview-Uid"] == UID
+    assert request.headers["Authorization"] == "Bearer sk-test-key"
+    assert request.headers["User-Agent"] == f"topview-callbacks/{__version__}"
+    assert request.req_kwargs["timeout"] == 7.5
 
 
-def test_another_account_signs_with_its_own_credentials(api):
-    api.get(
-        f"{BASE}/user/credit/detail",
-        json=ok({}),
-        match=[
-            matchers.header_matcher(
-                {"Topview-Uid": "test-uid-brand-b", "Authorization": "Bearer sk-brand-b"}
-            )
-        ],
-    )
-    TopviewClient("brand-b").credit()
+def test_another_account_signs_with_its_own_credentials(api: responses.RequestsMock) -> None:
+    api.get(f"{BASE}/user/credit/detail", json=ok({"remainCredit": 3}))
+    assert TopviewClient("brand-b").credit() == {"remainCredit": 3}
+    request = sent(api)
+    assert request.headers["Topview-Uid"] == UID_B != UID
+    assert request.headers["Authorization"] == "Bearer sk-brand-b"
 
 
 @override_settings(TOPVIEW_CALLBACKS={"UID": "u", "API_KEY": "k", "REQUEST_TIMEOUT": 3})
-def test_the_default_timeout_comes_from_settings(api):
-    api.get(
-        "https://api.topview.ai/user/credit/detail",
-        json=ok({}),
-        match=[matchers.request_kwargs_matcher({"timeout": 3.0})],
-    )
-    TopviewClient().credit()
+def test_the_default_timeout_comes_from_settings(api: responses.RequestsMock) -> None:
+    # No API_BASE_URL either: the client calls Topview's own API.
+    api.get("https://api.topview.ai/user/credit/detail", json=ok({}))
+    assert TopviewClient().credit() == {}
+    request = sent(api)
+    assert request.url == "https://api.topview.ai/user/credit/detail"
+    assert request.req_kwargs["timeout"] == 3.0  # REQUEST_TIMEOUT's default is 30
 
 
 @pytest.mark.parametrize(
@@ -208,7 +205,7 @@ def test_a_session_you_pass_is_used_as_given(api):
     client = TopviewClient(session=session)
     assert client.session is session
     assert client.credit() == 1
-    assert session.headers["Topview-Uid"] == "test-uid-NsDAaOPF4jLu"
+    assert session.headers["Topview-Uid"] == UID
 
 
 # Submitting ----------------------------------------------------------------------------
@@ -241,17 +238,15 @@ def test_submit_adds_notice_url_and_records_the_task(api):
 
 
 @pytest.mark.django_db
-def test_m2v_preview_is_submitted_with_preview_true(api):
-    api.post(
-        f"{BASE}/v1/m2v/task/submit",
-        json=ok({"taskId": "m-1", "noticeUuid": "n"}),
-        match=[
-            matchers.json_params_matcher(
-                {"productLink": "https://shop/p", "preview": True, "noticeUrl": NOTICE_URL}
-            )
-        ],
-    )
-    TopviewClient().submit("M2V_PREVIEW", productLink="https://shop/p")
+def test_m2v_preview_is_submitted_with_preview_true(api: responses.RequestsMock) -> None:
+    api.post(f"{BASE}/v1/m2v/task/submit", json=ok({"taskId": "m-1", "noticeUuid": "n"}))
+    task = TopviewClient().submit("M2V_PREVIEW", productLink="https://shop/p")
+    assert json.loads(sent(api).body) == {
+        "productLink": "https://shop/p",
+        "preview": True,
+        "noticeUrl": NOTICE_URL,
+    }
+    assert (task.biz_type, task.task_id) == ("M2V_PREVIEW", "m-1")
 
 
 @pytest.mark.django_db

@@ -17,6 +17,7 @@ import responses
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
+from tests.support.settings import UID, UID_B, topview
 from topview_callbacks import signals
 from topview_callbacks.models import Notice, NoticeState
 from topview_callbacks.testing import deliver_notice, notice_payload
@@ -38,7 +39,7 @@ def test_check_notice_url_posts_notice_url_with_topview_headers() -> None:
     assert "accepted https://example.com/topview/notice/" in output
     sent = responses.calls[0].request
     assert json.loads(sent.body) == {"noticeUrl": "https://example.com/topview/notice/"}
-    assert sent.headers["Topview-Uid"] == "test-uid-NsDAaOPF4jLu"
+    assert sent.headers["Topview-Uid"] == UID
     assert sent.headers["Authorization"] == "Bearer sk-test-key"
     assert sent.headers["User-Agent"].startswith("topview-callbacks/")
 
@@ -49,7 +50,7 @@ def test_check_notice_url_takes_a_url_and_an_account() -> None:
     run("check_notice_url", "https://other.example.com/n/", "--account", "brand-b")
     sent = responses.calls[0].request
     assert json.loads(sent.body) == {"noticeUrl": "https://other.example.com/n/"}
-    assert sent.headers["Topview-Uid"] == "test-uid-brand-b"
+    assert sent.headers["Topview-Uid"] == UID_B
 
 
 @responses.activate
@@ -84,9 +85,6 @@ def test_check_notice_url_refusals_are_one_line_errors(
 
 TOKEN = "command-token-0123456789"
 WITH_TOKEN = {
-    "UID": "u",
-    "API_KEY": "k",
-    "API_BASE_URL": "https://api.topview.test",
     "NOTICE_TOKENS": [TOKEN],
     "NOTICE_URL": f"https://example.com/topview/notice/{TOKEN}/",
 }
@@ -95,7 +93,7 @@ WITH_TOKEN = {
 @responses.activate
 def test_check_notice_url_never_prints_the_path_token() -> None:
     responses.post(CHECK_URL, json={"code": "200", "message": "Success", "result": True})
-    with override_settings(TOPVIEW_CALLBACKS=WITH_TOKEN):
+    with topview(**WITH_TOKEN):
         output = run("check_notice_url")
     assert "accepted https://example.com/topview/notice/<token>/" in output
     assert TOKEN not in output
@@ -106,7 +104,7 @@ def test_check_notice_url_never_prints_the_path_token() -> None:
 def test_check_notice_url_refusal_quoting_the_url_never_prints_the_token() -> None:
     message = f"noticeUrl https://example.com/topview/notice/{TOKEN}/ is illegal"
     responses.post(CHECK_URL, json={"code": "4000", "message": message, "result": None})
-    with override_settings(TOPVIEW_CALLBACKS=WITH_TOKEN), pytest.raises(CommandError) as caught:
+    with topview(**WITH_TOKEN), pytest.raises(CommandError) as caught:
         run("check_notice_url")
     assert TOKEN not in str(caught.value)
     assert "notice/<token>/ is illegal" in str(caught.value)
@@ -201,8 +199,8 @@ def test_reprocess_needs_uuids_or_failed_and_names_unknown_ones() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_process_pending_command_processes_stored_notices(record_signal: Any) -> None:
     fired = record_signal(signals.task_outcome)
-    with override_settings(TOPVIEW_CALLBACKS={"UID": "u", "PROCESSING": "manual"}):
-        deliver_notice(notice_payload(), uid="u")
+    with topview(PROCESSING="manual"):
+        deliver_notice(notice_payload())
     assert "Processed 1 notice(s)." in run("topview_process_pending")
     assert len(fired.calls) == 1
 

@@ -13,12 +13,12 @@ import requests
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 
+from tests.support.settings import UID
 from topview_callbacks import signals
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask
 from topview_callbacks.testing import notice_payload
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-UID = "test-uid-NsDAaOPF4jLu"
 DELIVERIES = 50
 
 
@@ -73,9 +73,12 @@ def test_one_uuid_delivered_50_times_at_once_gives_one_row_and_one_signal(
     responses = deliver_at_once(f"{server_url}/topview/notice/", [body] * DELIVERIES)
 
     assert [r.status_code for r in responses] == [200] * DELIVERIES
+    acknowledgement = {"uuid": "same-uuid", "topviewUid": UID, "result": "success"}
     assert {r.content for r in responses} == {
-        b'{"code":"200","message":"Success","result":'
-        b'{"uuid":"same-uuid","topviewUid":"test-uid-NsDAaOPF4jLu","result":"success"}}'
+        json.dumps(
+            {"code": "200", "message": "Success", "result": acknowledgement},
+            separators=(",", ":"),
+        ).encode()
     }
     notice = Notice.objects.get()
     assert notice.state == NoticeState.PROCESSED

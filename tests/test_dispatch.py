@@ -5,21 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.test import override_settings
 
+from tests.support.settings import topview
 from topview_callbacks import dispatch, tasks
 from topview_callbacks.models import Notice, NoticeState
 from topview_callbacks.testing import deliver_notice, notice_payload
 
 pytestmark = pytest.mark.django_db
 
-BASE = {"UID": "test-uid-NsDAaOPF4jLu", "API_KEY": "sk-test-key"}
-
 
 def deliver(mode: str, capture: Any, payload: dict[str, Any] | None = None) -> Notice:
     payload = payload or notice_payload("VOICE_CLONE")
-    settings = override_settings(TOPVIEW_CALLBACKS={**BASE, "PROCESSING": mode})
-    with settings, capture(execute=True):
+    with topview(PROCESSING=mode), capture(execute=True):
         assert deliver_notice(payload).status_code == 200
     return Notice.objects.get(uuid=payload["uuid"])
 
@@ -78,7 +75,7 @@ def test_a_backend_that_fails_leaves_the_notice_pending_and_says_so(
     ).notice
     assert stored is not None
     with (
-        override_settings(TOPVIEW_CALLBACKS={**BASE, "PROCESSING": "celery"}),
+        topview(PROCESSING="celery"),
         caplog.at_level("ERROR", logger="topview_callbacks.dispatch"),
     ):
         dispatch.start(stored.pk, new=True)  # must not raise

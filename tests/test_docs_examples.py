@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.dispatch import Signal
 
-from tests.readme_site import ROOT, blocks, snippet
+from tests.support.readme_site import ROOT, blocks, snippet
 from topview_callbacks import signals
 
 TESTING_PAGE = ROOT / "docs" / "testing.md"

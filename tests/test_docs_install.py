@@ -26,7 +26,7 @@ import pytest
 import requests
 from django.core.exceptions import ImproperlyConfigured
 
-from tests.readme_site import README, ROOT, install_line, snippet
+from tests.support.readme_site import README, ROOT, install_line, snippet
 
 INSTALLATION = ROOT / "docs" / "installation.md"
 SETTINGS_PAGE = ROOT / "docs" / "settings.md"

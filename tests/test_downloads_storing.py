@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 from django.core.files.storage import FileSystemStorage, InMemoryStorage, storages
 
-from tests.conftest import ARCHIVED_SIZE
-from tests.media_server import MediaServer, body_for
-from tests.test_archiving import archive, stored_files, task_with
+from tests.support.archive import ARCHIVED_SIZE, archive, stored_files, task_with
+from tests.support.media_server import MediaServer, body_for
 from topview_callbacks.downloads import storing
 from topview_callbacks.models import MediaState, archive_storage
 

@@ -21,8 +21,8 @@ from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
 
-from tests.conftest import ON_POSTGRES
-from tests.test_testing_fake_media import MAGIC
+from tests.support.magic import MAGIC
+from tests.support.settings import ON_POSTGRES
 from topview_callbacks import polling, signals
 from topview_callbacks.client import TopviewClient
 from topview_callbacks.models import ArchivedMedia, MediaState, Notice, NoticeState, SubmittedTask

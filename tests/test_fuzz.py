@@ -11,12 +11,12 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.settings import UID
 from topview_callbacks.contract import parse_notice
 from topview_callbacks.exceptions import NoticeValidationError
 from topview_callbacks.models import Notice
 from topview_callbacks.testing import notice_payload
 
-UID = "test-uid-NsDAaOPF4jLu"
 REQUIRED = ("uuid", "bizType", "taskId", "status")
 # CI's Django/Python matrix sessions run a tenth of the examples (TOPVIEW_FUZZ_SCALE=0.1):
 # what is fuzzed here is our parsing, which no Django or Python version changes; `make test`

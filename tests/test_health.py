@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.test import RequestFactory, override_settings
+from django.test import RequestFactory
 from django.utils import timezone
 
+from tests.support.settings import topview
 from topview_callbacks import health
 from topview_callbacks.models import Notice, NoticeState, RejectedDelivery, SubmittedTask
 from topview_callbacks.testing import deliver_notice, notice_payload
@@ -20,12 +21,12 @@ from topview_callbacks.testing import deliver_notice, notice_payload
 pytestmark = pytest.mark.django_db
 
 NOW = timezone.now()
-SETTINGS = {"UID": "test-uid-NsDAaOPF4jLu", "API_KEY": "k", "SWEEP_AFTER": 300}
+SWEEP_AFTER = 300
 
 
 @pytest.fixture(autouse=True)
 def settings_for_health() -> Any:
-    with override_settings(TOPVIEW_CALLBACKS=SETTINGS):
+    with topview(SWEEP_AFTER=SWEEP_AFTER):
         yield
 
 
@@ -100,7 +101,7 @@ def test_measurements_count_what_the_fixtures_hold() -> None:
 def test_stuck_thresholds_follow_sweep_after(age_minutes: int, level: health.Level) -> None:
     notice(NoticeState.PENDING, timedelta(minutes=age_minutes))
     limits = {"STUCK_WARNING_FACTOR": 2, "STUCK_CRITICAL_FACTOR": 6}
-    with override_settings(TOPVIEW_CALLBACKS={**SETTINGS, "HEALTH": limits}):
+    with topview(SWEEP_AFTER=SWEEP_AFTER, HEALTH=limits):
         assert by_name(health.check(NOW))["stuck_notices"].level == level
 
 
@@ -117,7 +118,7 @@ def test_silence_with_open_tasks_is_critical_after_a_day() -> None:
 
 def test_a_wrong_uid_with_the_right_token_makes_the_command_exit_2_naming_the_cause() -> None:
     token = "path-token-0123456789abcdef"
-    with override_settings(TOPVIEW_CALLBACKS={**SETTINGS, "NOTICE_TOKENS": [token]}):
+    with topview(SWEEP_AFTER=SWEEP_AFTER, NOTICE_TOKENS=[token]):
         path = f"/topview/notice/{token}/"
         deliver_notice(notice_payload("VOICE_CLONE"), uid="uid-of-another-account", path=path)
         code, out = run("--json")

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,26 +22,17 @@ from django.urls import include, path
 from django.views.generic import View
 from rest_framework.views import APIView
 
-from tests import readme_site
-from tests.readme_site import CONTRACT_UID, contract_ack
+from tests.support import readme_site
+from tests.support.contract import deliver_contract_example
+from tests.support.readme_site import CONTRACT_UID, contract_ack
 from topview_callbacks.views import NoticeView
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).parent / "fixtures"
 TOKEN = "host-project-token-0123456789"
 LOGIN_REQUIRED = [
     *settings.MIDDLEWARE,
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
 ]
-
-
-def deliver_contract_example(url: str) -> Any:
-    return Client().post(
-        url,
-        data=(FIXTURES / "contract_notice.json").read_bytes(),
-        content_type="application/json",
-        headers={"Topview-Uid": CONTRACT_UID},
-    )
 
 
 @pytest.mark.django_db

@@ -9,18 +9,13 @@ from typing import Any
 
 import pytest
 from django.db import connections
-from django.test import override_settings
 
+from tests.support.settings import topview
 from topview_callbacks import jobs, processing, signals, tasks
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask
 from topview_callbacks.testing import deliver_notice, notice_payload
 
 pytestmark = pytest.mark.django_db(transaction=True)
-BASE = {"UID": "test-uid-NsDAaOPF4jLu", "API_KEY": "sk-test-key"}
-
-
-def topview(**values: Any) -> Any:
-    return override_settings(TOPVIEW_CALLBACKS={**BASE, **values})
 
 
 def store(count: int, **payload: Any) -> list[str]:

@@ -9,8 +9,8 @@ import logging.config
 import sys
 
 import pytest
-from django.test import override_settings
 
+from tests.support.settings import topview
 from topview_callbacks.logs import JsonFormatter, redact
 from topview_callbacks.models import Notice
 
@@ -85,5 +85,5 @@ TOKEN = "configured-token-0123456789"
     ],
 )
 def test_redact(line: str, expected: str) -> None:
-    with override_settings(TOPVIEW_CALLBACKS={"UID": "u", "NOTICE_TOKENS": [TOKEN]}):
+    with topview(NOTICE_TOKENS=[TOKEN]):
         assert redact(line) == expected

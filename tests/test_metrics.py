@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
-from django.test import Client, override_settings
+from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.settings import topview
 from topview_callbacks import polling
 from topview_callbacks.metrics import receivers
 from topview_callbacks.models import SubmittedTask
@@ -21,19 +22,13 @@ from topview_callbacks.testing import deliver_notice, mock_topview, notice_paylo
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TOKEN = "metrics-token-0123456789"
-SETTINGS = {
-    "UID": "test-uid-NsDAaOPF4jLu",
-    "API_KEY": "sk-test-key",
-    "API_BASE_URL": "https://api.topview.test",
-    "METRICS": True,
-    "METRICS_TOKEN": TOKEN,
-}
+METRICS_ON = {"METRICS": True, "METRICS_TOKEN": TOKEN}
 
 
 @pytest.fixture(autouse=True)
 def metrics_on() -> Any:
     receivers.connect()
-    with override_settings(TOPVIEW_CALLBACKS=SETTINGS):
+    with topview(**METRICS_ON):
         yield
     receivers.disconnect()
 
@@ -127,7 +122,7 @@ def test_the_metrics_url_needs_the_token_or_a_staff_viewer() -> None:
 
 
 def test_the_metrics_url_is_not_there_while_metrics_are_off() -> None:
-    with override_settings(TOPVIEW_CALLBACKS={**SETTINGS, "METRICS": False}):
+    with topview(**{**METRICS_ON, "METRICS": False}):
         response = Client().get("/topview/metrics/", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 404
 

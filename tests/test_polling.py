@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 from io import StringIO
 
@@ -10,9 +11,9 @@ import pytest
 import requests
 import responses
 from django.core.management import call_command
-from django.test import override_settings
 from django.utils import timezone
 
+from tests.support.settings import UID, topview
 from topview_callbacks import polling, signals, sweeping
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
 from topview_callbacks.testing import deliver_notice, notice_payload
@@ -21,10 +22,7 @@ pytestmark = pytest.mark.django_db
 
 BASE = "https://api.topview.test"
 QUERY = f"{BASE}/v1/voice/clone/task/query"
-SETTINGS = {
-    "UID": "test-uid-NsDAaOPF4jLu",
-    "API_KEY": "sk-test-key",
-    "API_BASE_URL": BASE,
+POLLING = {
     "POLL_AFTER": {"default": 600, "VOICE_CLONE": 60},
     "POLL_BACKOFF": 2,
     "POLL_MAX_INTERVAL": 300,
@@ -41,8 +39,8 @@ VOICE = {"voiceId": "v1", "voiceName": "Ann", "demoAudioUrl": "https://cdn.test/
 
 
 @pytest.fixture(autouse=True)
-def topview_settings_for_polling():
-    with override_settings(TOPVIEW_CALLBACKS=SETTINGS):
+def topview_settings_for_polling() -> Iterator[None]:
+    with topview(**POLLING):
         yield
 
 
@@ -83,7 +81,7 @@ def callback(
 
 def stored_callback(task_id: str, uuid: str | None = None):
     """A callback stored and left pending (not processed yet)."""
-    with override_settings(TOPVIEW_CALLBACKS={**SETTINGS, "PROCESSING": "manual"}):
+    with topview(**POLLING, PROCESSING="manual"):
         return callback(task_id, uuid)
 
 
@@ -214,7 +212,7 @@ def test_a_callback_after_the_poll_with_the_same_uuid_is_acknowledged_not_fired(
     assert response.status_code == 200
     assert response.json()["result"] == {
         "uuid": "uuid-t-1",
-        "topviewUid": "test-uid-NsDAaOPF4jLu",
+        "topviewUid": UID,
         "result": "success",
     }
     notice = Notice.objects.get()
@@ -315,10 +313,9 @@ def test_a_receiver_error_on_task_expired_does_not_stop_the_pass(api):
 
 
 @pytest.fixture
-def verify():
+def verify() -> Iterator[None]:
     # RETRY_BACKOFF 0: a notice Topview did not confirm may be tried again at once.
-    verifying = {**SETTINGS, "VERIFY_WITH_QUERY": True, "RETRY_BACKOFF": 0}
-    with override_settings(TOPVIEW_CALLBACKS=verifying):
+    with topview(**POLLING, VERIFY_WITH_QUERY=True, RETRY_BACKOFF=0):
         yield
 
 
@@ -410,7 +407,7 @@ def test_the_command_refuses_a_bad_limit():
 def test_a_plain_number_poll_after_applies_to_every_biz_type():
     from topview_callbacks.conf import topview_settings
 
-    with override_settings(TOPVIEW_CALLBACKS={**SETTINGS, "POLL_AFTER": 30}):
+    with topview(**{**POLLING, "POLL_AFTER": 30}):
         assert topview_settings.poll_after("M2V_EXPORT") == timedelta(seconds=30)
     assert topview_settings.poll_after("M2V_EXPORT") == timedelta(seconds=600)
     assert topview_settings.poll_after("VOICE_CLONE") == timedelta(seconds=60)

@@ -7,16 +7,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.test import override_settings
 from django.utils import timezone
 
+from tests.support.settings import UID_B, topview
 from topview_callbacks import processing, signals, sweeping
 from topview_callbacks.biz_types import BizType
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
 from topview_callbacks.testing import deliver_notice, notice_payload
 
 pytestmark = pytest.mark.django_db(transaction=True)
-UID = "test-uid-NsDAaOPF4jLu"
 
 
 def receive(payload: dict[str, Any]) -> Notice:
@@ -172,7 +171,7 @@ def test_a_processed_notice_is_not_processed_twice(record_signal: Any) -> None:
 
 
 def test_a_notice_an_attempt_just_claimed_is_left_to_it_for_a_moment() -> None:
-    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "PROCESSING": "manual"}):
+    with topview(PROCESSING="manual"):
         notice = receive(notice_payload())
     # An attempt marked it and is about to lock it (a process that died right then).
     Notice.objects.filter(pk=notice.pk).update(claim="x" * 32, claimed_at=timezone.now())
@@ -187,7 +186,7 @@ def test_manual_mode_only_stores_and_processing_the_due_notices_catches_up(
     record_signal: Any,
 ) -> None:
     fired = record_signal(signals.task_outcome)
-    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "PROCESSING": "manual"}):
+    with topview(PROCESSING="manual"):
         for _ in range(3):
             receive(notice_payload())
     assert fired.calls == []
@@ -220,14 +219,9 @@ def test_a_duplicate_notice_cannot_be_replayed_into_a_second_outcome(record_sign
 # These live at the end of the module, with their imports, so the section merges cleanly.
 
 import responses  # noqa: E402
-from django.conf import settings  # noqa: E402
 
 QUERY_VOICE = "https://api.topview.test/v1/voice/clone/task/query"
 QUERY_REPLACE = "https://api.topview.test/v1/product_avatar/task/image_replace/result"
-
-
-def topview(**values: Any) -> Any:
-    return override_settings(TOPVIEW_CALLBACKS={**settings.TOPVIEW_CALLBACKS, **values})
 
 
 def query_answer(**result: Any) -> dict[str, Any]:
@@ -347,9 +341,7 @@ def test_a_polled_outcome_is_not_taken_for_the_callback_uuid() -> None:
 def test_verification_asks_about_the_notices_task_with_its_accounts_key() -> None:
     responses.get(QUERY_VOICE, json=query_answer(taskId="t-brand", status="success"))
     with topview(VERIFY_WITH_QUERY=True):
-        response = deliver_notice(
-            notice_payload("VOICE_CLONE", task_id="t-brand"), uid="test-uid-brand-b"
-        )
+        response = deliver_notice(notice_payload("VOICE_CLONE", task_id="t-brand"), uid=UID_B)
     assert response.status_code == 200
     [call] = responses.calls
     assert "taskId=t-brand" in str(call.request.url)

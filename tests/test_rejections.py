@@ -7,9 +7,10 @@ import logging
 from typing import Any
 
 import pytest
-from django.test import Client, override_settings
+from django.test import Client
 from django.utils import timezone
 
+from tests.support.settings import UID, topview
 from topview_callbacks import signals
 from topview_callbacks.models import Notice, RejectedDelivery
 from topview_callbacks.pruning import prune
@@ -63,9 +64,7 @@ def test_a_wrong_uid_is_logged_counted_and_signalled(
     assert not Notice.objects.exists()
 
 
-@override_settings(
-    TOPVIEW_CALLBACKS={"UID": "test-uid-NsDAaOPF4jLu", "API_KEY": "k", "NOTICE_TOKENS": [TOKEN]}
-)
+@topview(NOTICE_TOKENS=[TOKEN])
 def test_the_path_token_never_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
     wrong = "wrong-token-SECRETSECRET"
     with caplog.at_level(logging.DEBUG):
@@ -76,7 +75,7 @@ def test_the_path_token_never_reaches_the_log(caplog: pytest.LogCaptureFixture) 
     # This site's UID with a wrong or no token: a misconfiguration, counted in one row.
     assert counts() == {("wrong_token_known_uid", 403, "127.0.0.1"): 2}
     ours = "\n".join(r.getMessage() + json.dumps(r.__dict__, default=str) for r in warnings(caplog))
-    assert TOKEN not in ours and wrong not in ours and "test-uid-NsDAaOPF4jLu" not in ours
+    assert TOKEN not in ours and wrong not in ours and UID not in ours
 
 
 @pytest.mark.parametrize(

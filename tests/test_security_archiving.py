@@ -22,10 +22,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.conftest import ARCHIVED_SIZE
-from tests.media_server import MediaServer, body_for
-from tests.test_archiving import archive, stored_files
-from tests.test_checks import ids
+from tests.support.archive import ARCHIVED_SIZE, archive, stored_files
+from tests.support.checks import ARCHIVING, ids
+from tests.support.media_server import MediaServer, body_for
 from topview_callbacks import archiving, signals
 from topview_callbacks.downloads import address_refusal
 from topview_callbacks.models import ArchivedMedia, MediaState, Notice, SubmittedTask
@@ -302,7 +301,7 @@ def test_round2_f5_a_task_topview_reports_failed_or_running_is_not_fetched(
     rows = archive(task)
 
     assert [row.state for row in rows] == [state, state]
-    assert all(words in row.last_error for row in rows[:1])
+    assert words in rows[0].last_error
     assert len(confirming.calls) == 1 and sum(server.hits.values()) == 0
     if state == MediaState.PENDING:  # both retried together, at the first one's next query
         assert rows[1].next_attempt_at == rows[0].next_attempt_at
@@ -390,12 +389,10 @@ def test_round2_f2_a_file_another_row_records_is_never_replaced(
     ],
 )
 def test_round2_f2_archive_path_must_keep_every_value_apart(path: str, settings: Any) -> None:
-    from tests.test_checks_archiving import CELERY
-
     settings.CELERY_DB_REUSE_MAX = 1000
-    assert ids(TOPVIEW_CALLBACKS={**CELERY, "ARCHIVE_PATH": path}) == ["topview_callbacks.E042"]
+    assert ids(TOPVIEW_CALLBACKS={**ARCHIVING, "ARCHIVE_PATH": path}) == ["topview_callbacks.E042"]
     fine = "media/{account}/{biz_type}/{task_id}/{index:03d}-{kind}{ext}"
-    assert ids(TOPVIEW_CALLBACKS={**CELERY, "ARCHIVE_PATH": fine}) == []
+    assert ids(TOPVIEW_CALLBACKS={**ARCHIVING, "ARCHIVE_PATH": fine}) == []
 
 
 # --- 4. no overall deadline on a download ------------------------------------------------

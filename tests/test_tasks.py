@@ -12,26 +12,16 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.test import override_settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from tests.conftest import run_without
+from tests.support.settings import topview
+from tests.support.without import run_without
 from topview_callbacks import dispatch, jobs, signals, sweeping, tasks
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
 from topview_callbacks.testing import deliver_notice, notice_payload
 
 pytestmark = pytest.mark.django_db
-
-BASE = {
-    "UID": "test-uid-NsDAaOPF4jLu",
-    "API_KEY": "sk-test-key",
-    "NOTICE_URL": "https://example.com/topview/notice/",
-}
-
-
-def topview(**values: Any) -> Any:
-    return override_settings(TOPVIEW_CALLBACKS={**BASE, **values})
 
 
 def store(**payload: Any) -> Notice:

@@ -19,28 +19,23 @@ from django.db import OperationalError
 from django.test import override_settings
 from django.utils import timezone
 
-from tests.conftest import run_without
-from tests.media_server import MediaServer
-from tests.test_archiving import stored_files
-from tests.test_archiving_integration import deliver_text2video
+from tests.support.archive import deliver_text2video, stored_files
+from tests.support.media_server import MediaServer
+from tests.support.settings import topview
+from tests.support.without import run_without
 from topview_callbacks import dispatch, jobs, processing, retrying, signals
 from topview_callbacks.models import ArchivedMedia, MediaState, Notice, NoticeState
 from topview_callbacks.testing import deliver_notice, notice_payload
 
 tasks_framework = pytest.importorskip("topview_callbacks.tasks_framework")
 
-BASE = {"UID": "test-uid-NsDAaOPF4jLu", "API_KEY": "sk-test-key", "PROCESSING": "tasks"}
 PACKAGE = Path(tasks_framework.__file__).parent
 
 
-def topview(**values: Any) -> Any:
-    return override_settings(TOPVIEW_CALLBACKS={**BASE, **values})
-
-
-def on_database(**values: Any) -> Any:
-    """django-tasks-db's backend (tests/settings.py names it "database")."""
+def on_database(**values: Any) -> override_settings:
+    """PROCESSING="tasks" on django-tasks-db's backend (tests/settings.py names it "database")."""
     pytest.importorskip("django_tasks_db")
-    return topview(TASKS_BACKEND="database", **values)
+    return topview(**{"PROCESSING": "tasks", "TASKS_BACKEND": "database", **values})
 
 
 def queued() -> list[Any]:
@@ -111,7 +106,10 @@ def store(uuid: str) -> int:
 @pytest.fixture
 def archiving_on(archive_settings: Any) -> dict[str, Any]:
     """conftest's ``archive_settings`` in tasks mode; returns its TOPVIEW_CALLBACKS."""
-    archive_settings.TOPVIEW_CALLBACKS = {**archive_settings.TOPVIEW_CALLBACKS, **BASE}
+    archive_settings.TOPVIEW_CALLBACKS = {
+        **archive_settings.TOPVIEW_CALLBACKS,
+        "PROCESSING": "tasks",
+    }
     return dict(archive_settings.TOPVIEW_CALLBACKS)
 
 
@@ -123,7 +121,7 @@ def test_immediate_backend_processes_after_commit(
     record_signal: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     received = record_signal(signals.voice_clone)
-    with topview():
+    with topview(PROCESSING="tasks"):
         notice = deliver(django_capture_on_commit_callbacks)
     assert notice.state == NoticeState.PROCESSED
     assert [call["notice"].pk for call in received.calls] == [notice.pk]
@@ -134,7 +132,7 @@ def test_immediate_backend_processes_after_commit(
 def test_immediate_backend_leaves_a_failed_notice_to_the_sweep(
     failing_receiver: Any, caplog: pytest.LogCaptureFixture, django_capture_on_commit_callbacks: Any
 ) -> None:
-    with topview(MAX_ATTEMPTS=3):
+    with topview(PROCESSING="tasks", MAX_ATTEMPTS=3):
         notice = deliver(django_capture_on_commit_callbacks)
     assert (notice.state, notice.attempts, failing_receiver.calls) == ("failed", 1, 1)
     assert notice.next_attempt_at is not None
@@ -143,7 +141,10 @@ def test_immediate_backend_leaves_a_failed_notice_to_the_sweep(
     Notice.objects.filter(pk=notice.pk).update(
         next_attempt_at=timezone.now() - timedelta(seconds=5)
     )
-    with topview(MAX_ATTEMPTS=3, SWEEP_AFTER=1), django_capture_on_commit_callbacks(execute=True):
+    with (
+        topview(PROCESSING="tasks", MAX_ATTEMPTS=3, SWEEP_AFTER=1),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         assert tasks_framework.enqueue(tasks_framework.sweep).return_value == 1
     notice.refresh_from_db()
     assert (notice.state, notice.attempts, failing_receiver.calls) == ("processed", 2, 2)
@@ -151,7 +152,7 @@ def test_immediate_backend_leaves_a_failed_notice_to_the_sweep(
 
 @pytest.mark.django_db
 def test_reconcile_and_prune_run_as_tasks() -> None:
-    with topview():
+    with topview(PROCESSING="tasks"):
         pruned = tasks_framework.enqueue(tasks_framework.prune)
         reconciled = tasks_framework.enqueue(tasks_framework.reconcile)
     assert pruned.status == "SUCCESSFUL" and set(pruned.return_value) >= {"notices"}
@@ -331,7 +332,8 @@ def test_a_window_of_notices_gets_one_drain_now_and_one_at_its_end(
 def test_a_backend_that_refuses_the_task_leaves_the_notice_pending(
     caplog: pytest.LogCaptureFixture, window: None, django_capture_on_commit_callbacks: Any
 ) -> None:
-    with topview(TASKS_QUEUE="not-served"):  # the immediate backend serves "default" only
+    # The immediate backend serves "default" only.
+    with topview(PROCESSING="tasks", TASKS_QUEUE="not-served"):
         notice = deliver(django_capture_on_commit_callbacks)
     assert notice.state == NoticeState.PENDING
     assert "the sweep finds it later" in caplog.text

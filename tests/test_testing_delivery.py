@@ -13,7 +13,6 @@ from topview_callbacks.testing import deliver_notice, notice_path, notice_payloa
 
 pytestmark = pytest.mark.django_db
 TOKEN = "delivery-token-0123456789"
-UID = "test-uid-NsDAaOPF4jLu"
 
 
 @pytest.fixture

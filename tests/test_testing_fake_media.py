@@ -13,16 +13,8 @@ import zlib
 
 import pytest
 
+from tests.support.magic import MAGIC
 from topview_callbacks.testing.fake import media
-
-# The first bytes of each generated type (what a browser sniffs).
-MAGIC = {
-    "video/mp4": b"\x00\x00\x00\x1cftypisom",
-    "image/jpeg": b"\xff\xd8\xff",
-    "image/png": b"\x89PNG\r\n\x1a\n",
-    "audio/mpeg": b"\xff\xfb",
-    "audio/wav": b"RIFF",
-}
 
 
 def boxes(data: bytes) -> list[tuple[bytes, bytes]]:

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from tests.test_testing_fake_media import MAGIC
+from tests.support.magic import MAGIC
 from topview_callbacks import biz_types
 from topview_callbacks.management.commands.topview_fake_server import build_server
 from topview_callbacks.testing import FakeTopview, FakeTopviewServer

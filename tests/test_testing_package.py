@@ -38,13 +38,16 @@ def _imports(tree: ast.Module) -> list[tuple[str, bool]]:
     return found
 
 
-def test_imports_run_one_way_with_no_function_local_imports():
+def test_imports_run_one_way_with_no_function_local_imports() -> None:
+    seen = set()
     for path in PACKAGE.rglob("*.py"):
         name = ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
         name = "__init__" if name == "fake.__init__" else name
+        seen.add(name)
         allowed = {f"topview_callbacks.testing.{m}" for m in ORDER[: ORDER.index(name)]}
         for module, at_top in _imports(ast.parse(path.read_text())):
             assert at_top or module == "responses", f"{name} imports {module} in a function"
             assert module != "topview_callbacks.testing", f"{name} imports its own package"
             if module.startswith("topview_callbacks.testing."):
                 assert module in allowed, f"{name} imports {module}, which is above it"
+    assert seen == set(ORDER)  # every module was read, and each has its place in ORDER

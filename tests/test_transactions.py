@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
-from django.test import override_settings
 
 from tests.support.processes import (
     Service,
@@ -32,12 +31,10 @@ from tests.support.processes import (
     wait_for,
 )
 from tests.support.recording import RECEIVER_ROWS, calls, fired, key, records
+from tests.support.settings import UID, topview
 from topview_callbacks import signals
 from topview_callbacks.models import Notice, NoticeState
 from topview_callbacks.testing import deliver_notice, notice_payload
-
-UID = "test-uid-NsDAaOPF4jLu"
-
 
 # --- in this process, on SQLite and PostgreSQL ----------------------------------------------
 
@@ -89,7 +86,7 @@ def test_a_receiver_that_writes_then_raises_leaves_nothing_and_its_replay_writes
     rows: Callable[[], dict[str, int]], writing_receiver: WritingReceiver, mode: str
 ) -> None:
     payload = notice_payload("M2V_PREVIEW")
-    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "PROCESSING": mode}):
+    with topview(PROCESSING=mode):
         assert deliver_notice(payload).status_code == 200
         if mode == "manual":
             call_command("topview_process_pending", stdout=io.StringIO())
@@ -101,7 +98,7 @@ def test_a_receiver_that_writes_then_raises_leaves_nothing_and_its_replay_writes
     assert writing_receiver.side_effects == []  # and its on_commit never ran
 
     writing_receiver.broken = False
-    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "PROCESSING": mode}):
+    with topview(PROCESSING=mode):
         call_command("topview_reprocess", payload["uuid"], stdout=io.StringIO())
     assert Notice.objects.get(uuid=payload["uuid"]).state == NoticeState.PROCESSED
     assert rows() == {payload["uuid"]: 1}
@@ -196,7 +193,7 @@ def test_process_pending_killed_mid_receiver_then_run_again_at_once_finishes_it(
     db_name: str, running: list[Service], receiver_rows: Callable[[], dict[str, int]]
 ) -> None:
     payload = notice_payload("VOICE_CLONE")
-    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "PROCESSING": "manual"}):
+    with topview(PROCESSING="manual"):
         assert deliver_notice(payload).status_code == 200
     records().hset(key("sleep"), payload["taskId"], 60)
     env = process_env(db_name, TOPVIEW_TEST_ROLE="command")
@@ -312,7 +309,7 @@ def test_celery_workers_killed_in_a_loop_leave_every_receivers_rows_exactly_once
 
     web, port = gunicorn(db_name, workers=2, overrides={"PROCESSING": "celery"})
     running.append(web)
-    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "PROCESSING": "celery"}):
+    with topview(PROCESSING="celery"):
         _load_while_killing(
             port,
             lambda: celery_worker(db_name, concurrency=2),
@@ -333,7 +330,7 @@ def test_tasks_workers_killed_in_a_loop_leave_every_receivers_rows_exactly_once(
 
     web, port = gunicorn(db_name, workers=2, overrides=TASKS_MODE)
     running.append(web)
-    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, **TASKS_MODE}):
+    with topview(**TASKS_MODE):
         _load_while_killing(
             port,
             lambda: tasks_worker(db_name),

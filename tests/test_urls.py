@@ -12,8 +12,8 @@ from django.conf import settings
 from django.test import override_settings
 from django.urls import reverse
 
-from tests.test_host_project import CONTRACT_UID, contract_ack
-from tests.test_host_project import deliver_contract_example as deliver
+from tests.support.contract import deliver_contract_example as deliver
+from tests.support.readme_site import CONTRACT_UID, contract_ack
 
 TOKEN = "url-test-token-0123456789"
 # A site as startproject makes it: CommonMiddleware, which does APPEND_SLASH.

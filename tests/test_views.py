@@ -11,12 +11,13 @@ import pytest
 from django.db import OperationalError, connection
 from django.test import Client, override_settings
 
+from tests.support.readme_site import CONTRACT_UID
+from tests.support.settings import UID, UID_B, topview
 from topview_callbacks import dispatch, processing, signals, sweeping
 from topview_callbacks.models import Notice, NoticeState
 from topview_callbacks.testing import deliver_notice, notice_payload
 
 FIXTURES = Path(__file__).parent / "fixtures"
-UID = "test-uid-NsDAaOPF4jLu"
 URL = "/topview/notice/"
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,19 +52,19 @@ def assert_error(response: Any, status: int, *words: str) -> dict[str, Any]:
     return body
 
 
-@override_settings(TOPVIEW_CALLBACKS={"UID": "NsDAaOPF4jLu"})
+@topview(UID=CONTRACT_UID)
 def test_contract_example_is_acknowledged_byte_for_byte() -> None:
     notice = (FIXTURES / "contract_notice.json").read_text()
-    response = post(notice, uid="NsDAaOPF4jLu")
+    response = post(notice, uid=CONTRACT_UID)
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     assert response.content == compact((FIXTURES / "contract_ack.json").read_text())
 
 
-@override_settings(TOPVIEW_CALLBACKS={"UID": "NsDAaOPF4jLu"})
+@topview(UID=CONTRACT_UID)
 def test_contract_example_is_stored_verbatim_and_parsed() -> None:
     raw = (FIXTURES / "contract_notice.json").read_text()
-    post(raw, uid="NsDAaOPF4jLu", headers={"X-Forwarded-For": "10.0.0.1"})
+    post(raw, uid=CONTRACT_UID, headers={"X-Forwarded-For": "10.0.0.1"})
     notice = Notice.objects.get()
     assert notice.raw_body == raw
     assert notice.uuid == "d7ab437f2aa24ed2846486a001376c3a"
@@ -151,8 +152,8 @@ def test_duplicate_uuid_gets_the_same_acknowledgement_and_writes_nothing(
 
 
 def test_every_configured_account_is_recognised() -> None:
-    response = post(json.dumps(notice_payload()), uid="test-uid-brand-b")
-    assert response.json()["result"]["topviewUid"] == "test-uid-brand-b"
+    response = post(json.dumps(notice_payload()), uid=UID_B)
+    assert response.json()["result"]["topviewUid"] == UID_B
     assert Notice.objects.get().account == "brand-b"
 
 
@@ -167,9 +168,7 @@ def test_missing_or_unknown_uid_is_refused_with_403(uid: str | None, record_sign
 TOKEN = "t0k3n-abcdefghijklmnop"
 
 
-@override_settings(
-    TOPVIEW_CALLBACKS={"UID": UID, "NOTICE_TOKENS": ["old-token-abcdefghijkl", TOKEN]}
-)
+@topview(NOTICE_TOKENS=["old-token-abcdefghijkl", TOKEN])
 def test_a_configured_path_token_is_required() -> None:
     payload = json.dumps(notice_payload())
     assert_error(post(payload), 403, "token")
@@ -233,7 +232,7 @@ def test_failed_is_accepted_as_a_spelling_of_fail() -> None:
     assert Notice.objects.get().status == "fail"
 
 
-@override_settings(TOPVIEW_CALLBACKS={"UID": UID, "MAX_BODY_SIZE": 300})
+@topview(MAX_BODY_SIZE=300)
 def test_oversized_body_gets_413() -> None:
     assert_error(post(json.dumps(notice_payload())), 413, "300 bytes")
 
@@ -264,7 +263,7 @@ def test_the_notice_is_committed_before_the_acknowledgement_even_with_atomic_req
     connection.settings_dict["ATOMIC_REQUESTS"] = True
     try:
         with (
-            override_settings(TOPVIEW_CALLBACKS={"UID": UID, "PROCESSING": mode}),
+            topview(PROCESSING=mode),
             connection.execute_wrapper(watch),
         ):
             assert post(json.dumps(notice_payload())).status_code == 200
@@ -276,7 +275,7 @@ def test_the_notice_is_committed_before_the_acknowledgement_even_with_atomic_req
 
 
 def test_one_sql_statement_stores_a_new_notice(django_assert_num_queries: Any) -> None:
-    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "PROCESSING": "manual"}):
+    with topview(PROCESSING="manual"):
         with django_assert_num_queries(1):
             assert post(json.dumps(notice_payload())).status_code == 200
         payload = json.dumps(notice_payload())
@@ -333,7 +332,7 @@ def test_a_failure_to_start_processing_still_acknowledges_and_leaves_it_pending(
 
     monkeypatch.setattr(processing, "process_due", broken)
     # VERIFY_WITH_QUERY: inline, the notice is stored first, then processed.
-    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "VERIFY_WITH_QUERY": True}):
+    with topview(VERIFY_WITH_QUERY=True):
         assert post(json.dumps(notice_payload())).status_code == 200
     notice = Notice.objects.get()
     assert notice.state == NoticeState.PENDING
@@ -353,7 +352,7 @@ def test_deliver_notice_helper_posts_to_the_named_route() -> None:
 from django.db import DataError  # noqa: E402
 
 
-@override_settings(TOPVIEW_CALLBACKS={"UID": UID, "NOTICE_TOKENS": [TOKEN]})
+@topview(NOTICE_TOKENS=[TOKEN], ACCOUNTS={})  # the one account has a token: no open route
 def test_probes_need_the_configured_token_too() -> None:
     client = Client()
     assert_error(client.get(URL), 403, "Unknown notice URL token.")
@@ -371,7 +370,7 @@ def test_refusals_after_the_uid_check_name_the_account_and_the_notice_when_known
         "topviewUid": UID,
         "result": "fail",
     }
-    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "MAX_BODY_SIZE": 300}):
+    with topview(MAX_BODY_SIZE=300):
         too_big = post(json.dumps(notice_payload()))
     assert assert_error(too_big, 413)["result"]["topviewUid"] == UID
 
@@ -381,10 +380,10 @@ def test_refusals_after_the_uid_check_name_the_account_and_the_notice_when_known
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(refuse_inserts):
-        unavailable = post(json.dumps(notice_payload(uuid="u-down")), uid="test-uid-brand-b")
+        unavailable = post(json.dumps(notice_payload(uuid="u-down")), uid=UID_B)
     assert assert_error(unavailable, 503)["result"] == {
         "uuid": "u-down",
-        "topviewUid": "test-uid-brand-b",
+        "topviewUid": UID_B,
         "result": "fail",
     }
 
@@ -452,16 +451,16 @@ def test_database_outages_and_duplicates_are_logged_with_the_uuid(
 
 def test_a_body_of_exactly_max_body_size_is_accepted() -> None:
     body = json.dumps(notice_payload())
-    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "MAX_BODY_SIZE": len(body) - 1}):
+    with topview(MAX_BODY_SIZE=len(body) - 1):
         assert_error(post(body), 413, f"larger than {len(body) - 1} bytes")
-    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "MAX_BODY_SIZE": len(body)}):
+    with topview(MAX_BODY_SIZE=len(body)):
         assert post(body).status_code == 200
 
 
 def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read() -> None:
     # Declared over MAX_BODY_SIZE but under Django's DATA_UPLOAD_MAX_MEMORY_SIZE; the test
     # client's input refuses reads past the real body, so reading it would fail.
-    with override_settings(TOPVIEW_CALLBACKS={"UID": UID, "MAX_BODY_SIZE": 300}):
+    with topview(MAX_BODY_SIZE=300):
         assert_error(post(b"{}", CONTENT_LENGTH="1000"), 413, "larger than 300 bytes")
     assert_error(post(json.dumps(notice_payload()), CONTENT_LENGTH="not-a-number"), 413)
 

@@ -14,7 +14,7 @@ import re
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 FIXTURES = ROOT / "tests" / "fixtures"
 CONTRACT_UID = "NsDAaOPF4jLu"  # the UID of the contract's example

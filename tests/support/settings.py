@@ -1,0 +1,21 @@
+"""The suite's own TOPVIEW_CALLBACKS (tests/settings.py) and the one way a test changes it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.test import override_settings
+
+from tests import settings as test_settings
+
+# What tests/settings.py configures, whatever a test has overridden since.
+TOPVIEW_CALLBACKS: dict[str, Any] = dict(test_settings.TOPVIEW_CALLBACKS)
+UID: str = TOPVIEW_CALLBACKS["UID"]  # the default account's, which notices must carry
+UID_B: str = TOPVIEW_CALLBACKS["ACCOUNTS"]["brand-b"]["UID"]  # the second account's
+ON_POSTGRES = test_settings.DATABASE_VENDOR == "postgres"
+
+
+def topview(**values: Any) -> override_settings:
+    """``override_settings`` (a context manager or a decorator) of TOPVIEW_CALLBACKS:
+    tests/settings.py's, updated by ``values``."""
+    return override_settings(TOPVIEW_CALLBACKS={**TOPVIEW_CALLBACKS, **values})
