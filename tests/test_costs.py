@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from django.db import connections
 
+from tests.support.settings import ON_POSTGRES
 from topview_callbacks.processing import process_due
 from topview_callbacks.testing import deliver_notice, notice_payload
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ON_POSTGRES = connections["default"].vendor == "postgresql"
 
 
 @dataclass
