@@ -73,7 +73,8 @@ def host_allowed(host: str, patterns: list[str]) -> bool:
 
 def _embedded(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
     """The IPv4 addresses an IPv6 address carries (6to4's and both of Teredo's): a packet to
-    it may be routed to them, and Python counts ``2002::/16`` as global."""
+    it is routed to them, so they decide, not what Python's version thinks of the IPv6 range
+    (3.12 and earlier count ``2002::/16`` as global, 3.13 on as private)."""
     found = [ip.sixtofour] if ip.sixtofour is not None else []
     return found + list(ip.teredo or ())
 
@@ -84,11 +85,12 @@ def address_refusal(address: str, *, allow_private: bool) -> str | None:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
-        else:
-            for inner in _embedded(ip):
+        elif carried := _embedded(ip):
+            for inner in carried:
                 refusal = address_refusal(str(inner), allow_private=allow_private)
                 if refusal is not None:
                     return f"{ip} embeds {inner}: {refusal}"
+            return None
     if ip in METADATA_ADDRESSES or ip.is_link_local:
         return f"{ip} is a link-local or cloud metadata address"
     if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
