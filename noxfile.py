@@ -191,6 +191,9 @@ def _pgbouncer(session: nox.Session) -> Iterator[int]:
         "pool_mode = transaction\n"
         # Few server connections: the machine's PostgreSQL serves other runs too.
         "default_pool_size = 10\nmax_client_conn = 500\n"
+        # A test that breaks a server connection must not leave the next ones waiting.
+        "server_login_retry = 1\nquery_wait_timeout = 30\n"
+        "log_connections = 0\nlog_disconnections = 0\nlog_stats = 0\n"
     )
     command = ["pgbouncer", *(["-u", "postgres"] if os.geteuid() == 0 else []), str(config)]
     session.log(f"PgBouncer on 127.0.0.1:{port} ({config})")
