@@ -76,7 +76,7 @@ def test_a_node_and_the_pooler_die_under_load_and_every_outcome_arrives_once(
     answers: list[tuple[float, int, dict[str, Any]]] = []
     lock = threading.Lock()
 
-    def topview(payload: dict[str, Any]) -> None:
+    def deliver_until_acknowledged(payload: dict[str, Any]) -> None:
         """Topview's side: deliver until acknowledged, as its retries would."""
         for _ in range(60):
             try:
@@ -95,7 +95,7 @@ def test_a_node_and_the_pooler_die_under_load_and_every_outcome_arrives_once(
     with ThreadPoolExecutor(max_workers=16) as pool:
         first = []
         for number, payload in enumerate(payloads[:half]):
-            first.append(pool.submit(topview, payload))
+            first.append(pool.submit(deliver_until_acknowledged, payload))
             if number == NOTICES // 4:
                 node, port = nodes[0]
                 node.kill()  # SIGKILL, mid-load: nginx sends its requests to the other node
@@ -118,7 +118,7 @@ def test_a_node_and_the_pooler_die_under_load_and_every_outcome_arrives_once(
         back_at = time.monotonic()
         second = []
         for payload in payloads[half:]:
-            second.append(pool.submit(topview, payload))
+            second.append(pool.submit(deliver_until_acknowledged, payload))
             time.sleep(1 / RATE)
         for future in second:
             future.result()
