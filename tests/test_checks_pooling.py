@@ -84,10 +84,13 @@ def test_w071_not_on_postgresqls_own_port(database: dict[str, Any]) -> None:
 
 def test_w072_prepared_statements_behind_pgbouncer(database: dict[str, Any]) -> None:
     database.update(PORT="6432", DISABLE_SERVER_SIDE_CURSORS=True)
-    database["OPTIONS"] = {"server_side_binding": True}  # psycopg prepares after 5 runs
+    database["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
     assert pooling() == [W072]
     database["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 0}
     assert pooling() == [W072]
+    # Django's default threshold is None: server-side binding alone prepares nothing.
+    database["OPTIONS"] = {"server_side_binding": True}
+    assert pooling() == []
     database["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": None}
     assert pooling() == []
     database["OPTIONS"] = {"prepare_threshold": 0}  # client-side binding never prepares
@@ -95,5 +98,5 @@ def test_w072_prepared_statements_behind_pgbouncer(database: dict[str, Any]) -> 
 
 
 def test_w072_not_when_connecting_to_postgresql_itself(database: dict[str, Any]) -> None:
-    database["OPTIONS"] = {"server_side_binding": True}
+    database["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
     assert pooling() == []

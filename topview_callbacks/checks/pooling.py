@@ -51,11 +51,13 @@ def check_pooling(raw: dict[str, Any]) -> list[CheckMessage]:
                 id=check_id("W071"),
             )
         )
-    if options.get("server_side_binding") and options.get("prepare_threshold", 5) is not None:
+    # Django passes prepare_threshold=None (never prepare) unless OPTIONS sets a number;
+    # psycopg's client-side binding cursors (Django's default) never prepare.
+    if options.get("server_side_binding") and options.get("prepare_threshold") is not None:
         messages.append(
             Warning(
                 f"Database {connection.alias!r} looks like PgBouncer ({_address(db)}) and "
-                "psycopg prepares statements (server_side_binding, prepare_threshold): under "
+                "psycopg prepares statements (server_side_binding and a prepare_threshold): under "
                 "transaction pooling, PgBouncer before 1.21, or without "
                 "max_prepared_statements, loses them between transactions and queries fail "
                 "with 'prepared statement ... does not exist'.",
