@@ -35,15 +35,14 @@ os.environ.setdefault("TOPVIEW_TEST_BROKER", "redis://127.0.0.1:6379/12")
 os.environ.setdefault("TOPVIEW_TEST_RECORD", "redis://127.0.0.1:6379/12")
 os.environ.setdefault("TOPVIEW_TEST_PREFIX", "topview-bench-archive")
 
-from tests.test_celery_worker import (  # noqa: E402
-    QUEUE,
+from tests.support.processes import (  # noqa: E402
     Service,
-    app,
     celery_worker,
     process_env,
-    records,
     wait_for,
 )
+from tests.support.recording import QUEUE, records  # noqa: E402
+from tests.support.worker import app  # noqa: E402
 
 DATABASE = "topview_bench_archive"
 ARCHIVE = {
@@ -184,7 +183,8 @@ if os.environ.get("BENCH_ROLE") == "worker":
 
         return run
 
-    archiving.download_to_storage = _timed(downloads.download_to_storage, "download")
+    # Patched where archive_one looks it up (archiving imported it from downloads).
+    archiving.download_to_storage = _timed(downloads.download_to_storage, "download")  # type: ignore[attr-defined]
     archiving.archive_one = _timed(archiving.archive_one, "task")
 
 
