@@ -113,9 +113,10 @@ def submit_tasks(prefix: str, per_thread: int) -> None:
     """Rows for the task ids wrk will send (post_notice.lua: ``<prefix>-<thread>-<n>``)."""
     sql(
         "INSERT INTO topview_callbacks_submittedtask (account, biz_type, task_id, notice_uuid, "
-        "status, request_payload, error_message, submitted_at, poll_count, updated_at) "
-        f"SELECT 'default', 'M2V_PREVIEW', '{prefix}-' || t || '-' || n, '', 'running', '{{}}', "
-        "'', now(), 0, now() "
+        "status, previous_status, request_payload, error_message, submitted_at, poll_count, "
+        "updated_at) "
+        f"SELECT 'default', 'M2V_PREVIEW', '{prefix}-' || t || '-' || n, '', 'running', '', "
+        "'{}', '', now(), 0, now() "
         f"FROM generate_series(1, 2) t, generate_series(1, {per_thread}) n"
     )
 
