@@ -86,7 +86,8 @@ def test_the_benchmarks_import_no_test_module_and_no_conftest() -> None:
 
 
 @pytest.mark.parametrize(
-    "script", ["archive.py", "celery_rate.py", "tasks_rate.py", "worker_memory.py"]
+    "script",
+    ["archive.py", "celery_rate.py", "tasks_rate.py", "worker_memory.py", "worker_profile.py"],
 )
 def test_the_queue_benchmarks_start_with_todays_helpers(script: str) -> None:
     """Their imports resolve and their options parse (``--help`` runs nothing else)."""
