@@ -81,8 +81,9 @@ def setup_django(overrides: dict[str, object]) -> None:
     import django
     from django.conf import settings
 
-    django.setup()
+    # Before setup: the package keeps the dict it first reads until setting_changed.
     settings.TOPVIEW_CALLBACKS = {**settings.TOPVIEW_CALLBACKS, **overrides}
+    django.setup()
 
 
 def start_worker(args: argparse.Namespace, overrides: dict[str, object]) -> Service:
