@@ -24,6 +24,7 @@ from topview_callbacks.models import (
     NoticeState,
     RejectedDelivery,
     SubmittedTask,
+    TaskStatus,
 )
 from topview_callbacks.rejections import MISCONFIGURATION_REASONS, STRAY_REASONS
 
@@ -70,6 +71,7 @@ class Measurements:
     rejections_1h: int
     misconfigured_1h: int  # of rejections.MISCONFIGURATION_REASONS
     rejection_reasons_1h: dict[str, int] = field(default_factory=dict)
+    uncertain_submissions: int = 0  # sent, answer lost: waiting for a person (sending)
 
     @property
     def oldest_waiting_seconds(self) -> float:
@@ -110,6 +112,9 @@ def measure(now: datetime | None = None) -> Measurements:
         rejections_1h=sum(reasons.values()),
         misconfigured_1h=sum(reasons.get(reason, 0) for reason in MISCONFIGURATION_REASONS),
         rejection_reasons_1h=reasons,
+        uncertain_submissions=SubmittedTask.objects.order_by()
+        .filter(status=TaskStatus.UNCERTAIN)
+        .count(),
     )
 
 
@@ -246,12 +251,25 @@ def _stray_explanation() -> str:
     )
 
 
+def probe_uncertain(m: Measurements, limits: dict[str, float]) -> Finding:
+    count = m.uncertain_submissions
+    level = _graded(count, limits["UNCERTAIN_WARNING"], limits["UNCERTAIN_CRITICAL"])
+    summary = f"{count} queued submission(s) are uncertain (sent, the answer lost)"
+    if level:
+        summary += (
+            ": the tasks may exist at Topview. Resend or give them up in the admin "
+            "(submitted tasks, status uncertain), unless their callbacks resolve them"
+        )
+    return Finding("uncertain_submissions", level, _sentence(summary), float(count))
+
+
 BUILTIN_PROBES: tuple[Probe, ...] = (
     probe_stuck,
     probe_failed,
     probe_overdue,
     probe_silence,
     probe_rejections,
+    probe_uncertain,
 )
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.contenttypes.models import ContentType
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from topview_callbacks.admin import actions
+from topview_callbacks.admin import actions, submissions
 from topview_callbacks.admin.changelist import AccountFilter, BizTypeFilter, FastListMixin
 from topview_callbacks.admin.display import (
     TASK_COLOURS,
@@ -56,12 +57,20 @@ class SubmittedTaskAdmin(ListColumns, OutcomeFields, FastListMixin, OperatorAdmi
         "completed_at",
         "poll_count",
         "next_poll_at",
+        "owner_column",
+        "reference",
+        "cost_credit",
     )
-    list_filter = ("status", BizTypeFilter, AccountFilter, ArchiveFilter)
-    search_fields = ("task_id__exact",)
-    search_help_text = _("Exact task id.")
+    list_filter = ("status", BizTypeFilter, AccountFilter, ArchiveFilter, "owner_content_type")
+    search_fields = ("task_id__exact", "reference__exact")
+    search_help_text = _("Exact task id or reference.")
     date_hierarchy = "submitted_at"
-    actions = (actions.poll_now, archive_now)
+    actions = (
+        actions.poll_now,
+        archive_now,
+        submissions.resend_uncertain,
+        submissions.give_up_uncertain,
+    )
     inlines = (NoticeInline, ArchivedMediaInline)
     fieldsets = (
         (
@@ -74,6 +83,9 @@ class SubmittedTaskAdmin(ListColumns, OutcomeFields, FastListMixin, OperatorAdmi
                     "error_message",
                     ("submitted_at", "completed_at", "updated_at"),
                     ("last_polled_at", "next_poll_at", "poll_count"),
+                    ("owner_column", "reference", "cost_credit"),
+                    ("submission", "send_attempts", "send_after"),
+                    "resolution",
                 )
             },
         ),
@@ -82,6 +94,7 @@ class SubmittedTaskAdmin(ListColumns, OutcomeFields, FastListMixin, OperatorAdmi
         (_("Request payload"), {"fields": ("request_json",)}),
     )
     readonly_fields = (
+        "owner_column",
         "coloured_status",
         "waiting",
         "media_preview",
@@ -103,6 +116,14 @@ class SubmittedTaskAdmin(ListColumns, OutcomeFields, FastListMixin, OperatorAdmi
         seconds = max(0, int((end - task.submitted_at).total_seconds()))
         text = f"{seconds // 3600}:{seconds % 3600 // 60:02}:{seconds % 60:02}"
         return text if task.completed_at else format_html("<em>{} …</em>", text)
+
+    @admin.display(description=_("owner"))
+    def owner_column(self, task: SubmittedTask) -> str:
+        """The owner's type and id (not the object: one query per row otherwise)."""
+        if not task.owner_object_id or task.owner_content_type_id is None:
+            return "-"
+        content_type = ContentType.objects.get_for_id(task.owner_content_type_id)
+        return f"{content_type.app_label}.{content_type.model} {task.owner_object_id}"
 
     @admin.display(description=_("archived files"))
     def archived_files(self, task: SubmittedTask) -> str:

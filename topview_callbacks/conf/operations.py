@@ -45,6 +45,9 @@ HEALTH_DEFAULTS: dict[str, float] = {
     # settings mistake that loses results: rejections.MISCONFIGURATION_REASONS). A request
     # with none of them (a scanner, a guess) only counts towards the warning.
     "MISCONFIGURATION_CRITICAL": 1,
+    # Queued submissions whose answer was lost (uncertain): each waits for a person.
+    "UNCERTAIN_WARNING": 1,
+    "UNCERTAIN_CRITICAL": 20,
 }
 
 

@@ -15,8 +15,10 @@ from topview_callbacks.models.tasks import (
     FINAL_TASK_STATUSES,
     OPEN_TASK_STATUSES,
     POLLABLE_TASK_STATUSES,
+    UNFINISHED_TASK_STATUSES,
     SubmittedTask,
     TaskStatus,
+    owner_fields,
 )
 
 __all__ = [
@@ -32,6 +34,8 @@ __all__ = [
     "RejectedDelivery",
     "SubmittedTask",
     "TaskStatus",
+    "UNFINISHED_TASK_STATUSES",
     "archive_storage",
+    "owner_fields",
     "reset_archive_storage",
 ]

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from topview_callbacks.biz_types import BizType
-from topview_callbacks.testing.delivery import deliver_notice
+from topview_callbacks.testing.delivery import deliver_notice, notice_path
 from topview_callbacks.testing.payloads import notice_payload, success_result
 
 FAIL_MESSAGE = "Generation failed (fake Topview)."
@@ -95,8 +95,12 @@ SentCallback = tuple[ScheduledCallback, int | None, bool]
 
 
 def deliver_in_process(callback: ScheduledCallback) -> Any:
-    """Send ``callback`` to this project's endpoint with Django's test client."""
-    path = urlsplit(callback.url).path or None
+    """Send ``callback`` to this project's endpoint with Django's test client (to the
+    noticeUrl's path and query string)."""
+    parts = urlsplit(callback.url)
+    path = parts.path or None
+    if parts.query:
+        path = f"{path or notice_path(callback.uid)}?{parts.query}"
     return deliver_notice(callback.payload, uid=callback.uid, path=path)
 
 
@@ -222,6 +226,16 @@ class FakeTaskRunner:
                 task.output = self.rewrite_output(task)
             self.tasks[(biz_type, task.task_id)] = task
             return task
+
+    def unfinished(self, uid: str) -> int:
+        """How many of the account ``uid``'s tasks have not ended yet."""
+        with self._lock:
+            now = self.clock()
+            return sum(
+                1
+                for task in self.tasks.values()
+                if task.uid == uid and task.state(now) not in ("success", "fail")
+            )
 
     def query(self, biz_types: Iterable[str], task_id: str) -> dict[str, Any] | None:
         """The query-task result for ``task_id`` of one of ``biz_types``; None if unknown."""
