@@ -3,19 +3,21 @@ MAX_UNFINISHED, busy answers wait, lost answers end uncertain, callbacks resolve
 
 from __future__ import annotations
 
+import io
 import threading
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection, transaction
 
-from tests.support.settings import UID, topview
+from tests.support.settings import ON_POSTGRES, UID, topview
 from topview_callbacks import health, sending, signals
 from topview_callbacks.client import Submission, TopviewClient
-from topview_callbacks.models import SubmittedTask, TaskStatus, UNFINISHED_TASK_STATUSES
+from topview_callbacks.models import UNFINISHED_TASK_STATUSES, SubmittedTask, TaskStatus
 from topview_callbacks.processing import process_due
 from topview_callbacks.testing import mock_topview
 
@@ -76,12 +78,16 @@ def test_enqueue_many_is_a_few_statements() -> None:
     from django.test.utils import CaptureQueriesContext
 
     submissions = [Submission({"prompt": f"p{i}"}, reference=f"r{i}") for i in range(2500)]
-    with topview(PROCESSING="manual"), CaptureQueriesContext(connection) as queries:
-        with transaction.atomic():
-            rows = TopviewClient().enqueue_many(BIZ, submissions)
+    with (
+        topview(PROCESSING="manual"),
+        CaptureQueriesContext(connection) as queries,
+        transaction.atomic(),
+    ):
+        rows = TopviewClient().enqueue_many(BIZ, submissions)
     assert len(rows) == 2500
     inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
-    assert len(inserts) == 3  # batches of 1000
+    # PostgreSQL: batches of 1000; SQLite caps a statement's variables (999 before 3.32).
+    assert len(inserts) == 3 if ON_POSTGRES else len(inserts) <= 2500 / 40
     assert SubmittedTask.objects.filter(status=TaskStatus.QUEUED).count() == 2500
 
 
@@ -141,7 +147,7 @@ def test_a_lost_answer_is_uncertain_and_never_resent(record_signal: Any) -> None
         fake.lose_answers(1)
         assert sending.send_queued().uncertain == 1
         assert sending.send_queued().sent == 0
-        call_command("topview_send_queued", stdout=open("/dev/null", "w"))
+        call_command("topview_send_queued", stdout=io.StringIO())
         assert len(fake.submit_bodies) == 1
     task.refresh_from_db()
     assert task.status == TaskStatus.UNCERTAIN
@@ -216,6 +222,14 @@ def test_forty_committed_five_rolled_back_under_the_limit(record_signal: Any) ->
     owners = [User.objects.create(username=f"user{i}") for i in range(40)]
     cap = 5
     with topview(MAX_UNFINISHED=cap), mock_topview(max_unfinished=cap) as fake:
+        handle = fake.handle
+        seen: list[int] = []  # our own unfinished tasks, at each request to the fake
+
+        def counting_handle(*args: Any) -> Any:
+            seen.append(unfinished())
+            return handle(*args)
+
+        fake.handle = counting_handle  # type: ignore[method-assign]
         fake.lose_answers(2)  # the first two are accepted, their answers lost
         with transaction.atomic():
             for i, owner in enumerate(owners):
@@ -234,8 +248,8 @@ def test_forty_committed_five_rolled_back_under_the_limit(record_signal: Any) ->
             SubmittedTask.objects.filter(status=TaskStatus.QUEUED).update(send_after=None)
             finish_all(fake)
             sending.send_queued()
-    assert fake.busy_answers > 0
-    assert fake.most_unfinished <= cap
+    assert fake.busy_answers > 0  # the lost tasks held the fake's slots for a while
+    assert seen and max(seen) <= cap
     tasks = {t.reference: t for t in SubmittedTask.objects.all()}
     assert sorted(tasks) == sorted(f"ref-{i}" for i in range(40))
     assert sorted(markers_at(fake)) == sorted(t.submission for t in tasks.values())
@@ -300,3 +314,25 @@ def test_the_fake_answers_4007_past_its_limit() -> None:
     assert (report.sent, report.busy) == (1, 1)
     assert fake.busy_answers == 1
     assert fake.runner.unfinished(UID) == 1
+
+
+def test_django_tasks_sends_the_queue() -> None:
+    if not hasattr(django_settings, "TASKS"):
+        pytest.skip("neither django.tasks nor django-tasks is installed")
+    with topview(PROCESSING="tasks"), mock_topview() as fake:
+        with transaction.atomic():
+            task = TopviewClient().enqueue(BIZ, prompt="x")
+        assert len(fake.tasks) == 1
+    task.refresh_from_db()
+    assert task.status == TaskStatus.SUBMITTED
+
+
+def test_manual_leaves_the_queue_to_the_command() -> None:
+    with topview(PROCESSING="manual"), mock_topview() as fake:
+        with transaction.atomic():
+            task = TopviewClient().enqueue(BIZ, prompt="x")
+        assert fake.tasks == {}
+        call_command("topview_send_queued", "--account", "default", stdout=io.StringIO())
+        assert len(fake.tasks) == 1
+    task.refresh_from_db()
+    assert task.status == TaskStatus.SUBMITTED

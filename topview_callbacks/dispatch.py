@@ -20,7 +20,13 @@ from django.db import transaction
 
 from topview_callbacks import processing, sending
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.models import FINAL_TASK_STATUSES, Notice, NoticeState, SubmittedTask, TaskStatus
+from topview_callbacks.models import (
+    FINAL_TASK_STATUSES,
+    Notice,
+    NoticeState,
+    SubmittedTask,
+    TaskStatus,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Case, F, Min, Q, Value, When
+from django.db.models import Case, F, Min, Q, TextField, Value, When
 from django.utils import timezone
 
 from topview_callbacks import biz_types, lifecycle, signals
@@ -46,7 +46,7 @@ from topview_callbacks.exceptions import (
     TopviewConfigurationError,
     TopviewConnectionError,
 )
-from topview_callbacks.models import SubmittedTask, TaskStatus, UNFINISHED_TASK_STATUSES
+from topview_callbacks.models import UNFINISHED_TASK_STATUSES, SubmittedTask, TaskStatus
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,9 @@ class SendReport:
         self.refused += other.refused
         self.uncertain += other.uncertain
         if other.retry_in is not None:
-            self.retry_in = min(other.retry_in, self.retry_in or other.retry_in)
+            self.retry_in = (
+                other.retry_in if self.retry_in is None else min(self.retry_in, other.retry_in)
+            )
 
 
 def send_queued(account: str | None = None) -> SendReport:
@@ -177,8 +179,10 @@ def _send(client: TopviewClient, task: SubmittedTask) -> str:
     except TopviewAPIError as exc:
         if exc.code in BUSY_CODES:
             return _wait(task, exc)
-        if exc.http_status is not None and exc.http_status >= 500 and exc.code == str(
-            exc.http_status
+        if (
+            exc.http_status is not None
+            and exc.http_status >= 500
+            and exc.code == str(exc.http_status)
         ):
             # Not Topview's envelope: a proxy's error page; Topview may have accepted it.
             return _lose(task, str(exc))
@@ -198,7 +202,9 @@ def with_marker(url: str, marker: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _answered(task: SubmittedTask, task_id: str, result: dict[str, Any], body: dict[str, Any]) -> None:
+def _answered(
+    task: SubmittedTask, task_id: str, result: dict[str, Any], body: dict[str, Any]
+) -> None:
     """Record Topview's answer: the row becomes the task. A row for that task id made
     meanwhile by its callback (one that came without the marker) takes the submission's
     owner, reference and request instead, and the queued row goes."""
@@ -339,6 +345,7 @@ def match_callback(marker: str, account: str, biz_type: str, task_id: str) -> bo
                     resolution=Case(
                         When(status=TaskStatus.UNCERTAIN, then=Value(resolved)),
                         default=F("resolution"),
+                        output_field=TextField(),
                     ),
                 )
             )

@@ -6,6 +6,8 @@ ends ``fail``); each choice is recorded on the task (``resolution``: who, when).
 
 from __future__ import annotations
 
+import functools
+
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
@@ -42,7 +44,7 @@ def resend_uncertain(
     accounts = set(SubmittedTask.objects.filter(pk__in=ids).values_list("account", flat=True))
     count = sending.resend(ids, _who(request))
     for account in accounts:
-        transaction.on_commit(lambda account=account: dispatch.start_sending(account))
+        transaction.on_commit(functools.partial(dispatch.start_sending, account))
     model_admin.message_user(
         request,
         ngettext("%d submission queued again.", "%d submissions queued again.", count) % count,

@@ -80,11 +80,22 @@ class TopviewClient(Uploads):
                 http_status=200,
             )
         return record_submitted(
-            self.account.name, biz_type, str(task_id), result, body, owner=owner, reference=reference
+            self.account.name,
+            biz_type,
+            str(task_id),
+            result,
+            body,
+            owner=owner,
+            reference=reference,
         )
 
     def enqueue(
-        self, biz_type: str, *, owner: models.Model | None = None, reference: str = "", **params: Any
+        self,
+        biz_type: str,
+        *,
+        owner: models.Model | None = None,
+        reference: str = "",
+        **params: Any,
     ) -> SubmittedTask:
         """Queue a task of ``biz_type`` with ``params`` in the current transaction; it is
         sent after commit (never if the transaction rolls back), at most MAX_UNFINISHED of
@@ -95,9 +106,7 @@ class TopviewClient(Uploads):
         """
         return self.enqueue_many(biz_type, [Submission(params, owner, reference)])[0]
 
-    def enqueue_many(
-        self, biz_type: str, submissions: Iterable[Submission]
-    ) -> list[SubmittedTask]:
+    def enqueue_many(self, biz_type: str, submissions: Iterable[Submission]) -> list[SubmittedTask]:
         """``enqueue`` for many submissions of one bizType, in a few statements (one
         INSERT per ``queueing.BATCH_SIZE`` rows)."""
         spec = self._submittable(biz_type)

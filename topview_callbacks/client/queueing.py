@@ -75,16 +75,12 @@ def queue(rows: list[SubmittedTask]) -> list[SubmittedTask]:
             rows[0].save(using=using)
         else:
             rows = SubmittedTask.objects.using(using).bulk_create(rows, batch_size=BATCH_SIZE)
-        transaction.on_commit(
-            functools.partial(_announce, rows[0].account, len(rows)), using=using
-        )
+        transaction.on_commit(functools.partial(_announce, rows[0].account, len(rows)), using=using)
     return rows
 
 
 def _announce(account: str, count: int) -> None:
-    lifecycle.send(
-        signals.submissions_queued, sender=SubmittedTask, account=account, count=count
-    )
+    lifecycle.send(signals.submissions_queued, sender=SubmittedTask, account=account, count=count)
 
 
 def bodies(

@@ -73,7 +73,8 @@ class FakeTopview:
     ``seed``, ``clock``: see ``Chaos``). ``accounts``: {uid: api_key} that may call; None
     accepts any non-empty pair. ``credit``: what is left; each submit costs one.
     ``max_unfinished``: like Topview, a submit answers 4007 while the account has this many
-    tasks unfinished (None: no limit). ``serve_media`` (``FakeTopviewServer`` sets it): results name files under ``base_url``.
+    tasks unfinished (None: no limit). ``serve_media`` (``FakeTopviewServer`` sets it):
+    results name files under ``base_url``.
     """
 
     def __init__(
