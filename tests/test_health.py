@@ -59,7 +59,7 @@ def by_name(findings: list[health.Finding]) -> dict[str, health.Finding]:
 def test_an_empty_pipeline_is_healthy() -> None:
     code, out = run()
     assert code == 0
-    assert out.count("OK") == 6 and "Topview pipeline: OK" in out
+    assert out.count("OK") == 7 and "Topview pipeline: OK" in out
 
 
 def test_measurements_count_what_the_fixtures_hold() -> None:

@@ -28,7 +28,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -315,12 +315,12 @@ def expire_lost(account: str) -> int:
 
 def _due_in(account: str) -> float | None:
     """Seconds until the account's next backed-off submission is due (None: none waits)."""
-    later = SubmittedTask.objects.filter(
+    later: datetime | None = SubmittedTask.objects.filter(
         account=account, status=TaskStatus.QUEUED, send_after__gt=timezone.now()
     ).aggregate(at=Min("send_after"))["at"]
     if later is None:
         return None
-    return max(0.0, (later - timezone.now()).total_seconds())
+    return max(0.0, float((later - timezone.now()).total_seconds()))
 
 
 def match_callback(marker: str, account: str, biz_type: str, task_id: str) -> bool:
