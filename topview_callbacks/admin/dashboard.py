@@ -18,8 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from topview_callbacks import health
-from topview_callbacks.admin import charts, credit, dashboard_stats, spend
+from topview_callbacks import credit, health
+from topview_callbacks.admin import charts, dashboard_stats, spend
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import OPEN_TASK_STATUSES
 
