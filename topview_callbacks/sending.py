@@ -19,7 +19,7 @@ How a send ends:
   resends it or gives it up (``resend``, ``give_up``), or its callback resolves it
   (``match_callback``: the marker in its noticeUrl). A sender that died mid-send leaves
   its row ``sending``; the next pass turns it uncertain once its answer cannot come any
-  more (``REQUEST_TIMEOUT`` and ``LOST_AFTER_MARGIN``).
+  more (twice ``REQUEST_TIMEOUT``, and ``LOST_AFTER_MARGIN``).
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ BUSY_CODES = frozenset({"4007", "5003", "4100"})
 #: further busy answer of the same submission, capped.
 BACKOFF_SECONDS = 30.0
 BACKOFF_MAX_SECONDS = 600.0
-#: A row ``sending`` for longer than REQUEST_TIMEOUT plus this lost its sender.
-LOST_AFTER_MARGIN = timedelta(seconds=60)
+#: A row ``sending`` for longer than twice REQUEST_TIMEOUT (connecting, then reading) plus
+#: this lost its sender.
+LOST_AFTER_MARGIN = timedelta(seconds=10)
 
 
 @dataclass
@@ -301,7 +302,7 @@ def _lose(task: SubmittedTask, error: str) -> str:
 def expire_lost(account: str) -> int:
     """Rows ``sending`` whose sender died mid-send (its answer cannot come any more)
     become uncertain; how many did."""
-    cutoff = timezone.now() - timedelta(seconds=topview_settings.request_timeout)
+    cutoff = timezone.now() - timedelta(seconds=2 * topview_settings.request_timeout)
     cutoff -= LOST_AFTER_MARGIN
     stale = SubmittedTask.objects.filter(
         account=account, status=TaskStatus.SENDING, submitted_at__lt=cutoff
