@@ -26,6 +26,7 @@ from tests.support.processes import (
     wait_for,
 )
 from tests.support.recording import calls, fired, key, recording_receiver, records
+from tests.support.sending import killed_mid_send
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.usefixtures("redis_records")]
 
@@ -274,87 +275,9 @@ def test_database_unavailable_answers_503_and_writes_nothing(
 def test_a_worker_killed_mid_send_leaves_one_uncertain_submission_and_sends_the_rest_once(
     db_name: str, running: list[Service], settings: Any
 ) -> None:
-    import signal
-    from urllib.parse import urlsplit
+    from topview_callbacks import tasks
 
-    from django.db import transaction
+    def worker(overrides: dict[str, Any], **env: str) -> Service:
+        return celery_worker(db_name, overrides=overrides, **env)
 
-    from topview_callbacks import sending, tasks
-    from topview_callbacks.client import Submission, TopviewClient
-    from topview_callbacks.models import SubmittedTask, TaskStatus
-    from topview_callbacks.testing import deliver_notice
-    from topview_callbacks.testing.fake.api import FakeTopview
-    from topview_callbacks.testing.fake.server import FakeTopviewServer
-
-    cap = 3
-    fake = FakeTopview()
-    handle = fake.handle
-    arrived: list[float] = []
-
-    def slow_submits(method: str, url: str, *args: Any) -> Any:
-        if method == "POST" and url.endswith("/submit"):
-            arrived.append(time.monotonic())
-            time.sleep(0.5)  # the window in which the first worker dies
-        return handle(method, url, *args)
-
-    fake.handle = slow_submits  # type: ignore[method-assign]
-    server = FakeTopviewServer(fake, serve_media=False).start()
-    try:
-        overrides = {
-            "API_BASE_URL": server.url,
-            "PROCESSING": "celery",
-            "MAX_UNFINISHED": cap,
-            "REQUEST_TIMEOUT": 2.0,
-        }
-        settings.TOPVIEW_CALLBACKS = {**settings.TOPVIEW_CALLBACKS, **overrides}
-        first = celery_worker(db_name, overrides=overrides, TOPVIEW_TEST_PREFETCH="1")
-        running.append(first)
-        with transaction.atomic():
-            TopviewClient().enqueue_many(
-                "COMMON_TASK_TEXT2IMAGE", [Submission({"prompt": str(i)}) for i in range(8)]
-            )
-        wait_for(lambda: arrived, 30, "the first submit to reach the fake")
-        first.kill(signal.SIGKILL)
-        running.append(celery_worker(db_name, overrides=overrides))
-
-        seen: list[int] = []
-        unfinished = SubmittedTask.objects.filter(
-            status__in=(TaskStatus.SENDING, TaskStatus.SUBMITTED, TaskStatus.RUNNING)
-        )
-
-        uncertain: set[int] = set()
-
-        def outcomes_come_back() -> bool:
-            seen.append(unfinished.count())
-            uncertain.update(
-                SubmittedTask.objects.filter(status=TaskStatus.UNCERTAIN).values_list(
-                    "pk", flat=True
-                )
-            )
-            for task in list(fake.tasks.values()):
-                url = urlsplit(task.notice_url or "")
-                marker = url.query.rpartition("=")[2]
-                row = SubmittedTask.objects.filter(submission=marker).first()
-                # The killed worker's submission: its callback waits until the sweep of
-                # lost sends (2 x REQUEST_TIMEOUT + 10 s) made it uncertain.
-                if task.finish_at is None and row and row.status != TaskStatus.SENDING:
-                    fake.finish(task.task_id)
-                    payload = fake.runner.callback_payload(task)
-                    deliver_notice(payload, path=f"{url.path}?{url.query}")
-            tasks.request_sending("default")  # as the beat entry does
-            return SubmittedTask.objects.filter(status=TaskStatus.SUCCESS).count() == 8
-
-        wait_for(outcomes_come_back, 90, "every submission to end", every=0.5)
-    finally:
-        server.stop()
-    markers = [
-        (t.params.get("noticeUrl") or "").rpartition(f"{sending.SUBMISSION_PARAM}=")[2]
-        for t in fake.tasks.values()
-    ]
-    assert len(markers) == 8 == len(set(markers))  # each reached Topview once
-    assert max(seen) <= cap
-    # The submission the killed worker was sending became uncertain (never resent), and
-    # its callback, carrying its marker, resolved it.
-    (resolved,) = SubmittedTask.objects.exclude(resolution="")
-    assert resolved.resolution.startswith("Resolved by its callback")
-    assert uncertain == {resolved.pk}
+    killed_mid_send(settings, running, worker, {"PROCESSING": "celery"}, tasks.request_sending)
