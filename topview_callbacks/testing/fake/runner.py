@@ -121,6 +121,7 @@ class FakeTaskRunner:
         self.stats = {"callbacks": 0, "dropped": 0, "duplicated": 0, "sent": 0, "acked": 0}
         self._lock = threading.RLock()
         self._order = itertools.count()
+        self._running: dict[str, set[tuple[str, str]]] = {}  # per uid: tasks not seen ended
         # Rewrites a new task's output (the HTTP fake points its media URLs at itself).
         self.rewrite_output: Callable[[FakeTask], dict[str, Any]] | None = None
 
@@ -225,17 +226,19 @@ class FakeTaskRunner:
             if self.rewrite_output is not None and task.output:
                 task.output = self.rewrite_output(task)
             self.tasks[(biz_type, task.task_id)] = task
+            self._running.setdefault(uid, set()).add((biz_type, task.task_id))
             return task
 
     def unfinished(self, uid: str) -> int:
-        """How many of the account ``uid``'s tasks have not ended yet."""
+        """How many of the account ``uid``'s tasks have not ended yet (a look at the ones
+        not seen ended before: a long run stays fast)."""
         with self._lock:
             now = self.clock()
-            return sum(
-                1
-                for task in self.tasks.values()
-                if task.uid == uid and task.state(now) not in ("success", "fail")
-            )
+            running = self._running.get(uid, set())
+            running -= {
+                key for key in running if self.tasks[key].state(now) in ("success", "fail")
+            }
+            return len(running)
 
     def query(self, biz_types: Iterable[str], task_id: str) -> dict[str, Any] | None:
         """The query-task result for ``task_id`` of one of ``biz_types``; None if unknown."""
