@@ -235,9 +235,7 @@ class FakeTaskRunner:
         with self._lock:
             now = self.clock()
             running = self._running.get(uid, set())
-            running -= {
-                key for key in running if self.tasks[key].state(now) in ("success", "fail")
-            }
+            running -= {key for key in running if self.tasks[key].state(now) in ("success", "fail")}
             return len(running)
 
     def query(self, biz_types: Iterable[str], task_id: str) -> dict[str, Any] | None:
