@@ -456,10 +456,14 @@ def test_celery_mode_publishes_a_send_after_the_enqueue_commits(
         sent.append((tuple(args), options))
 
     monkeypatch.setattr(tasks.send_queued, "apply_async", apply_async)
+    monkeypatch.setattr(jobs, "_sending_windows", {})
     with topview(PROCESSING="celery"), django_capture_on_commit_callbacks(execute=True):
-        TopviewClient().enqueue("COMMON_TASK_TEXT2IMAGE", prompt="x")
+        for n in range(50):
+            TopviewClient().enqueue("COMMON_TASK_TEXT2IMAGE", prompt=str(n))
         assert sent == []  # nothing before the commit
-    assert [args for args, _ in sent] == [("default",)]
+    # Fifty enqueues committed together: one job now, one at the window's end.
+    assert [args for args, _ in sent] == [("default",), ("default",)]
+    assert sent[0][1]["countdown"] is None and 0 < sent[1][1]["countdown"] <= jobs.DRAIN_WINDOW
 
 
 def test_the_send_job_sends_and_schedules_the_end_of_a_backoff(

@@ -220,7 +220,14 @@ def request_sending(account: str | None = None, *, delay: float | None = None) -
     """Queue a ``send_queued`` job once the current transaction commits, ``delay`` seconds
     from now. Never raises: cron's or beat's ``send_queued`` finds the rows later."""
     what = f"the sending of account {account!r}'s queued Topview submissions"
-    transaction.on_commit(lambda: _publish(send_queued, (account,), delay, what))
+
+    def publish(countdown: float | None) -> None:
+        _publish(send_queued, (account,), countdown, what)
+
+    if delay is not None:
+        transaction.on_commit(lambda: publish(delay))
+    else:  # at most one job per jobs.DRAIN_WINDOW, and one at its end
+        transaction.on_commit(lambda: jobs.sending_window(account).request(publish))
 
 
 _queue = jobs.Queue(enqueue_notice, enqueue_media, request_drain)

@@ -136,7 +136,14 @@ def send_queued(account: str | None = None) -> dict[str, Any]:
 def request_sending(account: str | None = None, *, delay: float | None = None) -> None:
     """Queue a ``send_queued`` task once the current transaction commits. Never raises."""
     what = f"the sending of account {account!r}'s queued Topview submissions"
-    transaction.on_commit(lambda: _enqueue(send_queued, account, delay=delay, what=what))
+
+    def publish(countdown: float | None) -> None:
+        _enqueue(send_queued, account, delay=countdown, what=what)
+
+    if delay is not None or not backend().supports_defer:
+        transaction.on_commit(lambda: publish(delay))
+    else:  # at most one task per jobs.DRAIN_WINDOW, and one at its end
+        transaction.on_commit(lambda: jobs.sending_window(account).request(publish))
 
 
 def enqueue_notice(notice_id: int, *, delay: float | None = None) -> None:
