@@ -336,3 +336,30 @@ def test_manual_leaves_the_queue_to_the_command() -> None:
         assert len(fake.tasks) == 1
     task.refresh_from_db()
     assert task.status == TaskStatus.SUBMITTED
+
+
+def test_the_marker_joins_a_notice_url_that_has_a_query_string() -> None:
+    url = sending.with_marker("https://x.test/n/?a=1&topview_submission=old", "abc")
+    assert url == "https://x.test/n/?a=1&topview_submission=abc"
+
+
+def test_a_callback_that_came_first_without_its_marker_takes_the_owner() -> None:
+    """Topview dropped the query string and the task ended before its submit's answer was
+    read: the callback made the task's row; the answer gives it the owner and reference."""
+    import responses
+
+    from topview_callbacks.testing import deliver_notice, notice_payload
+
+    owner = User.objects.create(username="late-owner")
+    with topview(PROCESSING="manual"):
+        task = TopviewClient().enqueue(BIZ, owner=owner, reference="late", prompt="x")
+    deliver_notice(notice_payload(BIZ, task_id="T-first"))  # inline: recorded at once
+    with topview(PROCESSING="manual"), responses.RequestsMock() as api:
+        api.post(
+            "https://api.topview.test/v2/common_task/image2video/task/submit",
+            json={"code": "200", "message": "Success", "result": {"taskId": "T-first"}},
+        )
+        assert sending.send_queued().sent == 1
+    (only,) = SubmittedTask.objects.all()
+    assert (only.task_id, only.status) == ("T-first", TaskStatus.SUCCESS)
+    assert (only.owner, only.reference, only.submission) == (owner, "late", task.submission)
