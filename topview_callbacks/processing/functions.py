@@ -56,6 +56,7 @@ ARGUMENTS = (
     ("callback_uuid", "varchar"),
     ("now", "timestamptz"),
     ("ignored_reason", "text"),
+    ("cost_credit", "numeric"),
 )
 # STORE_NOTICE's parameters the function decides itself (a duplicate or ignored notice).
 DECIDED = ("state", "last_error", "next_attempt_at", "processed_at", "task_pk")
