@@ -1,6 +1,6 @@
 """WAL per stored and per processed notice on PostgreSQL once the tables are big.
 
-Usage: nice -n 10 .venv/bin/python bench/wal.py [--rows 2000000] [--notices 2000]
+Usage: nice -n 10 .venv/bin/python bench/wal.py [--rows 2000000] [--notices 1000]
            [--schema after|before] [--database NAME] [--reuse] [--without-fk] [--drop]
 
 A database of its own (``--database``, default ``topview_wal_bench``; never the test
@@ -84,7 +84,7 @@ def fill(rows: int) -> None:
                request_payload, result, error_message, submitted_at, completed_at,
                next_poll_at, poll_count, updated_at)
             SELECT 'default', 'M2V_PREVIEW', md5('t' || i), md5('u' || i),
-                   CASE WHEN i % 100 = 0 THEN 'fail' ELSE 'success' END, 'running', '{{}}',
+                   CASE WHEN i %% 100 = 0 THEN 'fail' ELSE 'success' END, 'running', '{{}}',
                    {result_sql}, '', {when} - interval '3 minutes', {when}, NULL, 0, {when}
             FROM generate_series(1, %(rows)s) AS i ORDER BY i
             """,
@@ -97,10 +97,10 @@ def fill(rows: int) -> None:
                headers, remote_addr, source, received_at, state, attempts, last_error,
                next_attempt_at, claimed_at, claim, processed_at, submitted_task_id)
             SELECT md5('u' || i), 'default', 'M2V_PREVIEW', md5('t' || i),
-                   CASE WHEN i % 100 = 0 THEN 'fail' ELSE 'success' END, '',
+                   CASE WHEN i %% 100 = 0 THEN 'fail' ELSE 'success' END, '',
                    {result_sql}, {body_sql}, %(headers)s::jsonb, '203.0.113.7', 'callback',
-                   {when}, CASE WHEN i % 100 = 0 THEN 'failed' ELSE 'processed' END, 1,
-                   CASE WHEN i % 100 = 0 THEN 'Traceback ... ValueError: boom' ELSE '' END,
+                   {when}, CASE WHEN i %% 100 = 0 THEN 'failed' ELSE 'processed' END, 1,
+                   CASE WHEN i %% 100 = 0 THEN 'Traceback ... ValueError: boom' ELSE '' END,
                    NULL, {when}, '', {when}, i
             FROM generate_series(1, %(rows)s) AS i ORDER BY i
             """,
@@ -132,35 +132,50 @@ def lsn() -> str:
 
 
 def wal_between(start: str, end: str) -> dict[str, Any]:
-    """Bytes, full-page images and bytes by relation between two LSNs."""
+    """This database's WAL between two LSNs: bytes, full-page images, bytes by relation.
+
+    Other databases on the server may write meanwhile: only records of this database's
+    relations count, and the transaction records (commits) of the transactions that wrote
+    them. ``server_bytes`` is the whole server's LSN difference, for comparison."""
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_wal_lsn_diff(%s, %s)", [end, start])
-        total = int(cursor.fetchone()[0])
         cursor.execute(
-            "SELECT resource_manager, record_type, record_length, fpi_length, block_ref "
+            "SELECT pg_wal_lsn_diff(%s, %s), oid FROM pg_database "
+            "WHERE datname = current_database()",
+            [end, start],
+        )
+        server_bytes, database = cursor.fetchone()
+        cursor.execute(
+            "SELECT resource_manager, record_type, record_length, fpi_length, block_ref, xid "
             "FROM pg_get_wal_records_info(%s, %s)",
             [start, end],
         )
         records = cursor.fetchall()
         cursor.execute(
             "SELECT pg_relation_filenode(oid), relname FROM pg_class "
-            "WHERE relname LIKE 'topview_callbacks_%%' OR relname LIKE 'topview_%%'"
+            "WHERE pg_relation_filenode(oid) IS NOT NULL"
         )
-        names = {str(node): name for node, name in cursor.fetchall() if node}
+        names = {str(node): name for node, name in cursor.fetchall()}
+    mine = re.compile(rf"rel \d+/{database}/(\d+)")
+    ours = {xid for *_rest, block_ref, xid in records if mine.search(block_ref or "")}
+    ours.discard(0)
     by_relation: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
-    fpis = fpi_bytes = 0
-    for manager, kind, length, fpi_length, block_ref in records:
+    total = fpis = fpi_bytes = 0
+    for manager, kind, length, fpi_length, block_ref, xid in records:
+        node = mine.search(block_ref or "")
+        if node is None and not (manager == "Transaction" and xid in ours):
+            continue
+        total += length
         fpis += (block_ref or "").count("FPW")
         fpi_bytes += fpi_length
-        node = re.search(r"rel \d+/\d+/(\d+)", block_ref or "")
-        relation = names.get(node[1], "other") if node else manager.lower()
+        relation = names.get(node[1], "other") if node else "commit records"
         by_relation[relation] += length
         kinds[f"{manager}/{kind}"] += 1
     return {
         "bytes": total,
+        "server_bytes": int(server_bytes),
         "fpis": fpis,
         "fpi_bytes": fpi_bytes,
         "by_relation": by_relation,
@@ -175,11 +190,33 @@ def checkpoint() -> None:
         cursor.execute("CHECKPOINT")
 
 
+def checkpoints() -> int:
+    """Checkpoints the server has made so far (one in a phase adds page images)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+        return int(cursor.fetchone()[0])
+
+
+def keep_wal() -> None:
+    """Keep the WAL from here on until this session ends (a temporary replication slot),
+    so that pg_walinspect can still read it after the server's checkpoints."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_create_physical_replication_slot(%s, true, true)",
+            [f"wal_bench_{os.getpid()}"],
+        )
+
+
 def report(name: str, wal: dict[str, Any], count: int, seconds: float) -> None:
     print(
         f"{name}: {wal['bytes'] / count:,.0f} B of WAL per notice "
         f"({wal['fpis'] / count:.2f} full-page images, {wal['fpi_bytes'] / count:,.0f} B of "
-        f"them), {seconds / count * 1000:.2f} ms per notice"
+        f"them), {seconds / count * 1000:.2f} ms per notice; the whole server wrote "
+        f"{wal['server_bytes'] / count:,.0f} B per notice meanwhile"
     )
     for relation, size in wal["by_relation"].most_common(12):
         print(f"    {relation:48} {size / count:9,.0f} B")
@@ -194,7 +231,9 @@ def measure(args: argparse.Namespace) -> None:
     from topview_callbacks import processing
 
     prefix = uuidlib.uuid4().hex[:8]
+    keep_wal()
     checkpoint()
+    before = checkpoints()
     start, began = lsn(), time.perf_counter()
     ids = []
     for i in range(args.notices):
@@ -221,7 +260,7 @@ def measure(args: argparse.Namespace) -> None:
         done = processing.process_due(notice_id=notice_id, limit=1).notices
         assert done and done[0].state == "processed", notice_id
     end, process_seconds = lsn(), time.perf_counter() - began
-    time.sleep(1)
+    print(f"checkpoints by the server during the phases: {checkpoints() - before}")
     report("store", wal_between(start, stored), len(ids), store_seconds)
     report("process", wal_between(stored, end), len(ids), process_seconds)
     report("both", wal_between(start, end), len(ids), store_seconds + process_seconds)
@@ -269,7 +308,7 @@ def settings_line() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--notices", type=int, default=2_000)
+    parser.add_argument("--notices", type=int, default=1_000)
     parser.add_argument("--schema", choices=("after", "before"), default="after")
     parser.add_argument("--database", default="topview_wal_bench")
     parser.add_argument("--reuse", action="store_true")

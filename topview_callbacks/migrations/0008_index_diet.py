@@ -67,7 +67,7 @@ def _one(schema_editor: Any, sql: str, params: list[Any]) -> Any:
 
 def _uuid_constraint(schema_editor: Any) -> str | None:
     """The name of the unique constraint on the notices' uuid alone, whatever it is."""
-    return _one(
+    name = _one(
         schema_editor,
         "SELECT c.conname FROM pg_constraint c JOIN pg_attribute a "
         "ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
@@ -75,6 +75,7 @@ def _uuid_constraint(schema_editor: Any) -> str | None:
         "AND array_length(c.conkey, 1) = 1 AND a.attname = 'uuid'",
         [NOTICES],
     )
+    return None if name is None else str(name)
 
 
 def _create(schema_editor: Any, model: Any, index: models.Index) -> None:
