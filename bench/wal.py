@@ -1,7 +1,8 @@
 """WAL per stored and per processed notice on PostgreSQL once the tables are big.
 
 Usage: nice -n 10 .venv/bin/python bench/wal.py [--rows 2000000] [--notices 1000]
-           [--schema after|before] [--database NAME] [--reuse] [--without-fk] [--drop]
+           [--schema after|before] [--database NAME] [--reuse] [--without-fk]
+           [--wal-compression zstd] [--interleaved] [--drop]
 
 A database of its own (``--database``, default ``topview_wal_bench``; never the test
 database) is created afresh and migrated: ``--schema before`` stops at migration 0006
@@ -20,12 +21,15 @@ the server meanwhile: the script reports what the whole server wrote), split wit
 ``pg_walinspect`` into full-page images and by relation. ``--reuse`` measures again on the
 database as it is (no new rows, no checkpoint unless asked again by the phases: each run
 starts with one). ``--without-fk`` drops the notice-to-task foreign key constraint first.
-``--drop`` drops the database at the end.
+``--interleaved`` processes each notice right after storing it (one phase: what a
+notice costs when a worker takes it at once). ``--wal-compression zstd`` (or lz4) sets it
+for the measuring session. ``--drop`` drops the database at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -226,17 +230,22 @@ def report(name: str, wal: dict[str, Any], count: int, seconds: float) -> None:
 
 
 def measure(args: argparse.Namespace) -> None:
-    from django.db import transaction
+    from django.db import connection, transaction
 
     from topview_callbacks import processing
 
     prefix = uuidlib.uuid4().hex[:8]
     keep_wal()
+    if args.wal_compression:
+        with connection.cursor() as cursor:  # this session's WAL only (superuser)
+            cursor.execute(
+                "SELECT set_config('wal_compression', %s, false)", [args.wal_compression]
+            )
     checkpoint()
     before = checkpoints()
     start, began = lsn(), time.perf_counter()
     ids = []
-    for i in range(args.notices):
+    for _ in range(args.notices):
         uuid, task_id = uuidlib.uuid4().hex, uuidlib.uuid4().hex
         values = {
             "uuid": uuid,
@@ -245,7 +254,7 @@ def measure(args: argparse.Namespace) -> None:
             "task_id": task_id,
             "status": "success",
             "error_message": "",
-            "result": {"previewVideos": [], "status": "success", "taskId": task_id, "n": i},
+            "result": json.loads(RESULT.replace("TASK", task_id)),  # as the rows filled
             "raw_body": body(uuid, task_id),
             "headers": {"Content-Type": "application/json", "Topview-Uid": prefix},
             "remote_addr": "203.0.113.7",
@@ -254,6 +263,14 @@ def measure(args: argparse.Namespace) -> None:
             received = processing.store(values)
         assert received.notice is not None
         ids.append(received.notice.pk)
+        if args.interleaved:  # a worker picking it up at once, as Celery does
+            processing.process_due(notice_id=received.notice.pk, limit=1)
+    if args.interleaved:
+        end = lsn()
+        print(f"checkpoints by the server meanwhile: {checkpoints() - before}")
+        seconds = time.perf_counter() - began
+        report("store, then process at once", wal_between(start, end), len(ids), seconds)
+        return
     stored, store_seconds = lsn(), time.perf_counter() - began
     began = time.perf_counter()
     for notice_id in ids:
@@ -314,6 +331,8 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--without-fk", action="store_true")
     parser.add_argument("--drop", action="store_true")
+    parser.add_argument("--interleaved", action="store_true", help="process each at once")
+    parser.add_argument("--wal-compression", help="e.g. zstd or lz4, for this session")
     args = parser.parse_args()
 
     os.environ["BENCH_DATABASE"] = args.database
