@@ -66,8 +66,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--slower-than", type=float, default=50.0)
     args = parser.parse_args()
-    os.environ["BENCH_DATABASE"] = args.database
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+    # The example project (it has the admin) on that database, DEBUG off.
+    os.environ["DATABASE_URL_POSTGRES"] = args.database
+    os.environ["DJANGO_DEBUG"] = "0"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
     import django
 
     django.setup()

@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.db.models import Q
 from django.utils import timezone
 
 from topview_callbacks.models import Notice, SubmittedTask
-from topview_callbacks.processing import sql
+from topview_callbacks.processing import claims, sql
+from topview_callbacks.sweeping import stuck_notices
 
 DAY = timedelta(days=1)
 NOTICES = Notice._meta.db_table
@@ -36,6 +38,7 @@ def test_a_notice_has_one_index_per_query_family_and_none_on_uuid_for_like() -> 
     by_columns = sorted(columns for columns, _unique in indexes.values() if columns != ["id"])
     assert by_columns == [
         ["biz_type"],
+        ["received_at"],
         ["received_at"],
         ["state", "received_at"],
         ["submitted_task_id"],
@@ -94,7 +97,7 @@ def plan(query: str, params: Any = None) -> str:
 @pytest.mark.postgres
 @pytest.mark.django_db
 @pytest.mark.usefixtures("rows")
-def test_the_claim_selector_reads_the_partial_index_of_unsettled_notices() -> None:
+def test_the_claim_selector_reads_the_partial_index_of_due_notices() -> None:
     now = timezone.now()
     text = sql.statement(sql.START_ATTEMPTS, connection.alias)
     params = {
@@ -105,7 +108,7 @@ def test_the_claim_selector_reads_the_partial_index_of_unsettled_notices() -> No
         "abandoned": "",
         "limit": 50,
     }
-    assert "topview_notice_unsettled" in plan(text, params)
+    assert "topview_notice_due" in plan(text, params)
     # The statement's own text, as claims.start runs it, with the one-notice narrowing.
     narrowed = sql.statement(sql.START_ATTEMPTS, connection.alias, " AND id = %(notice_id)s")
     assert "Index" in plan(narrowed, {**params, "notice_id": 1})
@@ -126,9 +129,43 @@ def test_the_claim_selector_reads_the_partial_index_of_unsettled_notices() -> No
     ids=["oldest pending", "failed in 24 h", "retrying", "state filter"],
 )
 @pytest.mark.usefixtures("rows")
-def test_health_and_the_state_filter_read_the_partial_index(queryset: Any) -> None:
+def test_health_and_the_state_filter_read_a_partial_index(queryset: Any) -> None:
     query, params = queryset().query.sql_with_params()
-    assert "topview_notice_unsettled" in plan(query, params)
+    found = plan(query, params)
+    assert "topview_notice_unsettled" in found or "topview_notice_due" in found
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.usefixtures("rows")
+def test_the_sweep_and_the_retry_gauge_read_the_due_notices_only() -> None:
+    for queryset in (
+        stuck_notices(timedelta(seconds=60)),
+        Notice.objects.filter(
+            Q(state="pending", next_attempt_at__isnull=False)
+            | Q(state="failed", next_attempt_at__isnull=False)
+        ),
+    ):
+        query, params = queryset.query.sql_with_params()
+        assert "topview_notice_due" in plan(query, params)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.usefixtures("rows")
+def test_an_attempt_locks_its_notices_by_primary_key(django_assert_num_queries: Any) -> None:
+    notice = Notice.objects.create(uuid="due", biz_type="X", task_id="due", status="success")
+    claim = claims.start(connection, limit=1, notice_id=notice.pk)
+    assert claim.notice_ids == [notice.pk]
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN")
+        try:
+            locked = claims.lock(connection, claim)
+        finally:
+            cursor.execute("ROLLBACK")
+    assert [n.pk for n in locked] == [notice.pk]
+    text = sql.statement(sql.LOCK_CLAIMED, connection.alias, " AND id IN (%(id_0)s)")
+    assert "pkey" in plan(text, {"claim": claim.token, "id_0": notice.pk})
 
 
 @pytest.mark.postgres

@@ -3,7 +3,8 @@
 Notices lose the ``varchar_pattern_ops`` index Django adds beside a ``unique=True``
 ``CharField`` (uuid is unique through a ``UniqueConstraint`` now), ``(biz_type, task_id)``
 (``(biz_type)`` serves the admin's filter, ``(task_id)`` the lookups) and the full
-``(state, received_at)`` (partial now: processed notices are left out). Tasks lose
+``(state, received_at)`` (partial now: processed notices are left out); the notices an
+attempt may start on get a small partial index of their own. Tasks lose
 ``(task_id)``: the unique constraint leads with it instead.
 
 On PostgreSQL the migration is not one transaction: indexes are built and dropped
@@ -27,6 +28,11 @@ UNSETTLED = models.Index(
     name="topview_notice_unsettled",
     condition=~models.Q(state="processed"),
 )
+DUE = models.Index(
+    fields=["received_at"],
+    name="topview_notice_due",
+    condition=models.Q(state="pending") | models.Q(state="failed", next_attempt_at__isnull=False),
+)
 NOTICE_BIZ_TYPE = models.Index(fields=["biz_type"], name="topview_notice_biz_type")
 TASK_BIZ_TYPE = models.Index(fields=["biz_type"], name="topview_task_biz_type")
 NOTICE_STATE = models.Index(fields=["state", "received_at"], name="topview_notice_state")
@@ -48,6 +54,7 @@ OPERATIONS = [
     ),
     migrations.AddConstraint(model_name="notice", constraint=UNIQUE_UUID),
     migrations.AddIndex(model_name="notice", index=UNSETTLED),
+    migrations.AddIndex(model_name="notice", index=DUE),
     migrations.RemoveIndex(model_name="notice", name=NOTICE_STATE.name),
     migrations.AddIndex(model_name="notice", index=NOTICE_BIZ_TYPE),
     migrations.RemoveIndex(model_name="notice", name=NOTICE_TASK.name),
@@ -102,6 +109,7 @@ def postgresql_forwards(schema_editor: Any, from_state: Any, to_state: Any) -> N
     notice = to_state.apps.get_model("topview_callbacks", "notice")
     task = to_state.apps.get_model("topview_callbacks", "submittedtask")
     _create(schema_editor, notice, UNSETTLED)
+    _create(schema_editor, notice, DUE)
     _create(schema_editor, notice, NOTICE_BIZ_TYPE)
     _unique(schema_editor, TASKS, UNIQUE_TASK.name, "task_id, biz_type")
     _create(schema_editor, task, TASK_BIZ_TYPE)
@@ -135,7 +143,7 @@ def postgresql_backwards(schema_editor: Any, from_state: Any, to_state: Any) -> 
     _create(schema_editor, task, TASK_TASK_ID)
     _unique(schema_editor, TASKS, OLD_UNIQUE_TASK.name, "biz_type, task_id")
     schema_editor.execute(f"ALTER TABLE {TASKS} DROP CONSTRAINT IF EXISTS {UNIQUE_TASK.name}")
-    for name in (UNSETTLED.name, NOTICE_BIZ_TYPE.name, TASK_BIZ_TYPE.name):
+    for name in (UNSETTLED.name, DUE.name, NOTICE_BIZ_TYPE.name, TASK_BIZ_TYPE.name):
         _drop(schema_editor, name)
 
 

@@ -106,6 +106,14 @@ class Notice(models.Model):
                 name="topview_notice_unsettled",
                 condition=~models.Q(state=NoticeState.PROCESSED),
             ),
+            # Notices an attempt may start on (claims, drains, the sweep): pending ones
+            # and failed ones with a retry to come, never the failed ones kept for months.
+            models.Index(
+                fields=("received_at",),
+                name="topview_notice_due",
+                condition=models.Q(state=NoticeState.PENDING)
+                | models.Q(state=NoticeState.FAILED, next_attempt_at__isnull=False),
+            ),
             models.Index(fields=("received_at",), name="topview_notice_received"),
             # The admin's bizType filter lists its values by a skip scan of this index.
             models.Index(fields=("biz_type",), name="topview_notice_biz_type"),
