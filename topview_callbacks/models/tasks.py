@@ -157,13 +157,16 @@ class SubmittedTask(models.Model):
         verbose_name_plural = _("submitted tasks")
         ordering = ("-submitted_at", "-id")
         constraints = [
+            # task_id first: it also serves lookups by task id alone (no second index on
+            # that random key); ON CONFLICT (biz_type, task_id) infers it all the same.
             models.UniqueConstraint(
-                fields=("biz_type", "task_id"), name="topview_task_unique_biz_type_task_id"
+                fields=("task_id", "biz_type"), name="topview_task_unique_task_id_biz_type"
             )
         ]
         indexes = [
             models.Index(fields=("status", "next_poll_at"), name="topview_task_poll_due"),
-            models.Index(fields=("task_id",), name="topview_task_task_id"),
+            # The admin's bizType filter lists its values by a skip scan of this index.
+            models.Index(fields=("biz_type",), name="topview_task_biz_type"),
             models.Index(fields=("submitted_at",), name="topview_task_submitted"),
             models.Index(
                 fields=("owner_content_type", "owner_object_id"), name="topview_task_owner"

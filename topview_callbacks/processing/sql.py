@@ -118,7 +118,7 @@ RETURNING id, claim
 # looks), rather than skip it; every attempt locks its rows in this one order.
 LOCK_CLAIMED = """
 SELECT {notice_columns} FROM {notices}
-WHERE claim = %(claim)s AND state IN ('pending', 'failed')
+WHERE claim = %(claim)s AND state IN ('pending', 'failed'){only}
 ORDER BY received_at, id{for_update}
 """
 
