@@ -54,8 +54,12 @@ def test_a_task_is_unique_by_task_id_then_biz_type_with_no_second_task_id_index(
     indexes = index_columns(TASKS)
     assert indexes["topview_task_unique_task_id_biz_type"] == (["task_id", "biz_type"], True)
     assert sorted(columns for columns, _unique in indexes.values() if columns != ["id"]) == [
+        ["account", "status", "id"],  # the outbound queue (issue 20) and the ones below
         ["biz_type"],
+        ["owner_content_type_id", "owner_object_id"],
+        ["reference"],
         ["status", "next_poll_at"],
+        ["submission"],
         ["submitted_at"],
         ["task_id", "biz_type"],
     ]
@@ -214,3 +218,19 @@ def test_the_migration_goes_back_to_the_old_indexes_and_forward_again() -> None:
         executor.migrate(latest)
     assert "topview_notice_unique_uuid" in index_columns(NOTICES)
     assert not [name for name in index_columns(NOTICES) if name.endswith("_like")]
+
+
+@pytest.mark.django_db
+def test_the_owner_and_reference_indexes_hold_only_tasks_that_have_one() -> None:
+    # Tasks created from callbacks or by submit() without them add no entry on that path.
+    names = ("topview_task_owner", "topview_task_reference")
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname IN %s", [names])
+        else:
+            cursor.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND name IN (%s, %s)", names
+            )
+        definitions = [row[0] for row in cursor.fetchall()]
+    assert len(definitions) == 2
+    assert all(" WHERE " in definition for definition in definitions), definitions

@@ -33,6 +33,7 @@ class Migration(migrations.Migration):
                 related_name="+",
                 to="contenttypes.contenttype",
                 verbose_name="owner type",
+                db_index=False,
             ),
         ),
         migrations.AddField(
@@ -136,12 +137,18 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="submittedtask",
             index=models.Index(
-                fields=["owner_content_type", "owner_object_id"], name="topview_task_owner"
+                fields=["owner_content_type", "owner_object_id"],
+                condition=models.Q(owner_content_type__isnull=False),
+                name="topview_task_owner",
             ),
         ),
         migrations.AddIndex(
             model_name="submittedtask",
-            index=models.Index(fields=["reference"], name="topview_task_reference"),
+            index=models.Index(
+                fields=["reference"],
+                condition=~models.Q(reference=""),
+                name="topview_task_reference",
+            ),
         ),
         migrations.AddIndex(
             model_name="submittedtask",

@@ -104,6 +104,7 @@ class SubmittedTask(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,  # topview_task_owner leads with it
     )
     owner_object_id = models.CharField(
         _("owner id"), max_length=64, blank=True, default="", db_default=""
@@ -168,10 +169,18 @@ class SubmittedTask(models.Model):
             # The admin's bizType filter lists its values by a skip scan of this index.
             models.Index(fields=("biz_type",), name="topview_task_biz_type"),
             models.Index(fields=("submitted_at",), name="topview_task_submitted"),
+            # Partial: a task without an owner or a reference (every task a callback or
+            # submit() creates without one) adds no entry on the notice path.
             models.Index(
-                fields=("owner_content_type", "owner_object_id"), name="topview_task_owner"
+                fields=("owner_content_type", "owner_object_id"),
+                condition=models.Q(owner_content_type__isnull=False),
+                name="topview_task_owner",
             ),
-            models.Index(fields=("reference",), name="topview_task_reference"),
+            models.Index(
+                fields=("reference",),
+                condition=~models.Q(reference=""),
+                name="topview_task_reference",
+            ),
             # The sender's queue and its count of unfinished tasks, per account.
             models.Index(fields=("account", "status", "id"), name="topview_task_account_status"),
             # A callback's marker finds its submission while that is sending or uncertain.
