@@ -225,12 +225,12 @@ def test_the_owner_and_reference_indexes_hold_only_tasks_that_have_one() -> None
     # Tasks created from callbacks or by submit() without them add no entry on that path.
     names = ("topview_task_owner", "topview_task_reference")
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname IN %s", [names])
-        else:
-            cursor.execute(
-                "SELECT sql FROM sqlite_master WHERE type = 'index' AND name IN (%s, %s)", names
-            )
+        catalog = (
+            "SELECT indexdef FROM pg_indexes WHERE indexname IN (%s, %s)"
+            if connection.vendor == "postgresql"
+            else "SELECT sql FROM sqlite_master WHERE type = 'index' AND name IN (%s, %s)"
+        )
+        cursor.execute(catalog, names)
         definitions = [row[0] for row in cursor.fetchall()]
     assert len(definitions) == 2
     assert all(" WHERE " in definition for definition in definitions), definitions
