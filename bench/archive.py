@@ -35,15 +35,14 @@ os.environ.setdefault("TOPVIEW_TEST_BROKER", "redis://127.0.0.1:6379/12")
 os.environ.setdefault("TOPVIEW_TEST_RECORD", "redis://127.0.0.1:6379/12")
 os.environ.setdefault("TOPVIEW_TEST_PREFIX", "topview-bench-archive")
 
-from tests.test_celery_worker import (  # noqa: E402
-    QUEUE,
+from tests.support.processes import (  # noqa: E402
     Service,
-    app,
     celery_worker,
     process_env,
-    records,
     wait_for,
 )
+from tests.support.recording import QUEUE, records  # noqa: E402
+from tests.support.worker import app  # noqa: E402
 
 DATABASE = "topview_bench_archive"
 ARCHIVE = {
@@ -51,6 +50,8 @@ ARCHIVE = {
     "ARCHIVE_ALLOW_INSECURE": True,
     "ARCHIVE_HOSTS": ["127.0.0.1"],
     "ARCHIVE_MAX_BYTES": 2 * 1024**3,
+    # The local server's URLs are the truth here: no query to Topview to confirm them.
+    "ARCHIVE_CONFIRM_URLS": False,
 }
 SERVER = """
 import sys, time
@@ -184,7 +185,8 @@ if os.environ.get("BENCH_ROLE") == "worker":
 
         return run
 
-    archiving.download_to_storage = _timed(downloads.download_to_storage, "download")
+    # Patched where archive_one looks it up (archiving imported it from downloads).
+    archiving.download_to_storage = _timed(downloads.download_to_storage, "download")  # type: ignore[attr-defined]
     archiving.archive_one = _timed(archiving.archive_one, "task")
 
 
@@ -210,25 +212,28 @@ def celery(args: argparse.Namespace) -> dict[str, Any]:
         stdout=subprocess.PIPE,
         text=True,
     )
-    url = server.stdout.readline().strip()  # type: ignore[union-attr]
-    db = psycopg.connect(f"host=127.0.0.1 user=postgres dbname={DATABASE}", autocommit=True)
-    db.execute("TRUNCATE topview_callbacks_archivedmedia, topview_callbacks_submittedtask CASCADE")
-    db.execute(
-        "INSERT INTO topview_callbacks_submittedtask (account, biz_type, task_id, notice_uuid, "
-        "status, request_payload, error_message, submitted_at, poll_count, updated_at) "
-        "SELECT 'default', 'COMMON_TASK_TEXT2VIDEO', 'b' || n, '', 'success', '{}', '', now(), "
-        f"0, now() FROM generate_series(1, {args.files}) n"
-    )
-    db.execute(
-        "INSERT INTO topview_callbacks_archivedmedia (task_id, kind, index, source_url, file, "
-        "sha256, content_type, state, attempts, last_error, created_at, claim, partial_name) "
-        f"SELECT id, 'video', 0, '{url}/ok/' || task_id || '.mp4', '', '', '', 'pending', 0, '', "
-        "now(), '', '' FROM topview_callbacks_submittedtask"
-    )
-    ids = [row[0] for row in db.execute("SELECT id FROM topview_callbacks_archivedmedia")]
-    records().delete("bench-archive:download", "bench-archive:task")
     worker: Service | None = None
     try:
+        url = server.stdout.readline().strip()  # type: ignore[union-attr]
+        db = psycopg.connect(f"host=127.0.0.1 user=postgres dbname={DATABASE}", autocommit=True)
+        db.execute(
+            "TRUNCATE topview_callbacks_archivedmedia, topview_callbacks_submittedtask CASCADE"
+        )
+        db.execute(
+            "INSERT INTO topview_callbacks_submittedtask (account, biz_type, task_id, "
+            "notice_uuid, status, previous_status, request_payload, error_message, "
+            "submitted_at, poll_count, updated_at) "
+            "SELECT 'default', 'COMMON_TASK_TEXT2VIDEO', 'b' || n, '', 'success', 'running', "
+            f"'{{}}', '', now(), 0, now() FROM generate_series(1, {args.files}) n"
+        )
+        db.execute(
+            "INSERT INTO topview_callbacks_archivedmedia (task_id, kind, index, source_url, "
+            "file, sha256, content_type, state, attempts, last_error, created_at, claim, "
+            f"partial_name) SELECT id, 'video', 0, '{url}/ok/' || task_id || '.mp4', '', '', "
+            "'', 'pending', 0, '', now(), '', '' FROM topview_callbacks_submittedtask"
+        )
+        ids = [row[0] for row in db.execute("SELECT id FROM topview_callbacks_archivedmedia")]
+        records().delete("bench-archive:download", "bench-archive:task")
         worker = celery_worker(
             DATABASE,
             concurrency=args.concurrency,

@@ -11,11 +11,15 @@ recorded -> signal -> processed. Reported side by side:
 
 Two workloads, one after the other: notices for tasks submitted through the client (their
 ``SubmittedTask`` rows exist, as in normal use), and notices for tasks never seen before
-(the row is created from the notice, which costs a few more statements).
+(the row is created from the notice, which costs a few more statements). Each round also
+receives both workloads with ``PROCESSING="manual"`` and no worker at all: the web alone,
+which end to end is compared with too (``--no-web-alone`` skips it). Settings are the
+defaults a new project gets; the drain sizes its batches itself.
 
-Needs PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379 (database 14) and wrk.
+Needs PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379 (database 14, or
+``TOPVIEW_TEST_REDIS_DB``) and wrk.
 Usage: .venv/bin/python bench/celery_rate.py [--duration 10] [--tasks known unknown]
-       [--batch-sizes 1 50] [--rounds 3]
+       [--rounds 3] [--no-web-alone]
 """
 
 from __future__ import annotations
@@ -36,16 +40,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.test_celery_worker import (  # noqa: E402  (needs ROOT on sys.path)
+from tests.support.processes import (  # noqa: E402  (needs ROOT on sys.path)
     Service,
     celery_worker,
-    cleanup_redis,
-    fired,
     gunicorn,
-    key,
     process_env,
-    records,
 )
+from tests.support.recording import cleanup_redis, fired, key, records  # noqa: E402
 
 # bench/tasks_rate.py's too. Each run empties its tables: give a long run its own database.
 DATABASE = os.environ.get("TOPVIEW_BENCH_DATABASE", "topview_bench_celery")
@@ -58,7 +59,7 @@ class Queue:
 
     name: str
     overrides: dict[str, Any]
-    # The workers, given the options and the settings (BATCH_SIZE...) web and workers share.
+    # The workers, given the options and the settings web and workers share.
     start_workers: Callable[[argparse.Namespace, dict[str, Any]], list[Service]]
     tables: list[str] = field(default_factory=list)
     describe: str = ""
@@ -66,7 +67,7 @@ class Queue:
     processes: bool = True
 
 
-# The baseline of --manual-baseline: the same web server storing only, no worker running.
+# The web alone: the same web server storing only, no worker running.
 RECEIVE_ONLY = Queue(
     name="manual", overrides={"PROCESSING": "manual"}, start_workers=lambda *_: [], processes=False
 )
@@ -112,9 +113,10 @@ def submit_tasks(prefix: str, per_thread: int) -> None:
     """Rows for the task ids wrk will send (post_notice.lua: ``<prefix>-<thread>-<n>``)."""
     sql(
         "INSERT INTO topview_callbacks_submittedtask (account, biz_type, task_id, notice_uuid, "
-        "status, request_payload, error_message, submitted_at, poll_count, updated_at) "
-        f"SELECT 'default', 'M2V_PREVIEW', '{prefix}-' || t || '-' || n, '', 'running', '{{}}', "
-        "'', now(), 0, now() "
+        "status, previous_status, request_payload, error_message, submitted_at, poll_count, "
+        "updated_at) "
+        f"SELECT 'default', 'M2V_PREVIEW', '{prefix}-' || t || '-' || n, '', 'running', '', "
+        "'{}', '', now(), 0, now() "
         f"FROM generate_series(1, 2) t, generate_series(1, {per_thread}) n"
     )
 
@@ -140,9 +142,7 @@ def percentile(values: list[float], share: float) -> float:
     return values[min(len(values) - 1, int(share * len(values)))] if values else float("nan")
 
 
-def run(
-    args: argparse.Namespace, known_tasks: bool, queue: Queue, batch_size: int
-) -> dict[str, float]:
+def run(args: argparse.Namespace, known_tasks: bool, queue: Queue) -> dict[str, float]:
     """One workload: wrk against gunicorn while the workers process; the figures."""
     tables = ["topview_callbacks_notice", "topview_callbacks_submittedtask", *queue.tables]
     sql(f"TRUNCATE {', '.join(tables)} CASCADE")
@@ -156,7 +156,6 @@ def run(
         "UID": "bench-uid",
         **queue.overrides,
         **{key: json.loads(value) for key, value in settings.items()},
-        "BATCH_SIZE": batch_size,
     }
     services: list[Service] = []
     load = os.getloadavg()[0]
@@ -208,6 +207,7 @@ def run(
         twice = sum(1 for count in fired().values() if count > 1)
         created = int(sql("SELECT count(*) FROM topview_callbacks_submittedtask")[0][0])
         waits = latencies()
+        load_end = os.getloadavg()[0]
     finally:
         for service in reversed(services):
             service.stop()
@@ -227,6 +227,7 @@ def run(
         "p50_ms": percentile(waits, 0.50) * 1000,
         "p99_ms": percentile(waits, 0.99) * 1000,
         "load": load,
+        "load_end": load_end,
     }
 
 
@@ -255,84 +256,93 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
         help="workloads: notices for submitted tasks, for tasks never seen (default: both)",
     )
     parser.add_argument(
-        "--batch-sizes",
-        nargs="+",
-        type=int,
-        default=[1],
-        help="BATCH_SIZE values, interleaved within each round (default: 1)",
-    )
-    parser.add_argument(
         "--setting",
         action="append",
         default=[],
         metavar="KEY=JSON",
-        help="another TOPVIEW_CALLBACKS value for web and workers, e.g. "
-        "ASYNC_PROCESSED_MARK=true (repeatable)",
+        help="a TOPVIEW_CALLBACKS value other than the default, for web and workers, e.g. "
+        "MAX_ATTEMPTS=3 (repeatable)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3; medians)")
     parser.add_argument(
-        "--manual-baseline",
-        action="store_true",
-        help="each round, also receive with PROCESSING='manual' and no worker (the web alone), "
-        "and report end to end against that rate too",
+        "--no-web-alone",
+        dest="web_alone",
+        action="store_false",
+        help="skip receiving with PROCESSING='manual' and no worker (the web alone) in each "
+        "round, and so the comparison of end to end with it",
     )
     parser.add_argument("--timeout", type=float, default=300, help="max seconds to drain")
 
 
+def _loads(values: list[float]) -> str:
+    return f"{min(values):.1f}-{max(values):.1f}"
+
+
 def rounds(args: argparse.Namespace, queue: Queue) -> None:
-    """``args.rounds`` rounds of each batch size and workload, interleaved; each run, then
-    the medians."""
+    """``args.rounds`` rounds of each workload, and of the web alone, interleaved; each run,
+    then the medians."""
     print(
         f"wrk -t2 -c{args.connections} -d{args.duration}s, gunicorn sync -w{args.web_workers}, "
-        f"{queue.describe}; BATCH_SIZE {args.batch_sizes} and workloads interleaved, "
-        f"{args.rounds} round(s); settings {args.setting or 'default'}"
+        f"{queue.describe}; workloads {args.tasks} interleaved, {args.rounds} round(s), "
+        f"web alone {'in each round' if args.web_alone else 'not measured'}; settings "
+        f"{args.setting or 'default'}",
+        flush=True,
     )
-    results: dict[tuple[int, str], list[dict[str, float]]] = {
-        (size, workload): [] for size in args.batch_sizes for workload in args.tasks
-    }
-    web_alone: dict[str, list[float]] = {workload: [] for workload in args.tasks}
+    results: dict[str, list[dict[str, float]]] = {workload: [] for workload in args.tasks}
+    web_alone: dict[str, list[dict[str, float]]] = {workload: [] for workload in args.tasks}
     for number in range(1, args.rounds + 1):
-        for (size, workload), runs in results.items():
-            r = run(args, known_tasks=workload == "known", queue=queue, batch_size=size)
+        for workload, runs in results.items():
+            r = run(args, known_tasks=workload == "known", queue=queue)
             runs.append(r)
             print(
-                f"  round {number}, BATCH_SIZE {size}, {workload} tasks (load {r['load']:.1f}): "
-                f"{r['requests']:.0f} acknowledged ({r['non_2xx']:.0f} non-2xx), "
-                f"{r['stored']:.0f} stored, {r['done']:.0f} processed, {r['twice']:.0f} twice, "
-                f"{r['tasks_from_notices']:.0f} tasks created from notices; receive "
-                f"{r['receive_rate']:.0f}/s, end to end {r['e2e_rate']:.0f}/s "
+                f"  round {number}, {workload} tasks (load {r['load']:.1f} -> "
+                f"{r['load_end']:.1f}): {r['requests']:.0f} acknowledged ({r['non_2xx']:.0f} "
+                f"non-2xx), {r['stored']:.0f} stored, {r['done']:.0f} processed, "
+                f"{r['twice']:.0f} twice, {r['tasks_from_notices']:.0f} tasks created from "
+                f"notices; receive {r['receive_rate']:.0f}/s, end to end {r['e2e_rate']:.0f}/s "
                 f"({r['e2e_rate'] / r['receive_rate']:.0%}), drain {r['drain_rate']:.0f}/s; "
                 f"received -> signal p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms",
                 flush=True,
             )
-        if args.manual_baseline:
+        if args.web_alone:
             for workload in args.tasks:
-                r = run(args, known_tasks=workload == "known", queue=RECEIVE_ONLY, batch_size=1)
-                web_alone[workload].append(r["receive_rate"])
+                r = run(args, known_tasks=workload == "known", queue=RECEIVE_ONLY)
+                web_alone[workload].append(r)
+                e2e = results[workload][-1]["e2e_rate"]
                 print(
                     f"  round {number}, web alone (PROCESSING='manual'), {workload} tasks "
-                    f"(load {r['load']:.1f}): receive {r['receive_rate']:.0f}/s",
+                    f"(load {r['load']:.1f} -> {r['load_end']:.1f}): receive "
+                    f"{r['receive_rate']:.0f}/s ({r['non_2xx']:.0f} non-2xx); this round's end "
+                    f"to end = {e2e / r['receive_rate']:.0%} of it",
                     flush=True,
                 )
     print("medians:")
-    for (size, workload), runs in results.items():
+    for workload, runs in results.items():
         receive = statistics.median(r["receive_rate"] for r in runs)
         e2e = statistics.median(r["e2e_rate"] for r in runs)
         shares = [r["e2e_rate"] / r["receive_rate"] for r in runs]
         drain = statistics.median(r["drain_rate"] for r in runs)
         p50 = statistics.median(r["p50_ms"] for r in runs)
         p99 = statistics.median(r["p99_ms"] for r in runs)
-        loads = [r["load"] for r in runs]
+        loads = [r["load"] for r in runs] + [r["load_end"] for r in runs]
         print(
-            f"  BATCH_SIZE {size:>3}, {workload:>7} tasks: receive {receive:5.0f}/s, end to end "
-            f"{e2e:5.0f}/s = {statistics.median(shares):.0%} of receive (rounds: "
+            f"  {workload:>7} tasks: receive {receive:5.0f}/s, end to end {e2e:5.0f}/s = "
+            f"{statistics.median(shares):.0%} of receive (rounds: "
             f"{', '.join(f'{share:.0%}' for share in shares)}); drain alone {drain:.0f}/s; "
-            f"received -> signal p50 {p50:.0f} ms, p99 {p99:.0f} ms; load "
-            f"{min(loads):.1f}-{max(loads):.1f}"
+            f"received -> signal p50 {p50:.0f} ms, p99 {p99:.0f} ms; load {_loads(loads)}"
         )
         if web_alone[workload]:
-            alone = statistics.median(web_alone[workload])
-            print(f"      = {e2e / alone:.0%} of the web alone receiving ({alone:.0f}/s)")
+            alone_runs = web_alone[workload]
+            alone = statistics.median(r["receive_rate"] for r in alone_runs)
+            ratios = [
+                r["e2e_rate"] / a["receive_rate"] for r, a in zip(runs, alone_runs, strict=True)
+            ]
+            alone_loads = [a["load"] for a in alone_runs] + [a["load_end"] for a in alone_runs]
+            print(
+                f"      web alone receiving {alone:.0f}/s (load {_loads(alone_loads)}); end to "
+                f"end = {statistics.median(ratios):.0%} of it (rounds: "
+                f"{', '.join(f'{ratio:.0%}' for ratio in ratios)})"
+            )
     lost = sum(r["stored"] - r["done"] for runs in results.values() for r in runs)
     twice = sum(r["twice"] for runs in results.values() for r in runs)
     print(f"  lost: {lost:.0f}, fired twice: {twice:.0f}")

@@ -1,16 +1,19 @@
 """End-to-end rate through Django's Tasks framework (django-tasks-db), next to the receive rate.
 
 The harness of bench/celery_rate.py with ``PROCESSING="tasks"``: gunicorn stores each notice
-and enqueues a task row (django-tasks-db's DatabaseBackend, same PostgreSQL) after commit;
-``db_worker`` processes (one task at a time each) claim them with ``SELECT ... FOR UPDATE
-SKIP LOCKED`` and run ``tasks_framework.process_notice`` (``BATCH_SIZE`` 1) or
-``tasks_framework.drain`` (above 1: a task per window of notices). Reported as there:
-receive rate, end-to-end rate, drain rate, and received -> signal latency (p50, p99).
+and, after its commit, asks for a drain (django-tasks-db's DatabaseBackend, same
+PostgreSQL: at most one task row per web process and ``jobs.DRAIN_WINDOW``, and one at the
+window's end); ``db_worker`` processes (one task at a time each) take the task rows with
+``SELECT ... FOR UPDATE SKIP LOCKED`` and run ``tasks_framework.process_notices``, which
+attempts the due notices in batches it sizes itself. Reported as there: receive rate,
+end-to-end rate, drain rate, received -> signal latency (p50, p99), and the web alone
+receiving (``PROCESSING="manual"``) in the same rounds.
 
-Needs PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379 (database 14, where the
-receiver counts), wrk, and django-tasks-db (the ``dev-tasks-db`` extra).
+Needs PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379 (database 14, or
+``TOPVIEW_TEST_REDIS_DB``, where the receiver counts), wrk, and django-tasks-db (in the
+``dev`` dependency group).
 Usage: .venv/bin/python bench/tasks_rate.py [--duration 10] [--workers 2] [--interval 0.1]
-       [--batch-sizes 1 50] [--rounds 3] [--tasks known unknown]
+       [--rounds 3] [--tasks known unknown] [--no-web-alone]
 """
 
 from __future__ import annotations
@@ -30,8 +33,7 @@ from bench.celery_rate import (  # noqa: E402  (needs ROOT on sys.path)
     ensure_database,
     rounds,
 )
-from tests.test_celery_worker import QUEUE, Service  # noqa: E402
-from tests.test_tasks_worker import tasks_worker  # noqa: E402
+from tests.support.processes import TASKS_MODE, Service, tasks_worker  # noqa: E402
 
 
 def main() -> None:
@@ -52,7 +54,7 @@ def main() -> None:
     ensure_database()
     queue = Queue(
         name="tasks",
-        overrides={"PROCESSING": "tasks", "TASKS_BACKEND": "database", "TASKS_QUEUE": QUEUE},
+        overrides=dict(TASKS_MODE),
         start_workers=workers,
         tables=["django_tasks_database_dbtaskresult"],
         describe=f"{args.workers} django-tasks-db db_worker(s), --interval {args.interval}",

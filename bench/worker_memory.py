@@ -1,22 +1,22 @@
 """Resident memory of a worker over 100,000 notices: Celery (prefork) or Django Tasks.
 
 Issue 14: a worker's resident memory after 100k notices must be within 10% of what it was
-after 10k (no leak per notice). This process stores notices the way the endpoint does
-(``Notice.objects.record_delivery``) and starts each as the view would
-(``scheduling.queue_for``: a Celery message or drain request, a Tasks task or drain),
-keeping the backlog under ``--backlog``; one worker (tests/test_celery_worker.py's Celery
-prefork worker, or tests/test_tasks_worker.py's ``db_worker``, each with the recording
-receiver) processes them. The VmRSS of every process of the worker (a prefork worker's
-main process and its pool children) is read from /proc at every 10% of the way.
+after 10k (no leak per notice). This process delivers notices the way the endpoint does
+(``dispatch.deliver``: stored pending, then a drain asked for as the view asks for one,
+with the default settings), keeping the backlog under ``--backlog``; one worker (the Celery
+prefork worker or the ``db_worker`` the tests start, from tests/support/processes.py, each
+with the recording receiver) processes them. The VmRSS of every process of the worker (a
+prefork worker's main process and its pool children) is read from /proc at every 10% of
+the way.
 
 PostgreSQL's autovacuum keeps django-tasks-db's task table analyzed; where it is off (as on
 the development machine), its claim query slows down as finished task rows pile up: this
 script runs ``VACUUM ANALYZE`` on that table every ``--vacuum-every`` notices.
 
-Needs PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379 (database 14), and
-django-tasks-db for ``--queue tasks``.
+Needs PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379 (database 14, or
+``TOPVIEW_TEST_REDIS_DB``), and django-tasks-db for ``--queue tasks``.
 Usage: .venv/bin/python bench/worker_memory.py --queue celery|tasks [--notices 100000]
-       [--batch-size 50] [--batch-window 0.5] [--concurrency 2] [--backlog 2000]
+       [--concurrency 2] [--backlog 2000]
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOPVIEW_BENCH_DATABASE", "topview_bench_memory")
 
 from bench.celery_rate import DATABASE, ensure_database, processed, sql  # noqa: E402
-from tests.test_celery_worker import QUEUE, Service, celery_worker, cleanup_redis, fired  # noqa: E402
+from tests.support.processes import TASKS_MODE, Service, celery_worker, tasks_worker  # noqa: E402
+from tests.support.recording import QUEUE, cleanup_redis, fired  # noqa: E402
 
 TASK_TABLE = "django_tasks_database_dbtaskresult"
 
@@ -80,8 +81,9 @@ def setup_django(overrides: dict[str, object]) -> None:
     import django
     from django.conf import settings
 
-    django.setup()
+    # Before setup: the package keeps the dict it first reads until setting_changed.
     settings.TOPVIEW_CALLBACKS = {**settings.TOPVIEW_CALLBACKS, **overrides}
+    django.setup()
 
 
 def start_worker(args: argparse.Namespace, overrides: dict[str, object]) -> Service:
@@ -89,8 +91,6 @@ def start_worker(args: argparse.Namespace, overrides: dict[str, object]) -> Serv
         return celery_worker(
             DATABASE, concurrency=args.concurrency, overrides=overrides, loglevel="warning"
         )
-    from tests.test_tasks_worker import tasks_worker
-
     return tasks_worker(DATABASE, overrides=overrides, quiet=True)
 
 
@@ -103,29 +103,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queue", choices=("celery", "tasks"), default="tasks")
     parser.add_argument("--notices", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=1, help="BATCH_SIZE (default 1)")
-    parser.add_argument(
-        "--batch-window",
-        type=float,
-        default=0.05,
-        help="BATCH_WINDOW (default 0.05). This script is one process storing a few hundred "
-        "notices a second at most: with the default, most notices open a window of their "
-        "own, and so queue a drain of their own",
-    )
     parser.add_argument("--concurrency", type=int, default=2, help="Celery prefork processes")
     parser.add_argument("--backlog", type=int, default=2000, help="most notices waiting")
     parser.add_argument("--vacuum-every", type=int, default=10_000, help="tasks: VACUUM ANALYZE")
     parser.add_argument("--timeout", type=float, default=3 * 3600, help="give up after (s)")
     args = parser.parse_args()
 
-    overrides: dict[str, object] = {
-        "PROCESSING": args.queue,
-        "BATCH_SIZE": args.batch_size,
-        "BATCH_WINDOW": args.batch_window,
-    }
+    overrides: dict[str, object] = {"PROCESSING": args.queue}
     if args.queue == "tasks":
-        from tests.test_tasks_worker import TASKS_MODE
-
         overrides.update(TASKS_MODE)
     ensure_database()
     tables = ["topview_callbacks_notice", "topview_callbacks_submittedtask"]
@@ -134,20 +119,16 @@ def main() -> None:
     sql(f"TRUNCATE {', '.join(tables)} CASCADE")  # the archived media rows too
     cleanup_redis()
     setup_django(overrides)
-    from topview_callbacks import scheduling
-    from topview_callbacks.models import Notice
+    from topview_callbacks import dispatch
     from topview_callbacks.testing import notice_payload
 
-    start = scheduling.queue_for(args.queue)
-    assert start is not None
     worker = start_worker(args, overrides)
     assert worker.proc is not None
     leader = worker.proc.pid
     print(
         f"{args.queue} worker (session {leader}, processes {worker_processes(leader)}) on "
-        f"queue {QUEUE}; BATCH_SIZE {args.batch_size}, BATCH_WINDOW {args.batch_window}; "
-        f"{args.notices} notices; backlog at "
-        f"most {args.backlog}; load {os.getloadavg()[0]:.1f}",
+        f"queue {QUEUE}; default settings; {args.notices} notices; backlog at most "
+        f"{args.backlog}; load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
     step = args.notices // 10
@@ -160,16 +141,21 @@ def main() -> None:
             done = processed()
             while sent < args.notices and sent - done < args.backlog:
                 body = notice_payload("M2V_PREVIEW", uuid=uuid.uuid4().hex)
-                stored = Notice.objects.record_delivery(
-                    uuid=body["uuid"],
-                    biz_type=body["bizType"],
-                    task_id=body["taskId"],
-                    status=body["status"],
-                    error_message="",
-                    result=json.loads(body["result"]),
-                    raw_body=json.dumps(body),
+                # As the view delivers it; autocommit, so its on_commit runs right away.
+                dispatch.deliver(
+                    {
+                        "uuid": body["uuid"],
+                        "account": "default",
+                        "biz_type": body["bizType"],
+                        "task_id": body["taskId"],
+                        "status": body["status"],
+                        "error_message": "",
+                        "result": json.loads(body["result"]),
+                        "raw_body": json.dumps(body),
+                        "headers": {},
+                        "remote_addr": None,
+                    }
                 )
-                start(stored.notice_id)  # autocommit: its on_commit runs right away
                 sent += 1
             if args.queue == "tasks" and done - vacuumed >= args.vacuum_every:
                 sql(f"VACUUM ANALYZE {TASK_TABLE}")

@@ -136,6 +136,7 @@ if CELERY_BROKER_URL:
     CELERY_BEAT_SCHEDULE = {
         "topview-sweep": {"task": "topview_callbacks.sweep", "schedule": 60.0},
         "topview-reconcile": {"task": "topview_callbacks.reconcile", "schedule": 300.0},
+        "topview-send-queued": {"task": "topview_callbacks.send_queued", "schedule": 60.0},
         "topview-prune": {"task": "topview_callbacks.prune", "schedule": 24 * 3600.0},
     }
 

@@ -3,8 +3,9 @@
 # virtualenv, install (the package and its dependencies only: scripts/bootstrap.sh demo),
 # migrate, a local-only admin login (admin / admin), one sample notice per product sent
 # to the running server, and the full loop without a Topview account: a fake Topview on
-# 127.0.0.1:8765 runs submitted tasks, drops 30% of its callbacks, and the polling fallback
-# (topview_reconcile every 10 s) finds those outcomes. Archiving is on: the fake serves
+# 127.0.0.1:8765 runs submitted tasks (answering 4007 past 10 unfinished), drops 30% of its
+# callbacks, and the polling fallback (topview_reconcile every 10 s) finds those outcomes;
+# 20 more are queued (enqueue) and sent as outcomes free slots. Archiving is on: the fake serves
 # small generated MP4/JPEG/PNG/MP3 files for its results, and topview_archive_media (every
 # 10 s, the cron job of an inline project) copies them into ./media/, listed on each
 # task's admin page. Ctrl-C stops it all.
@@ -49,7 +50,7 @@ DJANGO_SUPERUSER_PASSWORD=admin $py manage.py createsuperuser --noinput \
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT INT TERM
 $py manage.py topview_fake_server --port "$fake_port" --duration 2-6 --fail-rate 0.2 \
-  --drop 0.3 --duplicate 0.2 --reorder &
+  --drop 0.3 --duplicate 0.2 --reorder --max-unfinished 10 &
 pids+=($!)
 $py manage.py runserver "127.0.0.1:$port" --noreload &
 pids+=($!)
@@ -75,10 +76,16 @@ for n in 1 2 3 4 5 6; do
 done
 $py manage.py topview_submit COMMON_TASK_TEXT2IMAGE "prompt=A red bicycle" generatingCount=1
 $py manage.py topview_submit PRODUCT_AVATAR_IMAGE2VIDEO "prompt=She rides the red bicycle"
+# The queue: 20 submissions queued in one transaction, sent at most MAX_UNFINISHED (10)
+# of the account's tasks at a time, the rest as outcomes free slots (the fake Topview
+# would answer 4007 past 10).
+$py manage.py topview_submit COMMON_TASK_TEXT2IMAGE "prompt=A blue bicycle" \
+  --enqueue 20 --reference demo-queue
 # Polling fallback for the callbacks the fake Topview dropped, then the downloads of the
 # outputs (inline processing never downloads in the request): cron would run both.
 (while sleep 10; do
   $py manage.py topview_reconcile >/dev/null 2>&1 || true
+  $py manage.py topview_send_queued >/dev/null 2>&1 || true
   $py manage.py topview_archive_media >/dev/null 2>&1 || true
 done) &
 pids+=($!)
@@ -86,7 +93,8 @@ cat <<MSG
 
   The example project is running: http://127.0.0.1:$port/admin/  (login: admin / admin)
   A fake Topview runs at $TOPVIEW_API_BASE_URL; outcomes of the 8 submitted tasks arrive
-  within ~15 s, by callback or, for dropped callbacks, by polling; their output files
+  within ~15 s, by callback or, for dropped callbacks, by polling, and the 20 queued ones
+  (reference demo-queue) go out as slots free up, within a minute; their output files
   are archived into ./media/ within ~10 s more (each task's admin page lists them; the
   sample notices' files, on Topview's CDN, are refused: the demo fetches from 127.0.0.1 only).
 $(commands)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from topview_callbacks.admin import dashboard_stats
+from topview_callbacks.admin import dashboard_stats, spend
 from topview_callbacks.models import Notice, NoticeState, RejectedDelivery, SubmittedTask
 from topview_callbacks.testing import deliver_notice, mock_topview, notice_payload
 
@@ -118,10 +119,33 @@ def test_the_page_shows_states_failures_rejections_and_links(admin_client: Clien
     assert re.search(r'reason-wrong_uid"><td>wrong_uid</td><td>403</td><td>3</td><td>1<', html)
     assert "default: <strong>1234.50</strong>" in html
     assert (
-        html.count('<svg class="topview-chart"') == 2
+        html.count('<svg class="topview-chart"') == 3
         and "<title>Notices per hour by outcome" in html
     )
     assert "misconfigured-uid" not in html
+
+
+def test_credits_spent_per_day_and_per_account(admin_client: Client) -> None:
+    now = timezone.now()
+    for n, (account, cost, days_ago) in enumerate(
+        [("default", "10", 0), ("default", "2.5", 0), ("brand-b", "4", 1), ("default", "7", 9)]
+    ):
+        SubmittedTask.objects.create(
+            account=account,
+            biz_type="COMMON_TASK_TEXT2IMAGE",
+            task_id=f"spent-{n}",
+            status="success",
+            cost_credit=Decimal(cost),
+            submitted_at=now - timedelta(days=days_ago),
+        )
+    report = spend.spend(now)
+    assert report.per_day[-1] == Decimal("12.5") and report.per_day[-2] == Decimal("4")
+    assert report.per_account == {"default": Decimal("12.5"), "brand-b": Decimal("4")}
+    assert report.total == Decimal("16.5")  # the 9-day-old task is outside the window
+    with mock_topview():
+        html = admin_client.get(URL).content.decode()
+    assert "<title>Credits spent per day" in html
+    assert "default <strong>12.50</strong>" in html
 
 
 def test_a_failing_credit_call_is_a_message_not_a_500(admin_client: Client) -> None:

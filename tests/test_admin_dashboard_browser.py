@@ -77,8 +77,9 @@ def test_the_dashboard_charts_links_and_hostile_strings(page: Any) -> None:
         page.click("a.topview-dashboard-link")
         page.wait_for_url("**/notice/dashboard/")
     assert page.locator("h1").inner_text() == "Topview pipeline"
-    # Both charts rendered as SVG with visible bars, titled for screen readers.
-    hourly, turnaround = page.locator("svg.topview-chart").all()
+    # The charts rendered as SVG with visible bars, titled for screen readers.
+    hourly, turnaround, spend = page.locator("svg.topview-chart").all()
+    assert spend.locator("title").first.text_content().startswith("Credits spent per day")
     assert hourly.locator("rect").count() >= 40 and turnaround.locator("rect").count() >= 3
     assert hourly.bounding_box()["width"] > 500
     assert hourly.locator("title").first.text_content().startswith("Notices per hour")

@@ -26,6 +26,7 @@ from tests.support.processes import (
     wait_for,
 )
 from tests.support.recording import calls, fired, key, recording_receiver, records
+from tests.support.sending import killed_mid_send
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.usefixtures("redis_records")]
 
@@ -269,3 +270,14 @@ def test_database_unavailable_answers_503_and_writes_nothing(
     stored = Notice.objects.get(uuid=second["uuid"])
     assert (stored.attempts, stored.state) == (0, "pending")
     assert Notice.objects.count() == 2
+
+
+def test_a_worker_killed_mid_send_leaves_one_uncertain_submission_and_sends_the_rest_once(
+    db_name: str, running: list[Service], settings: Any
+) -> None:
+    from topview_callbacks import tasks
+
+    def worker(overrides: dict[str, Any], **env: str) -> Service:
+        return celery_worker(db_name, overrides=overrides, **env)
+
+    killed_mid_send(settings, running, worker, {"PROCESSING": "celery"}, tasks.request_sending)

@@ -35,6 +35,12 @@ def test_a_good_configuration_passes() -> None:
         ({**GOOD, "ACCOUNTS": {"b": {"UID": "uid-1", "API_KEY": "k"}}}, "topview_callbacks.W005"),
         ({**GOOD, "API_KEY": ""}, "topview_callbacks.W006"),
         ({**GOOD, "NOTICE_TOKENS": ["x" * 20]}, "topview_callbacks.W007"),
+        ({**GOOD, "MAX_UNFINISHED": 0}, "topview_callbacks.E080"),
+        ({**GOOD, "MAX_UNFINISHED": "10"}, "topview_callbacks.E080"),
+        (
+            {**GOOD, "ACCOUNTS": {"b": {"UID": "u-b", "API_KEY": "k", "MAX_UNFINISHED": -1}}},
+            "topview_callbacks.E080",
+        ),
     ],
 )
 def test_each_problem_has_its_check(config: Any, expected: str) -> None:

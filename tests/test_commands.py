@@ -221,6 +221,44 @@ def test_submit_records_a_task_with_notice_url_and_typed_params() -> None:
     assert task.status == "submitted"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_submit_enqueue_queues_copies_sent_under_the_cap() -> None:
+    from topview_callbacks.models import SubmittedTask
+    from topview_callbacks.testing import mock_topview
+
+    with topview(MAX_UNFINISHED=2), mock_topview() as fake:
+        output = run(
+            "topview_submit", "VOICE_CLONE", "name=Ann", "--enqueue", "5", "--reference", "r"
+        )
+    assert "Queued 5 VOICE_CLONE task(s)." in output
+    assert len(fake.tasks) == 2  # sent on commit, up to the cap
+    assert SubmittedTask.objects.filter(reference="r", status="queued").count() == 3
+    with pytest.raises(CommandError, match="at least 1"):
+        run("topview_submit", "VOICE_CLONE", "--enqueue", "0")
+
+
+def test_the_fake_server_takes_a_limit_and_lost_answers() -> None:
+    from topview_callbacks.management.commands.topview_fake_server import Command, build_server
+    from topview_callbacks.testing.fake.api import LostAnswer
+
+    parser = Command().create_parser("manage.py", "topview_fake_server")
+    options = vars(
+        parser.parse_args(["--max-unfinished", "3", "--lose-answers", "2", "--port", "0"])
+    )
+    server = build_server(options)
+    try:
+        assert server.fake.max_unfinished == 3
+        headers = {"Topview-Uid": UID, "Authorization": "Bearer sk-test-key"}
+        path = "/v1/common_task/text2image/task/submit"
+        for _ in range(2):
+            with pytest.raises(LostAnswer):
+                server.fake.handle("POST", path, headers, b'{"prompt": "x"}')
+        _status, _headers, body = server.fake.handle("POST", path, headers, b'{"prompt": "y"}')
+        assert json.loads(body)["code"] == "200" and len(server.fake.tasks) == 3
+    finally:
+        server.httpd.server_close()
+
+
 @pytest.mark.django_db
 def test_submit_without_notice_url_and_bad_params() -> None:
     from topview_callbacks.models import SubmittedTask

@@ -99,3 +99,70 @@ def test_50_different_uuids_for_one_task_at_once_fire_one_outcome(
     assert states == [NoticeState.DUPLICATE] * (DELIVERIES - 1) + [NoticeState.PROCESSED]
     assert SubmittedTask.objects.get().status == "success"
     assert len(fired.calls) == 1
+
+
+def test_a_delivery_racing_a_poll_that_stores_its_uuid_is_answered_and_fires_once(
+    server_url: str, record_signal: Any
+) -> None:
+    # A poll's answer is stored without the function's advisory lock; the delivery's own
+    # store then meets the uuid at the unique index and must not fail (it once gave 500).
+    from django.db import connection, transaction
+
+    from topview_callbacks import processing
+
+    fired = record_signal(signals.task_outcome)
+    payload = notice_payload(uuid="raced-uuid", task_id="raced-task")
+    stored, release = threading.Event(), threading.Event()
+
+    def poll_stores_first() -> None:
+        with transaction.atomic():
+            processing.store(
+                {
+                    "uuid": "raced-uuid",
+                    "biz_type": payload["bizType"],
+                    "task_id": "raced-task",
+                    "status": "success",
+                    "result": payload["result"],
+                    "source": "poll",
+                }
+            )
+            stored.set()
+            release.wait(30)
+        connection.close()
+
+    poller = threading.Thread(target=poll_stores_first)
+    poller.start()
+    assert stored.wait(30)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        answer = pool.submit(
+            requests.post,
+            f"{server_url}/topview/notice/",
+            data=json.dumps(payload),
+            headers={"Topview-Uid": UID, "Content-Type": "application/json"},
+            timeout=60,
+        )
+
+        def delivery_waits_on_the_uuid() -> bool:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+                return bool(cursor.fetchone()[0])
+
+        for _ in range(300):
+            if delivery_waits_on_the_uuid():
+                break
+            threading.Event().wait(0.05)
+        else:
+            pytest.fail("the delivery never waited on the stored uuid")
+        release.set()
+        poller.join(30)
+        response = answer.result(60)
+
+    assert response.status_code == 200
+    assert response.json()["result"]["uuid"] == "raced-uuid"
+    assert Notice.objects.filter(uuid="raced-uuid").count() == 1
+    processing.process_due()
+    assert Notice.objects.get(uuid="raced-uuid").state == NoticeState.PROCESSED
+    assert len(fired.calls) == 1

@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
+from tests.support.settings import topview
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.exceptions import TopviewConfigurationError, TopviewError
 
@@ -44,3 +45,13 @@ def test_a_configuration_error_is_not_a_topview_api_error() -> None:
     """``except TopviewError`` (Topview failed, retry later) must never hide a settings mistake."""
     assert issubclass(TopviewConfigurationError, ImproperlyConfigured)
     assert not issubclass(TopviewConfigurationError, TopviewError)
+
+
+def test_max_unfinished_is_flat_and_per_account() -> None:
+    accounts = {"b": {"UID": "u-b", "MAX_UNFINISHED": 3}, "c": {"UID": "u-c"}}
+    with topview(MAX_UNFINISHED=7, ACCOUNTS=accounts):
+        assert topview_settings.account().max_unfinished == 7
+        assert topview_settings.account("b").max_unfinished == 3
+        assert topview_settings.account("c").max_unfinished == 7
+    with topview(ACCOUNTS={}):
+        assert topview_settings.account().max_unfinished == 10

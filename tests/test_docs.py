@@ -58,6 +58,20 @@ def test_the_settings_page_lists_every_key_with_its_default() -> None:
         assert ast.literal_eval(default) == DEFAULTS[key], key
 
 
+def test_the_settings_page_says_who_needs_each_key() -> None:
+    header = "| key | default | who needs it | meaning |"
+    who: dict[str, str] = {}
+    in_table = False
+    for line in (DOCS / "settings.md").read_text().splitlines():
+        in_table = line == header or (in_table and line.startswith("|"))
+        if in_table and SETTINGS_ROW.match(line):
+            cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+            assert len(cells) == 4, line
+            who[cells[0].strip("`")] = cells[2]
+    assert set(who) == set(DEFAULTS)
+    assert all(len(answer) > 5 for answer in who.values()), who
+
+
 def test_other_pages_give_the_same_defaults() -> None:
     compared = set()
     for page in DOCS.glob("*.md"):

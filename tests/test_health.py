@@ -9,6 +9,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.test import RequestFactory
 from django.utils import timezone
@@ -16,7 +17,7 @@ from django.utils import timezone
 from tests.support.settings import topview
 from topview_callbacks import health
 from topview_callbacks.models import Notice, NoticeState, RejectedDelivery, SubmittedTask
-from topview_callbacks.testing import deliver_notice, notice_payload
+from topview_callbacks.testing import deliver_notice, mock_topview, notice_payload
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +60,7 @@ def by_name(findings: list[health.Finding]) -> dict[str, health.Finding]:
 def test_an_empty_pipeline_is_healthy() -> None:
     code, out = run()
     assert code == 0
-    assert out.count("OK") == 6 and "Topview pipeline: OK" in out
+    assert out.count("OK") == 8 and "Topview pipeline: OK" in out
 
 
 def test_measurements_count_what_the_fixtures_hold() -> None:
@@ -169,3 +170,33 @@ def test_the_plugin_runs_in_django_health_checks_view(client: Any) -> None:
     assert response.status_code == 500
     [(name, message)] = json.loads(response.content).items()
     assert "TopviewPipeline" in name and "wrong_uid_known_sender: 1" in message
+
+
+def test_credit_is_not_asked_for_unless_a_threshold_is_set() -> None:
+    finding = by_name(health.check())["credit"]
+    assert finding.level == health.Level.OK and "not checked" in finding.summary
+
+
+@pytest.mark.parametrize(
+    ("remaining", "level"),
+    [(500.0, health.Level.OK), (80.0, health.Level.WARNING), (5.0, health.Level.CRITICAL)],
+)
+def test_a_low_credit_warns_then_is_critical(remaining: float, level: health.Level) -> None:
+    cache.clear()
+    with (
+        topview(HEALTH={"CREDIT_WARNING": 100, "CREDIT_CRITICAL": 10}),
+        mock_topview(credit=remaining),
+    ):
+        finding = by_name(health.check())["credit"]
+    cache.clear()
+    assert (finding.level, finding.value) == (level, remaining)
+    assert f"remaining credit is {remaining:g}, account " in finding.summary
+
+
+def test_an_unreadable_credit_is_a_warning() -> None:
+    cache.clear()
+    with topview(HEALTH={"CREDIT_WARNING": 100}), mock_topview() as fake:
+        fake.fail_next(code="5000", message="Internal server error", times=10)
+        finding = by_name(health.check())["credit"]
+    cache.clear()
+    assert finding.level == health.Level.WARNING and "could not be read" in finding.summary

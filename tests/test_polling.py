@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -453,3 +454,18 @@ def test_a_task_of_a_removed_account_is_a_settings_error_not_a_topview_error(
     call_command("topview_reconcile", stdout=out)
     assert "1 task(s) skipped: their account is not in TOPVIEW_CALLBACKS" in out.getvalue()
     assert outcomes.calls == []
+
+
+def test_a_polled_result_records_what_the_task_cost(api):
+    task = make_task()
+    api.get(QUERY, json=answer("success", voice=VOICE, costCredit=2.5))
+    polling.reconcile()
+    task.refresh_from_db()
+    assert task.cost_credit == Decimal("2.5")
+
+
+def test_a_callback_without_cost_keeps_the_cost_known(api):
+    task = make_task(cost_credit=Decimal("3"))
+    callback()  # VOICE_CLONE results carry no costCredit
+    task.refresh_from_db()
+    assert (task.status, task.cost_credit) == (TaskStatus.SUCCESS, Decimal("3"))

@@ -5,6 +5,8 @@ it is renamed, run alone or collected twice, and hides what the suite shares).""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from tests.support.settings import UID
 TESTS = Path(__file__).resolve().parent
 TEST_MODULES = sorted(TESTS.glob("test_*.py"))
 SUPPORT_MODULES = sorted((TESTS / "support").glob("*.py"))
+BENCH_SCRIPTS = sorted((TESTS.parent / "bench").glob("*.py"))
 
 
 def imported_names(source: str, package: str) -> list[tuple[int, str]]:
@@ -74,6 +77,29 @@ def test_the_support_package_imports_no_test_module_and_no_conftest() -> None:
     # conftest.py imports from tests/support/, never the other way.
     found = [line for path in SUPPORT_MODULES for line in forbidden_imports(path, "tests.support")]
     assert found == [], "\n".join(found)
+
+
+def test_the_benchmarks_import_no_test_module_and_no_conftest() -> None:
+    # They start the tests' workers and servers from tests/support/, as the tests do.
+    found = [line for path in BENCH_SCRIPTS for line in forbidden_imports(path, "bench")]
+    assert found == [], "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    "script",
+    ["archive.py", "celery_rate.py", "tasks_rate.py", "worker_memory.py", "worker_profile.py"],
+)
+def test_the_queue_benchmarks_start_with_todays_helpers(script: str) -> None:
+    """Their imports resolve and their options parse (``--help`` runs nothing else)."""
+    done = subprocess.run(
+        [sys.executable, str(TESTS.parent / "bench" / script), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout and "batch" not in done.stdout.lower()
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,10 @@ from kombu.exceptions import OperationalError
 
 from tests.support.settings import topview
 from tests.support.without import run_without
-from topview_callbacks import dispatch, jobs, signals, sweeping, tasks
+from topview_callbacks import dispatch, jobs, sending, signals, sweeping, tasks
+from topview_callbacks.client import Submission, TopviewClient
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask, TaskStatus
-from topview_callbacks.testing import deliver_notice, notice_payload
+from topview_callbacks.testing import deliver_notice, mock_topview, notice_payload
 
 pytestmark = pytest.mark.django_db
 
@@ -441,3 +442,46 @@ def test_in_a_worker_the_task_keeps_its_connection_for_conn_max_age() -> None:
     current = connection.connection
     assert task.run(fourth.pk) == 1
     assert connection.connection is current
+
+
+# --- sending queued submissions -------------------------------------------------------------
+
+
+def test_celery_mode_publishes_a_send_after_the_enqueue_commits(
+    monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    sent: list[tuple[Any, dict[str, Any]]] = []
+
+    def apply_async(args: Any = (), kwargs: Any = None, **options: Any) -> None:
+        sent.append((tuple(args), options))
+
+    monkeypatch.setattr(tasks.send_queued, "apply_async", apply_async)
+    monkeypatch.setattr(jobs, "_sending_windows", {})
+    with topview(PROCESSING="celery"), django_capture_on_commit_callbacks(execute=True):
+        for n in range(50):
+            TopviewClient().enqueue("COMMON_TASK_TEXT2IMAGE", prompt=str(n))
+        assert sent == []  # nothing before the commit
+    # Fifty enqueues committed together: one job now, one at the window's end.
+    assert [args for args, _ in sent] == [("default",), ("default",)]
+    assert sent[0][1]["countdown"] is None and 0 < sent[1][1]["countdown"] <= jobs.DRAIN_WINDOW
+
+
+def test_the_send_job_sends_and_schedules_the_end_of_a_backoff(
+    monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    sent: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(
+        tasks.send_queued,
+        "apply_async",
+        lambda args=(), kwargs=None, **options: sent.append((tuple(args), options)),
+    )
+    with topview(PROCESSING="celery"), mock_topview() as fake:
+        TopviewClient().enqueue_many(
+            "COMMON_TASK_TEXT2IMAGE", [Submission({"prompt": str(i)}) for i in range(2)]
+        )
+        fake.max_unfinished = 1
+        with django_capture_on_commit_callbacks(execute=True):
+            report = tasks.send_queued.apply(("default",)).get()
+    assert (report["sent"], report["busy"]) == (1, 1)
+    ((args, options),) = sent
+    assert args == ("default",) and 0 < options["countdown"] <= sending.BACKOFF_SECONDS

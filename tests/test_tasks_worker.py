@@ -24,6 +24,7 @@ from tests.support.processes import (
     wait_for,
 )
 from tests.support.recording import calls, fired, key, records
+from tests.support.sending import killed_mid_send
 
 pytest.importorskip("django_tasks_db")
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.usefixtures("redis_records")]
@@ -137,3 +138,14 @@ def test_a_worker_killed_mid_notice_loses_nothing_and_fires_once(
     wait_for(lambda: DBTaskResult.objects.get(pk=result.id).status == "SUCCESSFUL", 30, "sweep")
     assert DBTaskResult.objects.get(pk=result.id).return_value == 0
     assert fired() == {payload["uuid"]: 1}
+
+
+def test_a_worker_killed_mid_send_leaves_one_uncertain_submission_and_sends_the_rest_once(
+    db_name: str, running: list[Service], settings: Any
+) -> None:
+    from topview_callbacks import tasks_framework
+
+    def worker(overrides: dict[str, Any], **env: str) -> Service:
+        return tasks_worker(db_name, overrides=overrides, **env)
+
+    killed_mid_send(settings, running, worker, TASKS_MODE, tasks_framework.request_sending)

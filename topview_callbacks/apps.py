@@ -17,6 +17,7 @@ class TopviewCallbacksConfig(AppConfig):
         # Imported here: checks import the models, which need the app registry.
         from django.test.signals import setting_changed
 
+        from topview_callbacks import dispatch, signals
         from topview_callbacks.checks import register_checks
         from topview_callbacks.conf import topview_settings
         from topview_callbacks.models import reset_archive_storage
@@ -24,6 +25,13 @@ class TopviewCallbacksConfig(AppConfig):
         register_checks()
         post_migrate.connect(install_functions, sender=self, dispatch_uid="topview_functions")
         setting_changed.connect(reset_archive_storage, dispatch_uid="topview_archive_storage")
+        # The queue of submissions: sent after commit, and again as outcomes free slots.
+        signals.submissions_queued.connect(
+            dispatch.queued_receiver, dispatch_uid="topview_send_queued"
+        )
+        signals.task_status_changed.connect(
+            dispatch.status_receiver, dispatch_uid="topview_send_on_outcome"
+        )
         if topview_settings.metrics:
             # Needs the `metrics` extra; check E051 says so when it is missing.
             try:

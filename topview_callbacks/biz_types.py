@@ -8,6 +8,7 @@ no other module hard-codes a Topview path. Mappings marked ``uncertain`` are inf
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import models
@@ -239,3 +240,25 @@ def task_status(biz_type: str, result: Any) -> str:
     if value in FINAL_STATES:
         return FINAL_STATES[value]
     return value if value in UNFINISHED_STATES else "running"
+
+
+# The most credits one task may report; a larger costCredit (or one with more than 4
+# decimals) is not stored, rather than fail the notice's recording.
+MAX_COST_CREDIT = Decimal("9999999999")
+
+
+def cost_credit(result: Any) -> Decimal | None:
+    """What a result says the task cost (``costCredit``, at its top level, on every
+    bizType that reports one), or None when it says nothing usable."""
+    if not isinstance(result, dict):
+        return None
+    value = result.get("costCredit")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        cost = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    if not cost.is_finite() or cost < 0 or cost > MAX_COST_CREDIT:
+        return None
+    return cost.quantize(Decimal("0.0001"))

@@ -18,9 +18,15 @@ from typing import Any
 
 from django.db import transaction
 
-from topview_callbacks import processing
+from topview_callbacks import processing, sending
 from topview_callbacks.conf import topview_settings
-from topview_callbacks.models import Notice, NoticeState
+from topview_callbacks.models import (
+    FINAL_TASK_STATUSES,
+    Notice,
+    NoticeState,
+    SubmittedTask,
+    TaskStatus,
+)
 from topview_callbacks.processing.reconnecting import once_more_if_connection_lost
 
 logger = logging.getLogger(__name__)
@@ -117,6 +123,37 @@ def archive_queue_for(mode: str) -> Start | None:
         download: Start = _wrapper(mode).enqueue_media
         return download
     return None
+
+
+def start_sending(account: str | None = None, *, delay: float | None = None) -> None:
+    """Start the sender of queued submissions (``sending.send_queued``) as ``PROCESSING``
+    says: here and now ("inline"), a Celery or Tasks job (``delay`` seconds from now), or
+    nothing ("manual": ``topview_send_queued`` from cron). Inline, a delayed start is left
+    to the next outcome or to cron. Never raises: the rows wait queued."""
+    try:
+        mode = topview_settings.processing
+        if mode == "inline":
+            if delay is None:
+                sending.send_queued(account)
+        elif mode in ("celery", "tasks"):
+            _wrapper(mode).request_sending(account, delay=delay)
+    except Exception:
+        logger.exception("Could not start sending the queued Topview submissions of %r", account)
+
+
+def queued_receiver(*, account: str, **kwargs: Any) -> None:
+    """``submissions_queued``: send them (connected in ``apps``)."""
+    start_sending(account)
+
+
+def status_receiver(*, task: SubmittedTask, new_status: str, **kwargs: Any) -> None:
+    """``task_status_changed``: a queued submission's task that ended frees a slot of its
+    account; start the sender (connected in ``apps``). A task submitted with ``submit``
+    frees one too, but costs no look at the queue: the next enqueue, outcome or cron
+    pass sends what waits."""
+    ended = new_status in FINAL_TASK_STATUSES or new_status == TaskStatus.EXPIRED
+    if ended and task.submission:
+        start_sending(task.account)
 
 
 def _wrapper(mode: str) -> Any:

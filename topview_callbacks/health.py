@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
-from django.db.models import Max, Min, Sum
+from django.db.models import Max, Min, Q, Sum
 from django.utils import timezone
 
+from topview_callbacks import credit
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import (
     OPEN_TASK_STATUSES,
@@ -25,6 +26,7 @@ from topview_callbacks.models import (
     NoticeState,
     RejectedDelivery,
     SubmittedTask,
+    TaskStatus,
 )
 from topview_callbacks.rejections import MISCONFIGURATION_REASONS, STRAY_REASONS
 
@@ -71,6 +73,10 @@ class Measurements:
     rejections_1h: int
     misconfigured_1h: int  # of rejections.MISCONFIGURATION_REASONS
     rejection_reasons_1h: dict[str, int] = field(default_factory=dict)
+    uncertain_submissions: int = 0  # sent, answer lost: waiting for a person (sending)
+    # Each account's remaining credit (None: unknown), read only when a CREDIT_ threshold
+    # is set.
+    credits: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def oldest_waiting_seconds(self) -> float:
@@ -90,8 +96,10 @@ def measure(now: datetime | None = None) -> Measurements:
     by_state = Notice.objects.using(db).order_by()
     pending = by_state.filter(state=NoticeState.PENDING)
     failed = by_state.filter(state=NoticeState.FAILED)
+    # One branch per state, so that PostgreSQL reads them from the due notices' index.
     retrying = by_state.filter(
-        state__in=(NoticeState.PENDING, NoticeState.FAILED), next_attempt_at__isnull=False
+        Q(state=NoticeState.PENDING, next_attempt_at__isnull=False)
+        | Q(state=NoticeState.FAILED, next_attempt_at__isnull=False)
     )
     oldest = [
         pending.filter(next_attempt_at__isnull=True).aggregate(at=Min("received_at"))["at"],
@@ -112,7 +120,19 @@ def measure(now: datetime | None = None) -> Measurements:
         rejections_1h=sum(reasons.values()),
         misconfigured_1h=sum(reasons.get(reason, 0) for reason in MISCONFIGURATION_REASONS),
         rejection_reasons_1h=reasons,
+        uncertain_submissions=SubmittedTask.objects.using(db)
+        .order_by()
+        .filter(status=TaskStatus.UNCERTAIN)
+        .count(),
+        credits=_credits(),
     )
+
+
+def _credits() -> dict[str, float | None]:
+    limits = topview_settings.health
+    if limits["CREDIT_WARNING"] <= 0 and limits["CREDIT_CRITICAL"] <= 0:
+        return {}
+    return {row.account: row.remaining for row in credit.credits()}
 
 
 def _rejections_by_reason(since: datetime, db: str | None) -> dict[str, int]:
@@ -249,12 +269,51 @@ def _stray_explanation() -> str:
     )
 
 
+def probe_uncertain(m: Measurements, limits: dict[str, float]) -> Finding:
+    count = m.uncertain_submissions
+    level = _graded(count, limits["UNCERTAIN_WARNING"], limits["UNCERTAIN_CRITICAL"])
+    summary = f"{count} queued submission(s) are uncertain (sent, the answer lost)"
+    if level:
+        summary += (
+            ": the tasks may exist at Topview. Resend or give them up in the admin "
+            "(submitted tasks, status uncertain), unless their callbacks resolve them"
+        )
+    return Finding("uncertain_submissions", level, _sentence(summary), float(count))
+
+
+def probe_credit(m: Measurements, limits: dict[str, float]) -> Finding:
+    warning, critical = limits["CREDIT_WARNING"], limits["CREDIT_CRITICAL"]
+    if warning <= 0 and critical <= 0:
+        return Finding("credit", Level.OK, "Credit not checked (HEALTH CREDIT_WARNING is 0).")
+    known = {name: left for name, left in m.credits.items() if left is not None}
+    unknown = sorted(name for name, left in m.credits.items() if left is None)
+    if not known:
+        summary = "The remaining credit could not be read"
+        if unknown:
+            summary += f" (account {', '.join(unknown)}; see the log)"
+        return Finding("credit", Level.WARNING, _sentence(summary))
+    name, lowest = min(known.items(), key=lambda item: item[1])
+    level = Level.OK
+    if critical > 0 and lowest <= critical:
+        level = Level.CRITICAL
+    elif warning > 0 and lowest <= warning:
+        level = Level.WARNING
+    summary = f"The lowest remaining credit is {lowest:g}, account {name}"
+    if level:
+        summary += ": top it up, or queued submissions wait (4100) and submits fail"
+    if unknown:
+        summary += f"; unknown for {', '.join(unknown)}"
+    return Finding("credit", level, _sentence(summary), lowest)
+
+
 BUILTIN_PROBES: tuple[Probe, ...] = (
     probe_stuck,
     probe_failed,
     probe_overdue,
     probe_silence,
     probe_rejections,
+    probe_uncertain,
+    probe_credit,
 )
 
 

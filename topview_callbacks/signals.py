@@ -100,3 +100,20 @@ media_archived = Signal()
 #: "expired" when the URL no longer works even after a fresh query, "refused" when a rule
 #: forbids the URL or the file).
 media_archive_failed = Signal()
+
+#: Submissions were queued (``TopviewClient.enqueue``, ``enqueue_many``), sent once the
+#: transaction that queued them committed (never for one rolled back). Sender:
+#: ``SubmittedTask``. kwargs: ``account`` (str: the account's name), ``count`` (int).
+submissions_queued = Signal()
+
+#: A queued submission was sent and its answer lost (a timeout, a connection reset): the
+#: task may exist at Topview. It is never resent by itself; an operator resends it or
+#: gives it up in the admin, or its callback resolves it. Sender: ``SubmittedTask``.
+#: kwargs: ``task`` (SubmittedTask, status "uncertain"), ``error`` (str).
+submission_uncertain = Signal()
+
+#: Topview refused a queued submission (any answer but a busy one: bad parameters, a
+#: content filter...): the task is "fail", with Topview's code and message in
+#: ``error_message``; no outcome signal follows. Sender: ``SubmittedTask``. kwargs:
+#: ``task`` (SubmittedTask), ``error`` (str).
+submission_refused = Signal()

@@ -19,7 +19,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 
-from topview_callbacks import jobs, polling, pruning
+from topview_callbacks import jobs, polling, pruning, sending
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.retrying import retry_in
 
@@ -31,6 +31,8 @@ __all__ = [
     "prune",
     "reconcile",
     "request_drain",
+    "request_sending",
+    "send_queued",
     "sweep",
 ]
 
@@ -138,6 +140,29 @@ def prune() -> dict[str, int]:
     return dataclasses.asdict(pruning.prune())
 
 
+@shared_task(
+    name="topview_callbacks.send_queued",
+    time_limit=NOTICE_TIME_LIMIT,
+    soft_time_limit=NOTICE_TIME_LIMIT - 60,
+    **DURABLE,
+)
+def send_queued(self: Task[Any, Any], account: str | None = None) -> dict[str, Any]:
+    """Send the account's due queued submissions while slots are free (``sending``); a
+    backed-off one is sent by a job due when its backoff ends. Periodic (no account): every
+    account's, the safety net for a lost message."""
+    worker = _in_worker(self)
+    if worker:
+        close_old_connections()
+    try:
+        report = sending.send_queued(account)
+    finally:
+        if worker:
+            close_old_connections()
+    if report.retry_in is not None:
+        request_sending(account, delay=report.retry_in)
+    return dataclasses.asdict(report)
+
+
 def media_time_limit() -> float:
     """The hard time limit of one download job: the longest a download may take
     (``ARCHIVE_DEADLINE``), the query that confirms its URLs first (up to four tries of
@@ -189,6 +214,20 @@ def enqueue_media(media_id: int, *, delay: float | None = None) -> None:
             soft_time_limit=limit - 30,
         )
     )
+
+
+def request_sending(account: str | None = None, *, delay: float | None = None) -> None:
+    """Queue a ``send_queued`` job once the current transaction commits, ``delay`` seconds
+    from now. Never raises: cron's or beat's ``send_queued`` finds the rows later."""
+    what = f"the sending of account {account!r}'s queued Topview submissions"
+
+    def publish(countdown: float | None) -> None:
+        _publish(send_queued, (account,), countdown, what)
+
+    if delay is not None:
+        transaction.on_commit(lambda: publish(delay))
+    else:  # at most one job per jobs.DRAIN_WINDOW, and one at its end
+        transaction.on_commit(lambda: jobs.sending_window(account).request(publish))
 
 
 _queue = jobs.Queue(enqueue_notice, enqueue_media, request_drain)

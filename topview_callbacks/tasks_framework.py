@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from topview_callbacks import jobs, polling, pruning
+from topview_callbacks import jobs, polling, pruning, sending
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.retrying import retry_in
 
@@ -120,6 +120,30 @@ def reconcile() -> dict[str, Any]:
 def prune() -> dict[str, int]:
     """Periodic: delete old notices and tasks (``PRUNE_AFTER_DAYS``, ``PRUNE_FAILED_...``)."""
     return dataclasses.asdict(pruning.prune())
+
+
+@task(backend=_BACKEND, queue_name=_QUEUE)
+def send_queued(account: str | None = None) -> dict[str, Any]:
+    """Send the account's due queued submissions while slots are free (``sending``); a
+    backed-off one is sent by a task due when its backoff ends (on backends that defer).
+    Periodic (no account): every account's."""
+    report = sending.send_queued(account)
+    if report.retry_in is not None:
+        request_sending(account, delay=report.retry_in)
+    return dataclasses.asdict(report)
+
+
+def request_sending(account: str | None = None, *, delay: float | None = None) -> None:
+    """Queue a ``send_queued`` task once the current transaction commits. Never raises."""
+    what = f"the sending of account {account!r}'s queued Topview submissions"
+
+    def publish(countdown: float | None) -> None:
+        _enqueue(send_queued, account, delay=countdown, what=what)
+
+    if delay is not None or not backend().supports_defer:
+        transaction.on_commit(lambda: publish(delay))
+    else:  # at most one task per jobs.DRAIN_WINDOW, and one at its end
+        transaction.on_commit(lambda: jobs.sending_window(account).request(publish))
 
 
 def enqueue_notice(notice_id: int, *, delay: float | None = None) -> None:

@@ -15,7 +15,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from topview_callbacks import dispatch, lifecycle, rejections, signals
+from topview_callbacks import dispatch, lifecycle, rejections, sending, signals
 from topview_callbacks.auth import (
     account_for_uid,
     address_is_allowed,
@@ -110,6 +110,14 @@ def error(
     )
     rejections.describe(response, message=message, reason=reason, uuid=uuid, detail=detail)
     return response
+
+
+def _submission_marker(request: HttpRequest) -> str:
+    """The queued submission's marker in the notice URL's query string ("" when none):
+    read only when there is a query string, so other notices pay nothing for it."""
+    if not request.META.get("QUERY_STRING"):
+        return ""
+    return str(request.GET.get(sending.SUBMISSION_PARAM) or "")[:32]
 
 
 class NoticeView(APIView):
@@ -211,7 +219,10 @@ class NoticeView(APIView):
         except NoticeValidationError as exc:
             return error(exc.status_code, str(exc), uid=account.uid, reason="invalid")
 
+        marker = _submission_marker(django_request)
         try:
+            if marker:
+                sending.match_callback(marker, account.name, notice.biz_type, notice.task_id)
             received = dispatch.deliver(
                 {
                     "uuid": notice.uuid,

@@ -6,6 +6,7 @@ another or from conftest.py (tests/test_suite_layout.py checks it).
 - ``processes``, ``recording``, ``worker``: the Celery and Tasks workers, gunicorn and
   Redis the worker tests start, and what their receivers record;
 - ``media_server``, ``archive``: a media server on 127.0.0.1, archiving from it;
+- ``sending``: the queue of submissions with a real worker killed mid-send (Celery, Tasks);
 - ``browser``: Chromium and its offline pages (fixtures, through ``pytest_plugins``);
 - ``admin``, ``checks``, ``contract``, ``magic``, ``readme_site``, ``without``: helpers
   of the admin, system-check, contract, fake-media, README and optional-package tests.

@@ -146,7 +146,7 @@ class BizTypeFilter(ColumnFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         known = {value: str(label) for value, label in biz_types.BizType.choices}
-        # The leading column of the (biz_type, task_id) index / unique constraint.
+        # Through the (biz_type) index both tables have.
         found = distinct_values(model_admin.model, "biz_type")
         unknown = sorted(set(found) - set(known))
         return [

@@ -18,8 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from topview_callbacks import health
-from topview_callbacks.admin import charts, credit, dashboard_stats
+from topview_callbacks import credit, health
+from topview_callbacks.admin import charts, dashboard_stats, spend
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import OPEN_TASK_STATUSES
 
@@ -62,6 +62,7 @@ def dashboard_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest) -> 
         for row in dashboard_stats.state_counts(measurements)
     ]
     daily = _daily(hours, series)
+    spent = spend.spend(now)
     context = {
         **model_admin.admin_site.each_context(request),
         "title": _("Topview pipeline"),
@@ -100,6 +101,14 @@ def dashboard_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest) -> 
             desc=_("How many tasks got their outcome within each span after submission."),
         ),
         "turnaround_rows": list(zip(TURNAROUND_LABELS, turnaround.buckets, strict=True)),
+        "spend": spent,
+        "spend_rows": list(zip(spent.days, spent.per_day, strict=True)),
+        "spend_chart": charts.bars(
+            [day.strftime("%m-%d") for day in spent.days],
+            [int(value.to_integral_value()) for value in spent.per_day],
+            title=_("Credits spent per day, last 8 days"),
+            desc=_("Bars: the costCredit of the tasks submitted each day."),
+        ),
     }
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, "topview_callbacks/dashboard.html", context)

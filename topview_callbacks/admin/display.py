@@ -36,6 +36,9 @@ STATE_COLOURS = {
     NoticeState.IGNORED: "#666666",
 }
 TASK_COLOURS = {
+    TaskStatus.QUEUED: "#666666",
+    TaskStatus.SENDING: "#8a6d00",
+    TaskStatus.UNCERTAIN: "#b35900",
     TaskStatus.SUBMITTED: "#8a6d00",
     TaskStatus.RUNNING: "#205493",
     TaskStatus.SUCCESS: "#1e7e34",

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.contenttypes.models import ContentType
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from topview_callbacks.admin import actions
+from topview_callbacks.admin import actions, submissions
 from topview_callbacks.admin.changelist import AccountFilter, BizTypeFilter, FastListMixin
 from topview_callbacks.admin.display import (
     TASK_COLOURS,
@@ -45,7 +46,9 @@ class NoticeInline(NoticeStateColumn, ReadOnlyMixin, admin.TabularInline):  # ty
 class SubmittedTaskAdmin(ListColumns, OutcomeFields, FastListMixin, OperatorAdmin):
     """Submitted tasks: how long each waited for its outcome, and its notices inline."""
 
-    # The status right after the time, as on the notices (a 1400 px screen shows it).
+    # The status right after the time, as on the notices (a 1400 px screen shows it). The
+    # completion, polls and next poll are on the task's page: the owner, reference and
+    # credits took their place in the list.
     list_display = (
         "submitted_at",
         "coloured_status",
@@ -53,15 +56,19 @@ class SubmittedTaskAdmin(ListColumns, OutcomeFields, FastListMixin, OperatorAdmi
         "task_id_column",
         "account",
         "waiting",
-        "completed_at",
-        "poll_count",
-        "next_poll_at",
+        "owner_column",
+        "cost_column",
     )
-    list_filter = ("status", BizTypeFilter, AccountFilter, ArchiveFilter)
-    search_fields = ("task_id__exact",)
-    search_help_text = _("Exact task id.")
+    list_filter = ("status", BizTypeFilter, AccountFilter, ArchiveFilter, "owner_content_type")
+    search_fields = ("task_id__exact", "reference__exact")
+    search_help_text = _("Exact task id or reference.")
     date_hierarchy = "submitted_at"
-    actions = (actions.poll_now, archive_now)
+    actions = (
+        actions.poll_now,
+        archive_now,
+        submissions.resend_uncertain,
+        submissions.give_up_uncertain,
+    )
     inlines = (NoticeInline, ArchivedMediaInline)
     fieldsets = (
         (
@@ -74,6 +81,9 @@ class SubmittedTaskAdmin(ListColumns, OutcomeFields, FastListMixin, OperatorAdmi
                     "error_message",
                     ("submitted_at", "completed_at", "updated_at"),
                     ("last_polled_at", "next_poll_at", "poll_count"),
+                    ("owner_column", "cost_credit"),
+                    ("submission", "send_attempts", "send_after"),
+                    "resolution",
                 )
             },
         ),
@@ -82,6 +92,7 @@ class SubmittedTaskAdmin(ListColumns, OutcomeFields, FastListMixin, OperatorAdmi
         (_("Request payload"), {"fields": ("request_json",)}),
     )
     readonly_fields = (
+        "owner_column",
         "coloured_status",
         "waiting",
         "media_preview",
@@ -103,6 +114,22 @@ class SubmittedTaskAdmin(ListColumns, OutcomeFields, FastListMixin, OperatorAdmi
         seconds = max(0, int((end - task.submitted_at).total_seconds()))
         text = f"{seconds // 3600}:{seconds % 3600 // 60:02}:{seconds % 60:02}"
         return text if task.completed_at else format_html("<em>{} …</em>", text)
+
+    @admin.display(description=_("owner, reference"))
+    def owner_column(self, task: SubmittedTask) -> str:
+        """The owner's type and id (not the object: one query per row otherwise), then the
+        reference; one column, so that the list fits a laptop's screen."""
+        parts = []
+        if task.owner_object_id and task.owner_content_type_id is not None:
+            content_type = ContentType.objects.get_for_id(task.owner_content_type_id)
+            parts.append(f"{content_type.app_label}.{content_type.model} {task.owner_object_id}")
+        if task.reference:
+            parts.append(task.reference)
+        return " · ".join(parts) or "-"
+
+    @admin.display(description=_("credits"), ordering="cost_credit")
+    def cost_column(self, task: SubmittedTask) -> str:
+        return "-" if task.cost_credit is None else f"{task.cost_credit.normalize():f}"
 
     @admin.display(description=_("archived files"))
     def archived_files(self, task: SubmittedTask) -> str:

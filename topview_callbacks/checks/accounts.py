@@ -1,4 +1,5 @@
-"""Checks of the accounts: UIDs and API keys (E002, E003, E013, W005, W006)."""
+"""Checks of the accounts: UIDs and API keys (E002, E003, E013, W005, W006), the queue's
+cap (E080)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def check_accounts(raw: dict[str, Any]) -> list[CheckMessage]:
                     id=check_id("E013"),
                 )
             )
+    messages += _check_max_unfinished(raw, extra)
     accounts = topview_settings.accounts
     if not any(account.uid for account in accounts.values()):
         messages.append(
@@ -55,3 +57,23 @@ def check_accounts(raw: dict[str, Any]) -> list[CheckMessage]:
                 )
             )
     return messages
+
+
+def _check_max_unfinished(raw: dict[str, Any], extra: dict[str, Any]) -> list[CheckMessage]:
+    """MAX_UNFINISHED, flat and per account, must be a whole number of at least 1."""
+    places = [(f"{SETTINGS_NAME}['MAX_UNFINISHED']", raw.get("MAX_UNFINISHED", 10))]
+    places += [
+        (f"{SETTINGS_NAME}['ACCOUNTS'][{name!r}]['MAX_UNFINISHED']", values["MAX_UNFINISHED"])
+        for name, values in extra.items()
+        if isinstance(values, dict) and "MAX_UNFINISHED" in values
+    ]
+    return [
+        Error(
+            f"{place} must be a whole number of at least 1, not {value!r}.",
+            hint="It caps how many of the account's tasks the queue keeps unfinished at "
+            "Topview at once; 10 is the default.",
+            id=check_id("E080"),
+        )
+        for place, value in places
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1
+    ]

@@ -9,10 +9,14 @@ Paths come from ``biz_types`` (the one table of endpoints); the client adds the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
+
+from django.db import models
 
 from topview_callbacks import biz_types
 from topview_callbacks.biz_types import CREDIT_DETAIL_PATH, NOTICE_URL_CHECK_PATH, BizType
+from topview_callbacks.client.queueing import Submission, bodies, queue, queued_row
 from topview_callbacks.client.records import SECRET_PARAMS, record_submitted
 from topview_callbacks.client.uploads import UploadedFile, Uploads
 from topview_callbacks.exceptions import TopviewAPIError, TopviewError
@@ -20,7 +24,13 @@ from topview_callbacks.models import SubmittedTask
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NOTICE_URL_CHECK_PATH", "SECRET_PARAMS", "TopviewClient", "UploadedFile"]
+__all__ = [
+    "NOTICE_URL_CHECK_PATH",
+    "SECRET_PARAMS",
+    "Submission",
+    "TopviewClient",
+    "UploadedFile",
+]
 
 _UNSET: Any = object()
 
@@ -41,15 +51,72 @@ class TopviewClient(Uploads):
     # Tasks ---------------------------------------------------------------------------
 
     def submit(
-        self, biz_type: str, *, notice_url: str | None = _UNSET, **params: Any
+        self,
+        biz_type: str,
+        *,
+        notice_url: str | None = _UNSET,
+        owner: models.Model | None = None,
+        reference: str = "",
+        **params: Any,
     ) -> SubmittedTask:
-        """Submit a task of ``biz_type`` with ``params`` (Topview's field names) and record it.
+        """Submit a task of ``biz_type`` with ``params`` (Topview's field names) now, and
+        record it; ``enqueue`` is usually the better choice (see docs/submitting.md).
 
         ``noticeUrl`` is the account's NOTICE_URL unless ``notice_url`` is given; pass
         ``notice_url=None`` to submit without a callback (polling then finds the outcome).
-        Returns the recorded ``SubmittedTask``. Never retried: on a connection error the
+        ``owner`` (a saved model instance) and ``reference`` (free text) say what the task is
+        for. Returns the recorded ``SubmittedTask``. Never retried: on a connection error the
         task may or may not exist at Topview, so this raises ``TopviewConnectionError``.
         """
+        spec = self._submittable(biz_type)
+        body = {**dict(spec.submit_defaults), **params}
+        body = self._with_notice_url(body, notice_url)
+        result = self.request("POST", spec.submit_path, json=body)
+        task_id = result.get("taskId") if isinstance(result, dict) else None
+        if not task_id:
+            raise TopviewAPIError(
+                f"{spec.submit_path} answered success without a taskId: {result!r}",
+                code="200",
+                http_status=200,
+            )
+        return record_submitted(
+            self.account.name,
+            biz_type,
+            str(task_id),
+            result,
+            body,
+            owner=owner,
+            reference=reference,
+        )
+
+    def enqueue(
+        self,
+        biz_type: str,
+        *,
+        owner: models.Model | None = None,
+        reference: str = "",
+        **params: Any,
+    ) -> SubmittedTask:
+        """Queue a task of ``biz_type`` with ``params`` in the current transaction; it is
+        sent after commit (never if the transaction rolls back), at most MAX_UNFINISHED of
+        the account's tasks at once, by the sender ``PROCESSING`` picks.
+
+        Returns the ``SubmittedTask``, status ``queued``; its ``task_id`` is a placeholder
+        until Topview answers. ``owner`` and ``reference`` as for ``submit``.
+        """
+        return self.enqueue_many(biz_type, [Submission(params, owner, reference)])[0]
+
+    def enqueue_many(self, biz_type: str, submissions: Iterable[Submission]) -> list[SubmittedTask]:
+        """``enqueue`` for many submissions of one bizType, in a few statements (one
+        INSERT per ``queueing.BATCH_SIZE`` rows)."""
+        spec = self._submittable(biz_type)
+        rows = [
+            queued_row(self.account.name, biz_type, body, item.owner, item.reference)
+            for body, item in bodies(spec.submit_defaults, submissions)
+        ]
+        return queue(rows)
+
+    def _submittable(self, biz_type: str) -> biz_types.BizTypeSpec:
         spec = biz_types.spec_for(biz_type)
         if spec is None:
             raise TopviewError(
@@ -65,17 +132,7 @@ class TopviewClient(Uploads):
             )
         if spec.uncertain:
             logger.info("Submitting %s to %s (an inferred endpoint)", biz_type, spec.submit_path)
-        body = {**dict(spec.submit_defaults), **params}
-        body = self._with_notice_url(body, notice_url)
-        result = self.request("POST", spec.submit_path, json=body)
-        task_id = result.get("taskId") if isinstance(result, dict) else None
-        if not task_id:
-            raise TopviewAPIError(
-                f"{spec.submit_path} answered success without a taskId: {result!r}",
-                code="200",
-                http_status=200,
-            )
-        return record_submitted(self.account.name, biz_type, str(task_id), result, body)
+        return spec
 
     def export_m2v(
         self, task_id: str, script_id: int = 0, *, notice_url: str | None = _UNSET

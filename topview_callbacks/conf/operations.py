@@ -49,6 +49,13 @@ HEALTH_DEFAULTS: dict[str, float] = {
     # settings mistake that loses results: rejections.MISCONFIGURATION_REASONS). A request
     # with none of them (a scanner, a guess) only counts towards the warning.
     "MISCONFIGURATION_CRITICAL": 1,
+    # Queued submissions whose answer was lost (uncertain): each waits for a person.
+    "UNCERTAIN_WARNING": 1,
+    "UNCERTAIN_CRITICAL": 20,
+    # An account's remaining credit at or below these (0: not checked, no call to Topview);
+    # read through the dashboard's cache, so at most one credit call per account per 5 min.
+    "CREDIT_WARNING": 0,
+    "CREDIT_CRITICAL": 0,
 }
 
 

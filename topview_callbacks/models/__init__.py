@@ -15,8 +15,10 @@ from topview_callbacks.models.tasks import (
     FINAL_TASK_STATUSES,
     OPEN_TASK_STATUSES,
     POLLABLE_TASK_STATUSES,
+    UNFINISHED_TASK_STATUSES,
     SubmittedTask,
     TaskStatus,
+    owner_fields,
 )
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "GIVEN_UP_MEDIA_STATES",
     "OPEN_TASK_STATUSES",
     "POLLABLE_TASK_STATUSES",
+    "UNFINISHED_TASK_STATUSES",
     "ArchivedMedia",
     "MediaState",
     "Notice",
@@ -33,5 +36,6 @@ __all__ = [
     "SubmittedTask",
     "TaskStatus",
     "archive_storage",
+    "owner_fields",
     "reset_archive_storage",
 ]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -10,6 +14,9 @@ from topview_callbacks import biz_types
 
 
 class TaskStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued (not sent yet)")
+    SENDING = "sending", _("Sending")
+    UNCERTAIN = "uncertain", _("Uncertain (sent, answer lost)")
     SUBMITTED = "submitted", _("Submitted")
     RUNNING = "running", _("Running")
     SUCCESS = "success", _("Success")
@@ -22,6 +29,29 @@ FINAL_TASK_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.FAIL})
 # Tasks polling still asks about; "expired" ones only change on a late notice or "poll now".
 OPEN_TASK_STATUSES = (TaskStatus.SUBMITTED, TaskStatus.RUNNING)
 POLLABLE_TASK_STATUSES = (*OPEN_TASK_STATUSES, TaskStatus.EXPIRED)
+# Tasks that hold one of the account's MAX_UNFINISHED slots at Topview: on their way or
+# running there. "uncertain" ones do not: they may never have reached Topview, and would
+# block the queue for good (a 4007 answer tells us if they do hold a slot).
+UNFINISHED_TASK_STATUSES = (TaskStatus.SENDING, *OPEN_TASK_STATUSES)
+
+
+class SubmittedTaskQuerySet(models.QuerySet["SubmittedTask"]):
+    def for_owner(self, owner: models.Model) -> SubmittedTaskQuerySet:
+        """The tasks enqueued or submitted with ``owner=owner`` (any model instance)."""
+        content_type = ContentType.objects.get_for_model(owner)
+        return self.filter(owner_content_type=content_type, owner_object_id=str(owner.pk))
+
+
+def owner_fields(owner: models.Model | None) -> dict[str, Any]:
+    """The owner columns of a task for ``owner`` (None: no owner)."""
+    if owner is None:
+        return {}
+    if owner.pk is None:
+        raise ValueError(f"Save {owner!r} before making it a task's owner: it has no pk.")
+    return {
+        "owner_content_type": ContentType.objects.get_for_model(owner),
+        "owner_object_id": str(owner.pk),
+    }
 
 
 class SubmittedTask(models.Model):
@@ -65,20 +95,100 @@ class SubmittedTask(models.Model):
     )
     poll_count = models.PositiveIntegerField(_("polls"), default=0)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    # What the task is for: the project's own object and a free reference. New columns have
+    # a database default, so the hand-written INSERTs of processing need not name them.
+    owner_content_type = models.ForeignKey(
+        ContentType,
+        verbose_name=_("owner type"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # topview_task_owner leads with it
+    )
+    owner_object_id = models.CharField(
+        _("owner id"), max_length=64, blank=True, default="", db_default=""
+    )
+    owner = GenericForeignKey("owner_content_type", "owner_object_id")
+    reference = models.CharField(
+        _("reference"),
+        max_length=255,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("Free text given on submit or enqueue, e.g. your own order number."),
+    )
+    cost_credit = models.DecimalField(
+        _("credits spent"),
+        max_digits=14,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text=_("The costCredit Topview reported in the task's result."),
+    )
+    # The queue (``sending``): the marker added to noticeUrl, the submits tried, when the
+    # next may go, and what a person decided about an uncertain submission.
+    submission = models.CharField(
+        _("submission marker"),
+        max_length=32,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("Added to noticeUrl's query string, to match a callback to this submission."),
+    )
+    send_attempts = models.PositiveIntegerField(_("send attempts"), default=0, db_default=0)
+    send_after = models.DateTimeField(
+        _("send after"),
+        null=True,
+        blank=True,
+        help_text=_("A queued submission is not sent before then (backoff after a 4007)."),
+    )
+    resolution = models.TextField(
+        _("resolution"),
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("Who resent or gave up an uncertain submission, and when."),
+    )
+
+    objects = SubmittedTaskQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("submitted task")
         verbose_name_plural = _("submitted tasks")
         ordering = ("-submitted_at", "-id")
         constraints = [
+            # task_id first: it also serves lookups by task id alone (no second index on
+            # that random key); ON CONFLICT (biz_type, task_id) infers it all the same.
             models.UniqueConstraint(
-                fields=("biz_type", "task_id"), name="topview_task_unique_biz_type_task_id"
+                fields=("task_id", "biz_type"), name="topview_task_unique_task_id_biz_type"
             )
         ]
         indexes = [
             models.Index(fields=("status", "next_poll_at"), name="topview_task_poll_due"),
-            models.Index(fields=("task_id",), name="topview_task_task_id"),
+            # The admin's bizType filter lists its values by a skip scan of this index.
+            models.Index(fields=("biz_type",), name="topview_task_biz_type"),
             models.Index(fields=("submitted_at",), name="topview_task_submitted"),
+            # Partial: a task without an owner or a reference (every task a callback or
+            # submit() creates without one) adds no entry on the notice path.
+            models.Index(
+                fields=("owner_content_type", "owner_object_id"),
+                condition=models.Q(owner_content_type__isnull=False),
+                name="topview_task_owner",
+            ),
+            models.Index(
+                fields=("reference",),
+                condition=~models.Q(reference=""),
+                name="topview_task_reference",
+            ),
+            # The sender's queue and its count of unfinished tasks, per account.
+            models.Index(fields=("account", "status", "id"), name="topview_task_account_status"),
+            # A callback's marker finds its submission while that is sending or uncertain.
+            models.Index(
+                fields=("submission",),
+                condition=models.Q(status__in=("sending", "uncertain")),
+                name="topview_task_open_submission",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -33,7 +33,7 @@ from django.utils import timezone
 from topview_callbacks import lifecycle, signals
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask
-from topview_callbacks.processing import claims, recording, verification
+from topview_callbacks.processing import claims, functions, recording, verification
 from topview_callbacks.processing.recording import Attempt, Outcome
 from topview_callbacks.processing.sql import is_postgresql, write_connection
 from topview_callbacks.retrying import retry_in
@@ -112,13 +112,14 @@ def receive(values: dict[str, Any]) -> Received:
     conn = write_connection()
     values = {**values, "received_at": values.get("received_at") or timezone.now()}
     try:
-        with transaction.atomic(using=conn.alias):
-            received = recording.receive(conn, values, Attempt())
-            if isinstance(received, recording.Repeated):
-                return _repeated(received)
-            notice, outcome = received
-            if outcome.fires:
-                _fire(conn, notice, outcome.task)
+        try:
+            received = _receive_and_fire(conn, values)
+        except functions.StoredConcurrently:
+            # Rolled back whole; the second call finds the uuid stored.
+            received = _receive_and_fire(conn, values)
+        if isinstance(received, recording.Repeated):
+            return _repeated(received)
+        notice, outcome = received
     except _ReceiverFailed as failed:
         # Nothing of the first attempt was kept: the notice is stored again, failed.
         with transaction.atomic(using=conn.alias):
@@ -128,6 +129,16 @@ def receive(values: dict[str, Any]) -> Received:
         notice, outcome = received
     _announce(notice, outcome, new=True)
     return Received(notice)
+
+
+def _receive_and_fire(
+    conn: BaseDatabaseWrapper, values: dict[str, Any]
+) -> tuple[Notice, Outcome] | recording.Repeated:
+    with transaction.atomic(using=conn.alias):
+        received = recording.receive(conn, values, Attempt())
+        if not isinstance(received, recording.Repeated) and received[1].fires:
+            _fire(conn, received[0], received[1].task)
+    return received
 
 
 def _repeated(found: recording.Repeated) -> Received:

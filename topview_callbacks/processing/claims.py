@@ -81,7 +81,13 @@ def start(conn: BaseDatabaseWrapper, *, limit: int, notice_id: int | None = None
 
 def lock(conn: BaseDatabaseWrapper, claim: Claim) -> list[Notice]:
     """The claim's notices still unfinished, locked until the caller's transaction ends."""
-    rows = fetchall(conn, statement(LOCK_CLAIMED, conn.alias), {"claim": claim.token})
+    if not claim.notice_ids:
+        return []
+    # By id as well as by token: the primary key finds the rows, however many failed
+    # notices the table keeps (the token alone has no index).
+    ids = {f"id_{i}": pk for i, pk in enumerate(claim.notice_ids)}
+    only = " AND id IN (" + ", ".join(f"%({name})s" for name in ids) + ")"
+    rows = fetchall(conn, statement(LOCK_CLAIMED, conn.alias, only), {"claim": claim.token, **ids})
     return [instance(conn, Notice, row) for row in rows]
 
 
@@ -90,7 +96,9 @@ def held(conn: BaseDatabaseWrapper, claim: Claim) -> list[Notice]:
     before its calls, which no lock may span)."""
     return list(
         Notice.objects.using(conn.alias).filter(
-            claim=claim.token, state__in=(NoticeState.PENDING, NoticeState.FAILED)
+            pk__in=claim.notice_ids,
+            claim=claim.token,
+            state__in=(NoticeState.PENDING, NoticeState.FAILED),
         )
     )
 

@@ -18,7 +18,7 @@ import hashlib
 import re
 from typing import Any
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from topview_callbacks.models import NoticeState, SubmittedTask
@@ -33,6 +33,15 @@ from topview_callbacks.processing.sql import (
 )
 
 NAME = "topview_callbacks_receive"
+# The SQLSTATE the function raises when its notice's uuid was stored by a concurrent writer.
+STORED_CONCURRENTLY = "TV001"
+
+
+class StoredConcurrently(DatabaseError):
+    """The call rolled back: its uuid was stored meanwhile. Called again, it finds it;
+    left unhandled, the endpoint answers 503 like any database error, and the sender
+    retries."""
+
 
 # The function's arguments, in order: the statements' parameters and their types.
 ARGUMENTS = (
@@ -56,6 +65,7 @@ ARGUMENTS = (
     ("callback_uuid", "varchar"),
     ("now", "timestamptz"),
     ("ignored_reason", "text"),
+    ("cost_credit", "numeric"),
 )
 # STORE_NOTICE's parameters the function decides itself (a duplicate or ignored notice).
 DECIDED = ("state", "last_error", "next_attempt_at", "processed_at", "task_pk")
@@ -122,6 +132,12 @@ BEGIN
     END IF;
     {_plpgsql(STORE_NOTICE, conn)}
     INTO o_notice_id;
+    IF o_notice_id IS NULL THEN
+        -- Stored meanwhile by a writer that takes no advisory lock (a poll's answer, a
+        -- manual store): this call's writes roll back, and the caller tries once more.
+        RAISE EXCEPTION 'topview_callbacks: notice % stored concurrently', p_uuid
+            USING ERRCODE = '{STORED_CONCURRENTLY}';
+    END IF;
     o_state := v_state;
     o_last_error := v_last_error;
     o_task_pk := v_task_pk;
@@ -201,7 +217,12 @@ def receive(
     """Call the function: the notice's id, whether its uuid was stored already (then
     nothing was written), its state and last error, its task's pk, and the task when this
     call recorded the outcome on it (its ``result``, the notice's, as parsed already)."""
-    row = bound_fetchone(conn, _call(conn.alias), {**params, "version": _version(conn.alias)})
+    try:
+        row = bound_fetchone(conn, _call(conn.alias), {**params, "version": _version(conn.alias)})
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == STORED_CONCURRENTLY:
+            raise StoredConcurrently(params["uuid"]) from exc
+        raise
     notice_id, repeated, state, last_error, task_pk, *task_row = row
     recorded = task_row[0] is not None
     task = instance(conn, SubmittedTask, task_row, {"result": result}) if recorded else None

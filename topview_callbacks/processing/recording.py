@@ -19,6 +19,7 @@ from typing import Any
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
+from topview_callbacks import biz_types
 from topview_callbacks.conf import DEFAULT_ACCOUNT, topview_settings
 from topview_callbacks.models import (
     ArchivedMedia,
@@ -294,6 +295,7 @@ def _params(
         "attempts": attempts,
         # RECORD_OUTCOME: only a callback's uuid becomes its task's notice uuid.
         "callback_uuid": values["uuid"] if source == NoticeSource.CALLBACK else "",
+        "cost_credit": biz_types.cost_credit(values.get("result")),
         "now": moment(conn, now),
         **_ending(conn, attempt),
     }

@@ -44,14 +44,17 @@ FIND_NOTICE = "SELECT id, state FROM {notices} WHERE uuid = %(uuid)s"
 # update it. Three rules live in the WHERE and the CASE: final statuses never change, a
 # task is only ever completed by its own account's notices, and the task keeps the uuid
 # of the first callback that completed it (polls have none). previous_status keeps the
-# status the outcome replaced (task_status_changed sends it). No row back: the outcome
-# was not recorded (CLASSIFY says why).
+# status the outcome replaced (task_status_changed sends it). A result that says what the
+# task cost (costCredit) records it; one that does not keeps what is known. No row back:
+# the outcome was not recorded (CLASSIFY says why). The columns not named here have
+# database defaults (the queue's, the owner's).
 RECORD_OUTCOME = """
 INSERT INTO {tasks} (account, biz_type, task_id, notice_uuid, status, previous_status,
     request_payload, result, error_message, submitted_at, completed_at, last_polled_at,
-    next_poll_at, poll_count, updated_at)
+    next_poll_at, poll_count, updated_at, cost_credit)
 VALUES (%(account)s, %(biz_type)s, %(task_id)s, %(callback_uuid)s, %(status)s, 'running',
-    '{}', %(result)s, %(error_message)s, %(received_at)s, %(now)s, NULL, NULL, 0, %(now)s)
+    '{}', %(result)s, %(error_message)s, %(received_at)s, %(now)s, NULL, NULL, 0, %(now)s,
+    %(cost_credit)s)
 ON CONFLICT (biz_type, task_id) DO UPDATE SET
     previous_status = {tasks}.status,
     status = excluded.status,
@@ -60,6 +63,7 @@ ON CONFLICT (biz_type, task_id) DO UPDATE SET
     completed_at = excluded.completed_at,
     next_poll_at = NULL,
     updated_at = excluded.updated_at,
+    cost_credit = COALESCE(excluded.cost_credit, {tasks}.cost_credit),
     notice_uuid = CASE WHEN {tasks}.notice_uuid = '' THEN excluded.notice_uuid
         ELSE {tasks}.notice_uuid END
 WHERE {tasks}.status NOT IN ('success', 'fail') AND {tasks}.account = excluded.account
@@ -114,7 +118,7 @@ RETURNING id, claim
 # looks), rather than skip it; every attempt locks its rows in this one order.
 LOCK_CLAIMED = """
 SELECT {notice_columns} FROM {notices}
-WHERE claim = %(claim)s AND state IN ('pending', 'failed')
+WHERE claim = %(claim)s AND state IN ('pending', 'failed'){only}
 ORDER BY received_at, id{for_update}
 """
 

@@ -44,7 +44,10 @@ def build_server(options: dict[str, Any]) -> FakeTopviewServer:
         delay=_range(options["delay"]),
         reorder=options["reorder"],
         seed=options["seed"],
+        max_unfinished=options.get("max_unfinished"),
     )
+    if options.get("lose_answers"):
+        fake.lose_answers(options["lose_answers"])
     try:
         return FakeTopviewServer(fake, host=options["host"], port=options["port"])
     except OSError as exc:
@@ -86,6 +89,19 @@ class Command(BaseCommand):
             "--any-credentials",
             action="store_true",
             help="Accept any Topview-Uid/API key (default: only the configured accounts').",
+        )
+        parser.add_argument(
+            "--max-unfinished",
+            type=int,
+            metavar="N",
+            help="Answer 4007 while an account has N unfinished tasks (default: no limit).",
+        )
+        parser.add_argument(
+            "--lose-answers",
+            type=int,
+            default=0,
+            metavar="N",
+            help="Accept the first N submits and drop their answers (the caller sees a reset).",
         )
         parser.add_argument(
             "--stop-after", type=float, metavar="SECONDS", help="Stop by itself after this long."

@@ -4,8 +4,9 @@ import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
-from topview_callbacks.client import TopviewClient
+from topview_callbacks.client import Submission, TopviewClient
 from topview_callbacks.exceptions import TopviewConfigurationError, TopviewError
 
 
@@ -36,13 +37,26 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-notice-url", action="store_true", help="Submit without noticeUrl (poll only)."
         )
+        parser.add_argument(
+            "--enqueue",
+            type=int,
+            metavar="N",
+            help="Queue N copies instead (TopviewClient.enqueue_many): sent after commit, at "
+            "most MAX_UNFINISHED unfinished at once.",
+        )
+        parser.add_argument("--reference", default="", help="The tasks' reference.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         params = parse_params(options["params"])
         if options["no_notice_url"]:
             params["notice_url"] = None
+        if options["enqueue"] is not None:
+            self._enqueue(options, params)
+            return
         try:
-            task = TopviewClient(options["account"]).submit(options["biz_type"], **params)
+            task = TopviewClient(options["account"]).submit(
+                options["biz_type"], reference=options["reference"], **params
+            )
         except TopviewConfigurationError as exc:
             raise CommandError(f"Check your settings: {exc}") from exc
         except TopviewError as exc:
@@ -53,3 +67,19 @@ class Command(BaseCommand):
                 f"(notice uuid {task.notice_uuid or 'none'})"
             )
         )
+
+    def _enqueue(self, options: dict[str, Any], params: dict[str, Any]) -> None:
+        count = options["enqueue"]
+        if count < 1:
+            raise CommandError("--enqueue takes a number of at least 1.")
+        if options["no_notice_url"]:
+            raise CommandError("--enqueue always sends noticeUrl (its marker matches callbacks).")
+        item = Submission(params, reference=options["reference"])
+        try:
+            with transaction.atomic():
+                TopviewClient(options["account"]).enqueue_many(options["biz_type"], [item] * count)
+        except TopviewConfigurationError as exc:
+            raise CommandError(f"Check your settings: {exc}") from exc
+        except TopviewError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(self.style.SUCCESS(f"Queued {count} {options['biz_type']} task(s)."))

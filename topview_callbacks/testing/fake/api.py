@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import requests
+
 import topview_callbacks.testing.fake.media as fake_media
 from topview_callbacks import biz_types
 from topview_callbacks.biz_types import BizType
@@ -48,6 +50,11 @@ MISSING_RESPONSES = (
 Answer = fake_media.Answer  # an HTTP answer: (status, headers, body)
 
 
+class LostAnswer(Exception):
+    """The fake accepted a submit and drops its answer (``lose_answers``): a transport
+    answers nothing (a connection reset), so the caller cannot know the task exists."""
+
+
 @dataclass
 class _Failure:
     path: str | None
@@ -65,7 +72,9 @@ class FakeTopview:
     say (``duration``, ``fail_rate``, ``drop``, ``duplicate``, ``delay``, ``reorder``,
     ``seed``, ``clock``: see ``Chaos``). ``accounts``: {uid: api_key} that may call; None
     accepts any non-empty pair. ``credit``: what is left; each submit costs one.
-    ``serve_media`` (``FakeTopviewServer`` sets it): results name files under ``base_url``.
+    ``max_unfinished``: like Topview, a submit answers 4007 while the account has this many
+    tasks unfinished (None: no limit). ``serve_media`` (``FakeTopviewServer`` sets it):
+    results name files under ``base_url``.
     """
 
     def __init__(
@@ -76,6 +85,7 @@ class FakeTopview:
         credit: float = 10_000.0,
         base_url: str = "",
         serve_media: bool = False,
+        max_unfinished: int | None = None,
         **options: Any,
     ) -> None:
         self.runner = FakeTaskRunner(chaos, **options)
@@ -85,7 +95,12 @@ class FakeTopview:
         self.credit = credit
         self.base_url = base_url.rstrip("/")
         self.uploads: dict[str, int | None] = {}  # fileId -> size once PUT
+        self.max_unfinished = max_unfinished
         self.requests: list[tuple[str, str]] = []  # (method, path) of every API call
+        self.submit_bodies: list[dict[str, Any]] = []  # every submit body, accepted or not
+        self.busy_answers = 0  # submits answered 4007
+        self.most_unfinished = 0  # the most tasks unfinished at once after a submit
+        self._lose_answers = 0
         self._failures: list[_Failure] = []
         self._lock = threading.Lock()  # guards the above; the runner guards its own state
 
@@ -148,6 +163,12 @@ class FakeTopview:
         """
         with self._lock:
             self._failures.append(_Failure(path, code, http_status, message, body, times))
+
+    def lose_answers(self, times: int = 1) -> None:
+        """Accept the next ``times`` submits, then drop their answers (the transport
+        resets the connection): the task exists, the caller never learns its id."""
+        with self._lock:
+            self._lose_answers += times
 
     # The API -------------------------------------------------------------------------
 
@@ -214,10 +235,18 @@ class FakeTopview:
         return 404, {"Content-Type": "application/json"}, b'{"error":"Not Found"}'
 
     def _submit(self, biz_type: str, data: dict[str, Any], uid: str) -> Answer:
+        self.submit_bodies.append(data)
         if self.credit <= 0:
             return _answer("4100", "Credit not enough", None)
+        if self.max_unfinished is not None and self.runner.unfinished(uid) >= self.max_unfinished:
+            self.busy_answers += 1
+            return _answer("4007", "Exists unfinished task, please wait", None)
         self.credit -= 1
         task = self.runner.submit(biz_type, data, uid)
+        self.most_unfinished = max(self.most_unfinished, self.runner.unfinished(uid))
+        if self._lose_answers > 0:
+            self._lose_answers -= 1
+            raise LostAnswer(task.task_id)
         answer = {"taskId": task.task_id, "status": "success", "noticeUuid": task.notice_uuid}
         return _answer("200", "Success", answer)
 
@@ -300,7 +329,10 @@ def mock_topview(base_url: str | None = None, **options: Any) -> Iterator[FakeTo
             body = body.encode()
         elif not isinstance(body, bytes):  # a file object (upload)
             body = body.read()
-        return fake.handle(request.method, request.url, dict(request.headers), body)
+        try:
+            return fake.handle(request.method, request.url, dict(request.headers), body)
+        except LostAnswer as lost:
+            raise requests.ConnectionError("Connection reset by peer (fake Topview)") from lost
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         for method in ("GET", "POST", "PUT"):

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from topview_callbacks.biz_types import BizType
-from topview_callbacks.testing.delivery import deliver_notice
+from topview_callbacks.testing.delivery import deliver_notice, notice_path
 from topview_callbacks.testing.payloads import notice_payload, success_result
 
 FAIL_MESSAGE = "Generation failed (fake Topview)."
@@ -95,8 +95,12 @@ SentCallback = tuple[ScheduledCallback, int | None, bool]
 
 
 def deliver_in_process(callback: ScheduledCallback) -> Any:
-    """Send ``callback`` to this project's endpoint with Django's test client."""
-    path = urlsplit(callback.url).path or None
+    """Send ``callback`` to this project's endpoint with Django's test client (to the
+    noticeUrl's path and query string)."""
+    parts = urlsplit(callback.url)
+    path = parts.path or None
+    if parts.query:
+        path = f"{path or notice_path(callback.uid)}?{parts.query}"
     return deliver_notice(callback.payload, uid=callback.uid, path=path)
 
 
@@ -117,6 +121,7 @@ class FakeTaskRunner:
         self.stats = {"callbacks": 0, "dropped": 0, "duplicated": 0, "sent": 0, "acked": 0}
         self._lock = threading.RLock()
         self._order = itertools.count()
+        self._running: dict[str, set[tuple[str, str]]] = {}  # per uid: tasks not seen ended
         # Rewrites a new task's output (the HTTP fake points its media URLs at itself).
         self.rewrite_output: Callable[[FakeTask], dict[str, Any]] | None = None
 
@@ -221,7 +226,17 @@ class FakeTaskRunner:
             if self.rewrite_output is not None and task.output:
                 task.output = self.rewrite_output(task)
             self.tasks[(biz_type, task.task_id)] = task
+            self._running.setdefault(uid, set()).add((biz_type, task.task_id))
             return task
+
+    def unfinished(self, uid: str) -> int:
+        """How many of the account ``uid``'s tasks have not ended yet (a look at the ones
+        not seen ended before: a long run stays fast)."""
+        with self._lock:
+            now = self.clock()
+            running = self._running.get(uid, set())
+            running -= {key for key in running if self.tasks[key].state(now) in ("success", "fail")}
+            return len(running)
 
     def query(self, biz_types: Iterable[str], task_id: str) -> dict[str, Any] | None:
         """The query-task result for ``task_id`` of one of ``biz_types``; None if unknown."""

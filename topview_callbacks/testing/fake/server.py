@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import requests
 
 from topview_callbacks.testing.delivery import send_notice_over_http
-from topview_callbacks.testing.fake.api import FakeTopview
+from topview_callbacks.testing.fake.api import FakeTopview, LostAnswer
 from topview_callbacks.testing.fake.runner import ScheduledCallback
 
 logger = logging.getLogger(__name__)
@@ -34,9 +34,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        status, headers, answer = self.server.fake.handle(
-            self.command, self.path, dict(self.headers.items()), body
-        )
+        try:
+            status, headers, answer = self.server.fake.handle(
+                self.command, self.path, dict(self.headers.items()), body
+            )
+        except LostAnswer:
+            self.close_connection = True  # no answer at all: the client sees a reset
+            return
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)

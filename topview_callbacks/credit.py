@@ -1,4 +1,5 @@
-"""The remaining Topview credit of each account, cached so the dashboard asks rarely."""
+"""The remaining Topview credit of each account, cached so that the dashboard and
+``topview_health`` (its ``CREDIT_WARNING``) ask rarely."""
 
 from __future__ import annotations
 
