@@ -9,9 +9,13 @@ Sessions that need services (``full``) expect PostgreSQL on 127.0.0.1:5432 and R
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nox
@@ -181,3 +185,108 @@ def contract(session: nox.Session) -> None:
     install(session, NEWEST_DJANGO, "contract")
     session.run("openapi-spec-validator", "topview_callbacks/openapi.yaml")
     session.run("python", "scripts/check_contract.py", *session.posargs)
+
+
+# The PostgreSQL tests that go through PgBouncer: the endpoint, processing, concurrency,
+# transactions, the inline function, reconnecting. Not the whole suite: CI's time is spent.
+PGBOUNCER_TESTS = (
+    "tests/test_views.py",
+    "tests/test_processing.py",
+    "tests/test_concurrency.py",
+    "tests/test_transactions.py",
+    "tests/test_functions.py",
+    "tests/test_reconnecting.py",
+    "tests/test_claims.py",
+    "tests/test_dispatch.py",
+)
+
+
+@nox.session(python=NEWEST_PYTHON)
+def pgbouncer(session: nox.Session) -> None:
+    """PostgreSQL tests through Debian's PgBouncer in transaction pooling (a port of its own)."""
+    if not shutil.which("pgbouncer"):
+        session.error("pgbouncer is not installed (apt-get install pgbouncer; .ci/run does)")
+    install(session, NEWEST_DJANGO, "test")
+    versions(session)
+    name = os.environ.get("TOPVIEW_TEST_PG_NAME", "test_topview_pgbouncer")
+    drop = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-q", "-c"]
+    # Django would drop its test database through PgBouncer, which still holds connections
+    # to it: the database is kept (--reuse-db) and dropped here, directly.
+    session.run(*drop, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', external=True)
+    with _pgbouncer(session) as port:
+        env = {
+            "TOPVIEW_TEST_DATABASE": "postgres",
+            "TOPVIEW_REQUIRE_SERVICES": "1",
+            "TOPVIEW_TEST_PG_NAME": name,
+            "PGPORT": str(port),
+            "TOPVIEW_TEST_PGBOUNCER": "1",
+            "TOPVIEW_TEST_PG_DIRECT_PORT": "5432",
+        }
+        args = session.posargs or PGBOUNCER_TESTS
+        session.run("python", "-m", "pytest", "-q", "--reuse-db", *args, env=env)
+    session.run(*drop, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', external=True)
+
+
+@nox.session(python=NEWEST_PYTHON)
+def production(session: nox.Session) -> None:
+    """nginx, two gunicorn nodes, PgBouncer and Celery on RabbitMQ, killed under load
+    (tests/test_production_shape.py)."""
+    for tool in ("nginx", "pgbouncer"):
+        if not shutil.which(tool, path=f"{os.environ.get('PATH', '')}:/usr/sbin"):
+            session.error(f"{tool} is not installed (.ci/run installs it)")
+    install(session, NEWEST_DJANGO, "test")
+    env = {
+        "TOPVIEW_TEST_DATABASE": "postgres",
+        "TOPVIEW_REQUIRE_SERVICES": "1",
+        "TOPVIEW_TEST_PRODUCTION": "1",
+        "TOPVIEW_TEST_PG_NAME": os.environ.get("TOPVIEW_TEST_PG_NAME", "test_topview_production"),
+        "PATH": f"{os.environ.get('PATH', '')}:/usr/sbin",
+    }
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        *(session.posargs or ["tests/test_production_shape.py"]),
+        env=env,
+    )
+
+
+@contextlib.contextmanager
+def _pgbouncer(session: nox.Session) -> Iterator[int]:
+    """PgBouncer on a free port, transaction pooling, trusting 127.0.0.1:5432's users."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    folder = ROOT / "build" / "pgbouncer"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "userlist.txt").write_text('"postgres" ""\n')
+    config = folder / "pgbouncer.ini"
+    config.write_text(
+        "[databases]\n"
+        "* = host=127.0.0.1 port=5432\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {folder / 'userlist.txt'}\n"
+        "admin_users = postgres\n"
+        "pool_mode = transaction\n"
+        # Few server connections: the machine's PostgreSQL serves other runs too.
+        "default_pool_size = 10\nmax_client_conn = 500\n"
+        # A test that breaks a server connection must not leave the next ones waiting.
+        "server_login_retry = 1\nquery_wait_timeout = 30\n"
+        "log_connections = 0\nlog_disconnections = 0\nlog_stats = 0\n"
+    )
+    command = ["pgbouncer", *(["-u", "postgres"] if os.geteuid() == 0 else []), str(config)]
+    session.log(f"PgBouncer on 127.0.0.1:{port} ({config})")
+    process = subprocess.Popen(command)
+    try:
+        for _ in range(50):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            time.sleep(0.1)
+        else:
+            session.error(f"PgBouncer did not start on port {port}")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -30,6 +30,11 @@ DATABASES = {
         ),
     }
 }
+if os.environ.get("BENCH_CONNECTIONS") == "pool":
+    # bench/servers.py: under ASGI, psycopg's pool instead of kept connections, as Django's
+    # documentation asks (needs psycopg[pool]).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 2, "max_size": 4}}
 TOPVIEW_CALLBACKS = {
     "UID": "bench-uid",
     "API_KEY": "bench-key",

@@ -84,9 +84,19 @@ if DATABASE_VENDOR == "postgres":
             "PORT": os.environ.get("PGPORT", "5432"),
             "USER": os.environ.get("PGUSER", "postgres"),
             "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,  # as check W070 asks; the restart tests turn it off
             "TEST": {"NAME": os.environ.get("TOPVIEW_TEST_PG_NAME", "test_topview_callbacks")},
         }
     }
+    # READ_DATABASE's tests read from this alias: a streaming replica of the server when
+    # TOPVIEW_TEST_REPLICA_PORT names its port, else a second connection to the same one.
+    DATABASES["replica"] = {
+        **DATABASES["default"],
+        "PORT": os.environ.get("TOPVIEW_TEST_REPLICA_PORT") or DATABASES["default"]["PORT"],
+        "TEST": {"MIRROR": "default"},
+    }
+    if os.environ.get("TOPVIEW_TEST_PGBOUNCER") == "1":  # PGPORT is PgBouncer's: nox -s pgbouncer
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True  # as check W071 asks
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 

@@ -78,6 +78,7 @@ def on_postgresql(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     monkeypatch.setattr(connection, "vendor", "postgresql")
     monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
+    monkeypatch.setitem(connection.settings_dict, "CONN_HEALTH_CHECKS", True)
     return connection
 
 

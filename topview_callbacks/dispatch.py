@@ -27,6 +27,7 @@ from topview_callbacks.models import (
     SubmittedTask,
     TaskStatus,
 )
+from topview_callbacks.processing.reconnecting import once_more_if_connection_lost
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,14 @@ def deliver(values: dict[str, Any]) -> processing.Received:
     Inline (without VERIFY_WITH_QUERY, which must not hold a transaction across its call
     to Topview) the notice is stored, recorded and fired in one transaction; otherwise it
     is stored pending and started once that commits. A repeated uuid writes nothing; one
-    still unfinished (its worker died, its message was lost) is started again.
+    still unfinished (its worker died, its message was lost) is started again. A store
+    that failed on a persistent connection lost meanwhile (the database or its pooler
+    restarted) runs once more on a new one (``processing.reconnecting``).
     """
+    return once_more_if_connection_lost(functools.partial(_deliver, values))
+
+
+def _deliver(values: dict[str, Any]) -> processing.Received:
     mode = topview_settings.processing
     if mode == "inline" and not topview_settings.verify_with_query:
         received = processing.receive(values)

@@ -1,7 +1,8 @@
 """Is the pipeline healthy? Plain functions behind ``topview_health``, the health-check plugin,
 the admin dashboard and the metrics' gauges.
 
-``measure`` reads what matters in a few indexed queries (no scan of the notice table);
+``measure`` reads what matters in a few indexed queries (no scan of the notice table),
+from ``READ_DATABASE`` when one is set;
 ``evaluate`` turns the measurements into findings, each ok, warning or critical, against the
 ``HEALTH`` thresholds; ``check`` does both.
 """
@@ -91,7 +92,8 @@ def measure(now: datetime | None = None) -> Measurements:
     """Read the pipeline's state: about ten small queries, each on an index."""
     now = now or timezone.now()
     grace = timedelta(seconds=topview_settings.health["OVERDUE_GRACE_SECONDS"])
-    by_state = Notice.objects.order_by()
+    db = topview_settings.read_database  # None: where the router reads
+    by_state = Notice.objects.using(db).order_by()
     pending = by_state.filter(state=NoticeState.PENDING)
     failed = by_state.filter(state=NoticeState.FAILED)
     # One branch per state, so that PostgreSQL reads them from the due notices' index.
@@ -103,8 +105,8 @@ def measure(now: datetime | None = None) -> Measurements:
         pending.filter(next_attempt_at__isnull=True).aggregate(at=Min("received_at"))["at"],
         retrying.filter(next_attempt_at__lte=now).aggregate(at=Min("next_attempt_at"))["at"],
     ]
-    open_tasks = SubmittedTask.objects.order_by().filter(status__in=OPEN_TASK_STATUSES)
-    reasons = _rejections_by_reason(now - timedelta(hours=1))
+    open_tasks = SubmittedTask.objects.using(db).order_by().filter(status__in=OPEN_TASK_STATUSES)
+    reasons = _rejections_by_reason(now - timedelta(hours=1), db)
     return Measurements(
         now=now,
         pending=pending.count(),
@@ -118,7 +120,8 @@ def measure(now: datetime | None = None) -> Measurements:
         rejections_1h=sum(reasons.values()),
         misconfigured_1h=sum(reasons.get(reason, 0) for reason in MISCONFIGURATION_REASONS),
         rejection_reasons_1h=reasons,
-        uncertain_submissions=SubmittedTask.objects.order_by()
+        uncertain_submissions=SubmittedTask.objects.using(db)
+        .order_by()
         .filter(status=TaskStatus.UNCERTAIN)
         .count(),
         credits=_credits(),
@@ -132,9 +135,10 @@ def _credits() -> dict[str, float | None]:
     return {row.account: row.remaining for row in credit.credits()}
 
 
-def _rejections_by_reason(since: datetime) -> dict[str, int]:
+def _rejections_by_reason(since: datetime, db: str | None) -> dict[str, int]:
     rows = (
-        RejectedDelivery.objects.filter(minute__gte=since)
+        RejectedDelivery.objects.using(db)
+        .filter(minute__gte=since)
         .order_by()
         .values("reason")
         .annotate(total=Sum("count"))

@@ -152,9 +152,15 @@ def celery_worker(
 
 
 def gunicorn(
-    db_name: str, *, workers: int = 1, overrides: dict[str, Any] | None = None, **env: str
+    db_name: str,
+    *,
+    workers: int = 1,
+    overrides: dict[str, Any] | None = None,
+    port: int | None = None,
+    **env: str,
 ) -> tuple[Service, int]:
-    port = free_port()
+    """gunicorn serving the suite's project on ``port`` (a free one by default)."""
+    port = port or free_port()
     argv = [
         str(Path(sys.executable).parent / "gunicorn"),
         "tests.support.worker:application",

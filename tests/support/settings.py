@@ -1,7 +1,9 @@
-"""The suite's own TOPVIEW_CALLBACKS (tests/settings.py) and the one way a test changes it."""
+"""The suite's own TOPVIEW_CALLBACKS (tests/settings.py), the one way a test changes it,
+and where its database is."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.test import override_settings
@@ -13,6 +15,9 @@ TOPVIEW_CALLBACKS: dict[str, Any] = dict(test_settings.TOPVIEW_CALLBACKS)
 UID: str = TOPVIEW_CALLBACKS["UID"]  # the default account's, which notices must carry
 UID_B: str = TOPVIEW_CALLBACKS["ACCOUNTS"]["brand-b"]["UID"]  # the second account's
 ON_POSTGRES = test_settings.DATABASE_VENDOR == "postgres"
+# Through PgBouncer (nox -s pgbouncer), and PostgreSQL's own port, to reach it directly.
+BEHIND_PGBOUNCER = os.environ.get("TOPVIEW_TEST_PGBOUNCER") == "1"
+POSTGRESQL_PORT = os.environ.get("TOPVIEW_TEST_PG_DIRECT_PORT") or os.environ.get("PGPORT", "5432")
 
 
 def topview(**values: Any) -> override_settings:

@@ -30,6 +30,9 @@ if ROLE:
         **django_settings.TOPVIEW_CALLBACKS,
         **json.loads(os.environ.get("TOPVIEW_TEST_OVERRIDES", "{}")),
     }
+    # The worker tests drop its kept connection on purpose, to see it meet the broken
+    # one and recover (jobs.database_unreachable): no health check hides it from them.
+    django_settings.DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     django.setup()
 
 app = Celery("topview_tests", include=["topview_callbacks.tasks"])

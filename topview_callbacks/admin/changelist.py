@@ -114,7 +114,7 @@ def distinct_values(model: type[Model], column: str, limit: int = MAX_FILTER_VAL
     Each step asks the index for the next value greater than the last one, so the cost
     grows with the number of distinct values (a dozen bizTypes), not with the table.
     """
-    connection = connections[model._default_manager.db]
+    connection = connections[topview_settings.read_database or model._default_manager.db]
     table = connection.ops.quote_name(model._meta.db_table)
     col = connection.ops.quote_name(column)
     sql = (
@@ -182,12 +182,26 @@ class NoticeStatusFilter(ColumnFilter):
 
 
 class FastChangeList(ChangeList):
-    """A changelist whose date hierarchy costs one MIN/MAX, not a DISTINCT over the table.
+    """A changelist whose date hierarchy costs one MIN/MAX, not a DISTINCT over the table,
+    and whose rows and counts come from ``READ_DATABASE`` when one is set.
 
     Django lists the years (or months, days) that hold rows with ``SELECT DISTINCT
     date_trunc(...)``, which reads every row. Here the choices are every period between
     the first and the last row (found through the date index); a period may be empty.
     """
+
+    def get_results(self, request: HttpRequest) -> None:
+        # Only what is shown is read from READ_DATABASE: the admin's actions act on
+        # ``get_queryset()``, which Django builds again for them, on the primary.
+        alias = topview_settings.read_database
+        if alias is None:
+            return super().get_results(request)
+        primary = self.queryset, self.root_queryset
+        self.queryset, self.root_queryset = (qs.using(alias) for qs in primary)
+        try:
+            return super().get_results(request)
+        finally:
+            self.queryset, self.root_queryset = primary
 
     def date_hierarchy_links(self) -> dict[str, Any]:
         field = self.date_hierarchy
@@ -228,7 +242,8 @@ class FastChangeList(ChangeList):
                     {"link": link(year=y, month=m), "title": f"{y}-{m:02}"} for m in range(1, 13)
                 ],
             }
-        span = self.queryset.order_by().aggregate(first=Min(field), last=Max(field))
+        shown = self.queryset.using(topview_settings.read_database or self.queryset.db)
+        span = shown.order_by().aggregate(first=Min(field), last=Max(field))
         if span["first"] is None:
             return {"show": False}
         first, last = timezone.localtime(span["first"]), timezone.localtime(span["last"])

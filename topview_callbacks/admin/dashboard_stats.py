@@ -3,7 +3,8 @@
 Whole-table counts are never taken: the states that grow without bound (processed,
 duplicate, ignored) are counted the way the changelists count (an estimate above
 ``EXACT_COUNT_LIMIT`` rows on PostgreSQL); the windowed figures read one week of rows
-through the ``received_at`` and ``submitted_at`` indexes.
+through the ``received_at`` and ``submitted_at`` indexes. All of them read from
+``READ_DATABASE`` when one is set.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from django.utils import timezone
 
 from topview_callbacks import biz_types, health
 from topview_callbacks.admin.changelist import EXACT_COUNT_LIMIT, planner_estimate
+from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import (
     Notice,
     NoticeState,
@@ -97,7 +99,7 @@ def state_counts(m: health.Measurements) -> list[StateCount]:
         if state in exact:
             counts.append(StateCount(state, str(label), exact[state], False))
             continue
-        queryset = Notice.objects.filter(state=state).order_by()
+        queryset = Notice.objects.using(_db()).filter(state=state).order_by()
         estimate = planner_estimate(queryset)
         if estimate is not None and estimate > EXACT_COUNT_LIMIT:
             counts.append(StateCount(state, str(label), estimate, True))
@@ -109,7 +111,8 @@ def state_counts(m: health.Measurements) -> list[StateCount]:
 def oldest_waiting() -> Notice | None:
     """The oldest pending notice (the sweep should have restarted it)."""
     return (
-        Notice.objects.filter(state=NoticeState.PENDING)
+        Notice.objects.using(_db())
+        .filter(state=NoticeState.PENDING)
         .order_by("received_at")
         .only("pk", "uuid", "biz_type", "task_id", "received_at")
         .first()
@@ -119,7 +122,7 @@ def oldest_waiting() -> Notice | None:
 def failures(since: datetime) -> tuple[int, list[tuple[str, int]]]:
     """Failed notices received since then, and their errors (last traceback line), commonest
     first, read from the newest ``MAX_FAILURES_READ``."""
-    failed = Notice.objects.filter(state=NoticeState.FAILED, received_at__gte=since)
+    failed = Notice.objects.using(_db()).filter(state=NoticeState.FAILED, received_at__gte=since)
     errors = failed.order_by("-received_at").values_list("last_error", flat=True)
     reasons = Counter(
         Notice(last_error=text).error_summary or "?" for text in errors[:MAX_FAILURES_READ]
@@ -131,7 +134,8 @@ def rejections(since: datetime) -> list[dict[str, Any]]:
     """Refused deliveries since then by reason and status: how many, from how many sources
     (addresses, or in a busy minute networks and "other": ``RejectedDelivery``)."""
     rows = (
-        RejectedDelivery.objects.filter(minute__gte=since)
+        RejectedDelivery.objects.using(_db())
+        .filter(minute__gte=since)
         .order_by()
         .values("reason", "status")
         .annotate(total=Sum("count"), addresses=Count("remote_addr", distinct=True))
@@ -141,7 +145,7 @@ def rejections(since: datetime) -> list[dict[str, Any]]:
 
 
 def expired_tasks() -> int:
-    return SubmittedTask.objects.filter(status=TaskStatus.EXPIRED).order_by().count()
+    return SubmittedTask.objects.using(_db()).filter(status=TaskStatus.EXPIRED).order_by().count()
 
 
 def hourly(now: datetime) -> tuple[list[datetime], dict[str, list[int]]]:
@@ -152,7 +156,8 @@ def hourly(now: datetime) -> tuple[list[datetime], dict[str, list[int]]]:
     outcome_of = {state: name for name, states in OUTCOMES.items() for state in states}
     series = {name: [0] * len(hours) for name in OUTCOMES}
     rows = (
-        Notice.objects.filter(received_at__gte=start)
+        Notice.objects.using(_db())
+        .filter(received_at__gte=start)
         .annotate(hour=TruncHour("received_at"))
         .order_by()
         .values_list("hour", "state")
@@ -173,7 +178,10 @@ def turnaround(now: datetime) -> Turnaround:
     known = When(biz_type__in=list(biz_types.SPECS), then=F("biz_type"))
     kind = Case(known, default=Value(biz_types.OTHER), output_field=CharField())
     window = (
-        SubmittedTask.objects.filter(submitted_at__gte=now - WINDOW).order_by().annotate(kind=kind)
+        SubmittedTask.objects.using(_db())
+        .filter(submitted_at__gte=now - WINDOW)
+        .order_by()
+        .annotate(kind=kind)
     )
     statuses: dict[str, Counter[str]] = defaultdict(Counter)
     for biz_type, status, n in window.values_list("kind", "status").annotate(n=Count("pk")):
@@ -203,6 +211,11 @@ def turnaround(now: datetime) -> Turnaround:
             )
         )
     return report
+
+
+def _db() -> str | None:
+    """``READ_DATABASE``: None reads where the router says."""
+    return topview_settings.read_database
 
 
 def _bucket(value: float) -> int:

@@ -11,6 +11,7 @@ from django.db.models import Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import SubmittedTask
 
 #: The days shown, today included.
@@ -32,13 +33,14 @@ class Spend:
 
 def spend(now: datetime) -> Spend:
     """One grouped query on the tasks submitted in the last ``DAYS`` days (an index on
-    ``submitted_at``), by their local day of submission."""
+    ``submitted_at``), by their local day of submission, from ``READ_DATABASE``."""
     first = timezone.localtime(now).date() - timedelta(days=DAYS - 1)
     start = timezone.make_aware(datetime.combine(first, datetime.min.time()))
     report = Spend(days=[first + timedelta(days=i) for i in range(DAYS)])
     report.per_day = [Decimal(0)] * DAYS
     rows = (
-        SubmittedTask.objects.filter(submitted_at__gte=start, cost_credit__isnull=False)
+        SubmittedTask.objects.using(topview_settings.read_database)
+        .filter(submitted_at__gte=start, cost_credit__isnull=False)
         .order_by()
         .annotate(day=TruncDate("submitted_at"))
         .values_list("day", "account")

@@ -15,7 +15,9 @@ from topview_callbacks.checks.notice_route import check_notice_route
 from topview_callbacks.checks.observability import check_metrics_token, check_observability
 from topview_callbacks.checks.placeholders import check_placeholders
 from topview_callbacks.checks.polling import check_polling
+from topview_callbacks.checks.pooling import check_pooling
 from topview_callbacks.checks.processing import check_processing
+from topview_callbacks.checks.replicas import check_read_database
 from topview_callbacks.checks.security import check_security
 from topview_callbacks.checks.tasks_framework import check_tasks_framework
 
@@ -29,7 +31,9 @@ __all__ = [
     "check_observability",
     "check_placeholders",
     "check_polling",
+    "check_pooling",
     "check_processing",
+    "check_read_database",
     "check_security",
     "check_settings_dict",
     "check_tasks_framework",
@@ -45,6 +49,8 @@ def register_checks() -> None:
     register(check_notice_route, Tags.urls)
     register(check_processing, Tags.compatibility)
     register(check_polling, Tags.compatibility)
+    register(check_pooling, Tags.compatibility)
+    register(check_read_database, Tags.compatibility)
     register(check_observability, Tags.compatibility)
     register(check_tasks_framework, Tags.compatibility)
     register(check_security, Tags.security)

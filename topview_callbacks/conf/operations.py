@@ -21,6 +21,10 @@ DEFAULTS: dict[str, Any] = {
     # Hosts whose media the admin may preview (on a click; "example.com" also covers its
     # subdomains). [] previews any http(s) URL on a click; other URLs are shown as text.
     "MEDIA_PREVIEW_HOSTS": [],
+    # The database alias (of DATABASES) the admin's changelists, the dashboard and the
+    # health measurements read from, a replica say; None: where the router reads them.
+    # Processing, polling, pruning and archiving always read the primary.
+    "READ_DATABASE": None,
 }
 
 #: The health thresholds (``HEALTH`` overrides any of them); docs/operations.md explains each.
@@ -78,6 +82,12 @@ class OperationsSettings(SettingsReader):
     @property
     def metrics_token(self) -> str:
         return str(self._get("METRICS_TOKEN") or "")
+
+    @property
+    def read_database(self) -> str | None:
+        """The alias the admin, the dashboard and health read from (None: the router's)."""
+        value = self._get("READ_DATABASE")
+        return str(value) if value else None
 
     @property
     def media_preview_hosts(self) -> list[str]:
