@@ -1,0 +1,78 @@
+"""A pytest plugin for the mutation run on PostgreSQL (scripts/mutation.sh loads it with
+``-p tests.support.mutation``; the suite itself never does).
+
+mutmut runs the tests of each mutant in a process of its own, several at once, each with
+``--reuse-db``. Two things keep one mutant from deciding another's verdict:
+
+- every process takes a test database of its own, ``<TEST NAME>_<slot>``, the slot held
+  by a file lock for the process's life, so no two processes share a database;
+- the inline path's PostgreSQL function is dropped from that database before the session,
+  so ``migrate`` (``post_migrate``) installs it as *this* process's code builds it: a
+  mutant that installs a broken function with the right version in its comment cannot
+  leave it to the next mutant.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from django.conf import settings
+
+SLOTS = 16
+_held: list[IO[str]] = []
+
+
+def _take_slot(base: str) -> int:
+    """The first slot no other running process holds, locked until this one exits."""
+    for slot in range(SLOTS):
+        path = Path(tempfile.gettempdir()) / f"{base}-slot-{slot}.lock"
+        handle = path.open("w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _held.append(handle)
+        return slot
+    raise pytest.UsageError(f"all {SLOTS} mutation test database slots are taken")
+
+
+def _drop_function(database: dict[str, Any], name: str) -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(
+            host=database.get("HOST") or None,
+            port=database.get("PORT") or None,
+            user=database.get("USER") or None,
+            password=database.get("PASSWORD") or None,
+            dbname=name,
+            autocommit=True,
+        ) as raw:
+            raw.execute("DROP FUNCTION IF EXISTS topview_callbacks_receive")
+    except psycopg.OperationalError:
+        pass  # no database yet: the session creates it, and migrate installs the function
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        return
+    # A forked process inherits its parent's lock file: its slot is not this one's.
+    while _held:
+        _held.pop().close()
+    base = database.setdefault("TEST", {}).get("NAME") or f"test_{database['NAME']}"
+    base = os.environ.setdefault("TOPVIEW_MUTATION_PG_BASE", base)
+    name = f"{base}_{_take_slot(base)}"
+    database["TEST"]["NAME"] = name
+    _drop_function(database, name)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    while _held:
+        _held.pop().close()
