@@ -10,6 +10,11 @@ mutmut runs the tests of each mutant in a process of its own, several at once, e
   so ``migrate`` (``post_migrate``) installs it as *this* process's code builds it: a
   mutant that installs a broken function with the right version in its comment cannot
   leave it to the next mutant.
+
+And the processing folder's ``functools.cache`` caches (statements, column lists, the
+function's version) are emptied before every test. A mutant process is forked from the
+one that ran the whole suite, caches filled: without this, a mutant of what fills them
+would never run, and mutmut would not know which tests reach it.
 """
 
 from __future__ import annotations
@@ -71,6 +76,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     name = f"{base}_{_take_slot(base)}"
     database["TEST"]["NAME"] = name
     _drop_function(database, name)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    from topview_callbacks.processing import functions, sql
+
+    for module in (sql, functions):
+        for value in vars(module).values():
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
