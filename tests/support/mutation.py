@@ -6,6 +6,8 @@ mutmut runs the tests of each mutant in a process of its own, several at once, e
 
 - every process takes a test database of its own, ``<TEST NAME>_<slot>``, the slot held
   by a file lock for the process's life, so no two processes share a database;
+- the rows a killed process left (mutmut kills a mutant's process at its timeout, mid-test)
+  are deleted before the session, as the tests expect an empty database;
 - the inline path's PostgreSQL function is dropped from that database before the session,
   so ``migrate`` (``post_migrate``) installs it as *this* process's code builds it: a
   mutant that installs a broken function with the right version in its comment cannot
@@ -47,7 +49,11 @@ def _take_slot(base: str) -> int:
     raise pytest.UsageError(f"all {SLOTS} mutation test database slots are taken")
 
 
-def _drop_function(database: dict[str, Any], name: str) -> None:
+# What migrate writes, and no test: kept.
+KEPT = ("django_migrations", "django_content_type", "auth_permission")
+
+
+def _reset(database: dict[str, Any], name: str) -> None:
     import psycopg
 
     try:
@@ -60,6 +66,15 @@ def _drop_function(database: dict[str, Any], name: str) -> None:
             autocommit=True,
         ) as raw:
             raw.execute("DROP FUNCTION IF EXISTS topview_callbacks_receive")
+            tables = [
+                row[0]
+                for row in raw.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                ).fetchall()
+                if row[0] not in KEPT
+            ]
+            if tables:
+                raw.execute("TRUNCATE " + ", ".join(f'"{table}"' for table in tables) + " CASCADE")
     except psycopg.OperationalError:
         pass  # no database yet: the session creates it, and migrate installs the function
 
@@ -75,7 +90,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     base = os.environ.setdefault("TOPVIEW_MUTATION_PG_BASE", base)
     name = f"{base}_{_take_slot(base)}"
     database["TEST"]["NAME"] = name
-    _drop_function(database, name)
+    _reset(database, name)
 
 
 @pytest.hookimpl(tryfirst=True)
