@@ -393,3 +393,56 @@ def test_an_unconfirmed_notice_is_given_back_pending_with_the_reason_and_logged(
     [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing.verification"]
     assert "n-early" in record.getMessage() and "running" in record.getMessage()
     assert record.topview_notice_uuid == "n-early"  # type: ignore[attr-defined]
+
+
+# --- pinned down by mutation testing on PostgreSQL (docs/mutation-testing.md) ----------------
+
+
+def failed_notice(uuid: str) -> Notice:
+    signals.m2v_preview.connect(broken_receiver)
+    try:
+        notice = receive(notice_payload(uuid=uuid))
+    finally:
+        signals.m2v_preview.disconnect(broken_receiver)
+    assert notice.state == NoticeState.FAILED
+    return notice
+
+
+def test_a_replay_resets_and_runs_that_notice_only() -> None:
+    with topview(PROCESSING="manual"):
+        waiting = receive(notice_payload(uuid="n-waiting"))  # older, and due
+    done = receive(notice_payload(uuid="n-done"))
+    notice = failed_notice("n-again")
+    replayed = processing.replay_notice(notice.pk)
+    assert replayed is not None and replayed.pk == notice.pk
+    assert replayed.state == NoticeState.PROCESSED
+    assert Notice.objects.get(pk=waiting.pk).state == NoticeState.PENDING
+    done_now = Notice.objects.get(pk=done.pk)
+    assert (done_now.state, done_now.attempts) == (NoticeState.PROCESSED, 1)
+
+
+def test_a_replay_takes_over_the_claim_of_an_attempt_that_died_long_ago() -> None:
+    notice = failed_notice("n-stale-claim")
+    Notice.objects.filter(pk=notice.pk).update(
+        claim="a" * 32, claimed_at=timezone.now() - timedelta(minutes=1)
+    )
+    replayed = processing.replay_notice(notice.pk)
+    assert replayed is not None and replayed.state == NoticeState.PROCESSED
+
+
+def test_a_replay_leaves_a_notice_just_claimed_alone_whatever_its_token() -> None:
+    notice = failed_notice("n-fresh-claim")
+    # uuid4().hex tokens may begin with a digit.
+    Notice.objects.filter(pk=notice.pk).update(claim="0" * 32, claimed_at=timezone.now())
+    assert processing.replay_notice(notice.pk) is None
+    assert Notice.objects.get(pk=notice.pk).state == NoticeState.FAILED
+
+
+@responses.activate
+def test_a_replay_that_topview_does_not_confirm_returns_nothing() -> None:
+    with topview(PROCESSING="manual"):
+        stored = receive(notice_payload("VOICE_CLONE", uuid="n-replay-early", task_id="t-re"))
+    responses.get(QUERY_VOICE, json=query_answer(taskId="t-re", status="running"))
+    with topview(VERIFY_WITH_QUERY=True):
+        assert processing.replay_notice(stored.pk) is None
+    assert Notice.objects.get(pk=stored.pk).state == NoticeState.PENDING
