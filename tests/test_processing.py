@@ -446,3 +446,44 @@ def test_a_replay_that_topview_does_not_confirm_returns_nothing() -> None:
     with topview(VERIFY_WITH_QUERY=True):
         assert processing.replay_notice(stored.pk) is None
     assert Notice.objects.get(pk=stored.pk).state == NoticeState.PENDING
+
+
+@responses.activate
+def test_an_unconfirmed_notice_out_of_attempts_fails_logged_and_reported(
+    caplog: pytest.LogCaptureFixture, record_signal: Any
+) -> None:
+    failed = record_signal(signals.notice_processing_failed)
+    with topview(PROCESSING="manual"):
+        stored = receive(notice_payload("VOICE_CLONE", uuid="n-spoofed", task_id="t-spoofed"))
+    responses.get(QUERY_VOICE, json=query_answer(taskId="t-spoofed", status="running"))
+    with topview(VERIFY_WITH_QUERY=True, MAX_ATTEMPTS=1), caplog.at_level("WARNING"):
+        assert attempt(stored.pk) is None
+    notice = Notice.objects.get(pk=stored.pk)
+    assert (notice.state, notice.next_attempt_at, notice.claim) == (NoticeState.FAILED, None, "")
+    assert notice.last_error.startswith("Gave up after 1 attempts (MAX_ATTEMPTS).")
+    assert "running" in notice.last_error
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing.verification"]
+    assert record.levelname == "ERROR"
+    assert record.getMessage() == f"Topview notice 'n-spoofed': {notice.last_error}"
+    assert record.topview_notice_uuid == "n-spoofed"  # type: ignore[attr-defined]
+    [call] = failed.calls
+    assert (call["sender"], call["notice"].pk, call["error"]) == (
+        Notice,
+        notice.pk,
+        notice.last_error,
+    )
+
+
+@responses.activate
+def test_a_notice_verification_cannot_confirm_ever_is_ignored_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    payload = {**notice_payload("M2V_PREVIEW", uuid="n-future"), "bizType": "FUTURE_PRODUCT"}
+    with topview(VERIFY_WITH_QUERY=True), caplog.at_level("WARNING"):
+        notice = receive(payload)
+    assert notice.state == NoticeState.IGNORED
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing.verification"]
+    assert record.levelname == "WARNING"
+    assert record.getMessage() == f"Topview notice 'n-future' ignored: {notice.last_error}"
+    assert record.topview_notice_uuid == "n-future"  # type: ignore[attr-defined]
+    assert len(responses.calls) == 0  # nothing to ask Topview about
