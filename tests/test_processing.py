@@ -487,3 +487,68 @@ def test_a_notice_verification_cannot_confirm_ever_is_ignored_and_logged(
     assert record.getMessage() == f"Topview notice 'n-future' ignored: {notice.last_error}"
     assert record.topview_notice_uuid == "n-future"  # type: ignore[attr-defined]
     assert len(responses.calls) == 0  # nothing to ask Topview about
+
+
+def test_a_receiver_failing_the_last_attempt_leaves_its_notice_failed_for_good() -> None:
+    signals.m2v_preview.connect(broken_receiver)
+    try:
+        with topview(MAX_ATTEMPTS=1):
+            notice = receive(notice_payload(uuid="n-last-attempt"))
+    finally:
+        signals.m2v_preview.disconnect(broken_receiver)
+    assert (notice.state, notice.next_attempt_at) == (NoticeState.FAILED, None)
+    assert "receiver bug 42" in notice.last_error
+
+
+def test_a_queued_notice_for_another_accounts_task_is_ignored_and_says_whose(
+    record_signal: Any,
+) -> None:
+    fired = record_signal(signals.task_outcome)
+    task = SubmittedTask.objects.create(
+        account="default", biz_type="M2V_PREVIEW", task_id="t-owned", status=TaskStatus.RUNNING
+    )
+    with topview(PROCESSING="manual"):
+        assert deliver_notice(notice_payload(task_id="t-owned"), uid=UID_B).status_code == 200
+    [done] = processing.process_due().notices
+    assert (done.state, done.submitted_task_id) == (NoticeState.IGNORED, None)
+    stored = Notice.objects.get(pk=done.pk)
+    assert (stored.state, stored.last_error) == (NoticeState.IGNORED, done.last_error)
+    assert "M2V_PREVIEW t-owned belongs to account 'default'" in stored.last_error
+    assert "the Topview-Uid of account 'brand-b'" in stored.last_error
+    task.refresh_from_db()
+    assert (task.status, task.result) == (TaskStatus.RUNNING, None)
+    assert fired.calls == []
+
+
+@responses.activate
+def test_verification_leaves_out_a_notice_whose_outcome_is_recorded_already() -> None:
+    notice = failed_notice("n-recorded")  # its outcome is on its task; a receiver failed
+    with topview(VERIFY_WITH_QUERY=True):
+        replayed = processing.replay_notice(notice.pk)
+    assert replayed is not None and replayed.state == NoticeState.PROCESSED
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_verification_goes_on_past_a_notice_that_needs_none(record_signal: Any) -> None:
+    fired = record_signal(signals.task_outcome)
+    with topview(PROCESSING="manual"):
+        callback = receive(notice_payload("VOICE_CLONE", uuid="n-unconfirmed", task_id="t-cb"))
+    # Newer: the notices are looked at newest first.
+    polled = processing.store(
+        {
+            "uuid": "poll:VOICE_CLONE:t-polled",
+            "biz_type": "VOICE_CLONE",
+            "task_id": "t-polled",
+            "status": "success",
+            "source": "poll",
+        }
+    ).notice
+    assert polled is not None
+    responses.get(QUERY_VOICE, json=query_answer(taskId="t-cb", status="running"))
+    with topview(VERIFY_WITH_QUERY=True):
+        batch = processing.process_due()
+    assert [notice.pk for notice in batch.notices] == [polled.pk]
+    assert Notice.objects.get(pk=callback.pk).state == NoticeState.PENDING
+    assert [call["notice"].pk for call in fired.calls] == [polled.pk]
+    assert len(responses.calls) == 1
