@@ -552,3 +552,22 @@ def test_verification_goes_on_past_a_notice_that_needs_none(record_signal: Any) 
     assert Notice.objects.get(pk=callback.pk).state == NoticeState.PENDING
     assert [call["notice"].pk for call in fired.calls] == [polled.pk]
     assert len(responses.calls) == 1
+
+
+def test_a_batch_returns_its_notices_as_their_attempt_left_them(record_signal: Any) -> None:
+    processed = record_signal(signals.notice_processed)
+    with topview(PROCESSING="manual"):
+        receive(notice_payload(uuid="n-fine"))
+        receive(notice_payload("VOICE_CLONE", uuid="n-broken"))
+    signals.by_biz_type["VOICE_CLONE"].connect(broken_receiver)
+    try:
+        batch = processing.process_due()
+    finally:
+        signals.by_biz_type["VOICE_CLONE"].disconnect(broken_receiver)
+    fine, broken = sorted(batch.notices, key=lambda notice: notice.uuid != "n-fine")
+    assert (fine.uuid, fine.state, fine.claim) == ("n-fine", NoticeState.PROCESSED, "")
+    assert fine.processed_at is not None
+    assert (broken.uuid, broken.state, broken.claim) == ("n-broken", NoticeState.FAILED, "")
+    assert broken.processed_at is None
+    [call] = processed.calls
+    assert call["notice"].processed_at is not None
