@@ -115,3 +115,45 @@ def test_a_failed_notice_is_due_again_when_its_retry_comes() -> None:
         claim="", claimed_at=None, next_attempt_at=None
     )  # failed without a retry: given up
     assert claims.start(connection, limit=5).notice_ids == []
+
+
+# --- pinned down by mutation testing on PostgreSQL (docs/mutation-testing.md) ----------------
+
+
+def test_a_notice_given_up_is_logged_and_reported_with_why(
+    record_signal: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    failed = record_signal(signals.notice_processing_failed)
+    notice = store("u-killer", biz_type="VOICE_CLONE", task_id="t-killer", account="brand-b")
+    Notice.objects.filter(pk=notice.pk).update(
+        attempts=3, claim="dead", claimed_at=timezone.now() - timedelta(minutes=1)
+    )
+    with topview(MAX_ATTEMPTS=3), caplog.at_level("ERROR", logger="topview_callbacks.processing"):
+        processing.process_due()
+    given_up = Notice.objects.get(pk=notice.pk)
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing"]
+    assert record.levelname == "ERROR"
+    assert record.getMessage() == (
+        f"Topview notice 'u-killer' (VOICE_CLONE t-killer, account brand-b): {given_up.last_error}"
+    )
+    assert record.topview_notice_uuid == "u-killer"  # type: ignore[attr-defined]
+    [call] = failed.calls
+    assert (call["sender"], call["notice"].pk, call["error"]) == (
+        Notice,
+        notice.pk,
+        given_up.last_error,
+    )
+
+
+@pytest.mark.parametrize(("seconds_ago", "taken"), [(12, False), (16, True)])
+def test_with_verification_a_claim_is_left_for_the_query_and_a_margin(
+    seconds_ago: int, taken: bool
+) -> None:
+    # REQUEST_TIMEOUT (10 s) plus 5 s: the attempt may be waiting on Topview that long.
+    notice = store("u-asking")
+    Notice.objects.filter(pk=notice.pk).update(
+        claim="a" * 32, claimed_at=timezone.now() - timedelta(seconds=seconds_ago)
+    )
+    with topview(VERIFY_WITH_QUERY=True, REQUEST_TIMEOUT=10):
+        claimed = claims.start(connection, limit=5).notice_ids
+    assert claimed == ([notice.pk] if taken else [])
