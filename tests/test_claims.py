@@ -157,3 +157,15 @@ def test_with_verification_a_claim_is_left_for_the_query_and_a_margin(
     with topview(VERIFY_WITH_QUERY=True, REQUEST_TIMEOUT=10):
         claimed = claims.start(connection, limit=5).notice_ids
     assert claimed == ([notice.pk] if taken else [])
+
+
+def test_store_hands_back_and_announces_the_notice_as_stored(record_signal: Any) -> None:
+    stored_signal = record_signal(signals.notice_stored)
+    received = processing.store(
+        {"uuid": "u-back", "biz_type": "SCRAPER", "task_id": "t-back", "status": "success"}
+    )
+    notice = received.notice
+    assert notice is not None
+    assert (notice.uuid, notice.task_id, notice.state) == ("u-back", "t-back", NoticeState.PENDING)
+    [call] = stored_signal.calls
+    assert call["notice"] is notice
