@@ -571,3 +571,52 @@ def test_a_batch_returns_its_notices_as_their_attempt_left_them(record_signal: A
     assert broken.processed_at is None
     [call] = processed.calls
     assert call["notice"].processed_at is not None
+
+
+def test_receive_hands_back_the_notice_as_it_stored_it(record_signal: Any) -> None:
+    stored_signal = record_signal(signals.notice_stored)
+    given = timezone.now() - timedelta(hours=1)
+    fields = {"biz_type": "M2V_PREVIEW", "status": "success"}
+    dated = processing.receive(
+        {"uuid": "n-dated", "task_id": "t-dated", "received_at": given, **fields}
+    )
+    undated = processing.receive({"uuid": "n-undated", "task_id": "t-undated", **fields})
+    for received in (dated, undated):
+        notice = received.notice
+        assert notice is not None
+        stored = Notice.objects.get(pk=notice.pk)
+        assert notice.received_at == stored.received_at
+        assert (notice.state, notice.last_error) == (NoticeState.PROCESSED, stored.last_error)
+        assert notice.last_error == ""
+    assert Notice.objects.get(uuid="n-dated").received_at == given
+    assert [call["notice"].uuid for call in stored_signal.calls] == ["n-dated", "n-undated"]
+
+
+def test_receive_hands_back_why_a_notice_is_ignored() -> None:
+    SubmittedTask.objects.create(account="default", biz_type="M2V_PREVIEW", task_id="t-theirs")
+    notice = processing.receive(
+        {
+            "uuid": "n-theirs",
+            "account": "brand-b",
+            "biz_type": "M2V_PREVIEW",
+            "task_id": "t-theirs",
+            "status": "success",
+        }
+    ).notice
+    assert notice is not None and notice.state == NoticeState.IGNORED
+    assert notice.last_error == Notice.objects.get(pk=notice.pk).last_error
+    assert "belongs to account 'default'" in notice.last_error
+
+
+@pytest.mark.parametrize(("max_attempts", "retried"), [(1, False), (2, True)])
+def test_a_receiver_failing_the_first_attempt_is_retried_unless_it_was_the_last(
+    max_attempts: int, retried: bool
+) -> None:
+    signals.m2v_preview.connect(broken_receiver)
+    try:
+        with topview(MAX_ATTEMPTS=max_attempts):
+            notice = receive(notice_payload(uuid=f"n-first-of-{max_attempts}"))
+    finally:
+        signals.m2v_preview.disconnect(broken_receiver)
+    assert (notice.state, notice.attempts) == (NoticeState.FAILED, 1)
+    assert (notice.next_attempt_at is not None) is retried
