@@ -620,3 +620,18 @@ def test_a_receiver_failing_the_first_attempt_is_retried_unless_it_was_the_last(
         signals.m2v_preview.disconnect(broken_receiver)
     assert (notice.state, notice.attempts) == (NoticeState.FAILED, 1)
     assert (notice.next_attempt_at is not None) is retried
+
+
+@pytest.mark.parametrize("mode", ["inline", "manual"])
+def test_a_duplicate_is_linked_to_the_task_that_has_its_outcome(mode: str) -> None:
+    receive(notice_payload(task_id="t-had-it", status="fail"))
+    values = {"uuid": "n-late", "biz_type": "M2V_PREVIEW", "task_id": "t-had-it", "status": "ok"}
+    if mode == "inline":
+        late = processing.receive(values).notice
+    else:
+        processing.store(values)
+        [late] = processing.process_due().notices
+    task = SubmittedTask.objects.get(task_id="t-had-it")
+    assert late is not None
+    assert (late.state, late.submitted_task) == (NoticeState.DUPLICATE, task)
+    assert Notice.objects.get(uuid="n-late").submitted_task == task
