@@ -3,11 +3,13 @@ claim held by a row lock, given up after MAX_ATTEMPTS when attempts never finish
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from tests.support.settings import topview
@@ -169,3 +171,67 @@ def test_store_hands_back_and_announces_the_notice_as_stored(record_signal: Any)
     assert (notice.uuid, notice.task_id, notice.state) == ("u-back", "t-back", NoticeState.PENDING)
     [call] = stored_signal.calls
     assert call["notice"] is notice
+
+
+@pytest.mark.postgres
+def test_a_running_attempt_holds_its_notice_and_another_skips_it_at_once(
+    record_signal: Any,
+) -> None:
+    fired = record_signal(signals.task_outcome)
+    store("u-slow", biz_type="M2V_PREVIEW")
+    started = threading.Event()
+
+    def slow(sender: Any, **kwargs: Any) -> None:
+        started.set()
+        time.sleep(3)
+
+    def work() -> None:
+        try:
+            processing.process_due()
+        finally:
+            connections.close_all()
+
+    signals.task_outcome.connect(slow, weak=False, dispatch_uid="slow-receiver")
+    thread = threading.Thread(target=work)
+    try:
+        thread.start()
+        assert started.wait(20)
+        time.sleep(claims.CLAIM_GAP.total_seconds() + 0.2)  # only the row lock holds it now
+        began = time.monotonic()
+        second = processing.process_due()
+        waited = time.monotonic() - began
+        thread.join(30)
+    finally:
+        signals.task_outcome.disconnect(dispatch_uid="slow-receiver")
+    assert (second.claimed, second.notices) == (0, [])
+    assert waited < 1.5  # skipped, not waited for
+    assert len(fired.calls) == 1
+    assert Notice.objects.get().state == NoticeState.PROCESSED
+
+
+@pytest.mark.postgres
+def test_an_attempt_waits_for_a_row_another_statement_holds_for_a_moment() -> None:
+    notice = store("u-held")
+    claim = claims.start(connection, limit=1)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                list(Notice.objects.select_for_update().filter(pk=notice.pk))
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert locked.wait(20)
+        threading.Timer(0.5, release.set).start()
+        with transaction.atomic():
+            held = claims.lock(connection, claim)
+    finally:
+        release.set()
+        thread.join(30)
+    assert [n.pk for n in held] == [notice.pk]
