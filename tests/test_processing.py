@@ -592,20 +592,26 @@ def test_receive_hands_back_the_notice_as_it_stored_it(record_signal: Any) -> No
     assert [call["notice"].uuid for call in stored_signal.calls] == ["n-dated", "n-undated"]
 
 
-def test_receive_hands_back_why_a_notice_is_ignored() -> None:
+def test_receive_hands_back_and_logs_why_a_notice_is_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     SubmittedTask.objects.create(account="default", biz_type="M2V_PREVIEW", task_id="t-theirs")
-    notice = processing.receive(
-        {
-            "uuid": "n-theirs",
-            "account": "brand-b",
-            "biz_type": "M2V_PREVIEW",
-            "task_id": "t-theirs",
-            "status": "success",
-        }
-    ).notice
+    with caplog.at_level("WARNING", logger="topview_callbacks.processing"):
+        notice = processing.receive(
+            {
+                "uuid": "n-theirs",
+                "account": "brand-b",
+                "biz_type": "M2V_PREVIEW",
+                "task_id": "t-theirs",
+                "status": "success",
+            }
+        ).notice
     assert notice is not None and notice.state == NoticeState.IGNORED
     assert notice.last_error == Notice.objects.get(pk=notice.pk).last_error
     assert "belongs to account 'default'" in notice.last_error
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing"]
+    assert record.getMessage() == f"Topview notice 'n-theirs' ignored: {notice.last_error}"
+    assert record.topview_notice_uuid == "n-theirs"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("max_attempts", "retried"), [(1, False), (2, True)])
