@@ -587,7 +587,8 @@ def test_receive_hands_back_the_notice_as_it_stored_it(record_signal: Any) -> No
         stored = Notice.objects.get(pk=notice.pk)
         assert notice.received_at == stored.received_at
         assert (notice.state, notice.last_error) == (NoticeState.PROCESSED, stored.last_error)
-        assert notice.last_error == ""
+        assert (notice.last_error, notice.attempts, stored.attempts) == ("", 1, 1)
+        assert notice.submitted_task == stored.submitted_task is not None
     assert Notice.objects.get(uuid="n-dated").received_at == given
     assert [call["notice"].uuid for call in stored_signal.calls] == ["n-dated", "n-undated"]
 
@@ -616,8 +617,9 @@ def test_receive_hands_back_and_logs_why_a_notice_is_ignored(
 
 @pytest.mark.parametrize(("max_attempts", "retried"), [(1, False), (2, True)])
 def test_a_receiver_failing_the_first_attempt_is_retried_unless_it_was_the_last(
-    max_attempts: int, retried: bool
+    max_attempts: int, retried: bool, record_signal: Any
 ) -> None:
+    failed = record_signal(signals.notice_processing_failed)
     signals.m2v_preview.connect(broken_receiver)
     try:
         with topview(MAX_ATTEMPTS=max_attempts):
@@ -626,6 +628,10 @@ def test_a_receiver_failing_the_first_attempt_is_retried_unless_it_was_the_last(
         signals.m2v_preview.disconnect(broken_receiver)
     assert (notice.state, notice.attempts) == (NoticeState.FAILED, 1)
     assert (notice.next_attempt_at is not None) is retried
+    [call] = failed.calls  # the notice as the attempt left it, as stored
+    reported = call["notice"]
+    assert (reported.state, reported.attempts, reported.processed_at) == (notice.state, 1, None)
+    assert reported.next_attempt_at == notice.next_attempt_at
 
 
 @pytest.mark.parametrize("mode", ["inline", "manual"])
