@@ -588,6 +588,7 @@ def test_receive_hands_back_the_notice_as_it_stored_it(record_signal: Any) -> No
         assert notice.received_at == stored.received_at
         assert (notice.state, notice.last_error) == (NoticeState.PROCESSED, stored.last_error)
         assert (notice.last_error, notice.attempts, stored.attempts) == ("", 1, 1)
+        assert notice.processed_at is not None and stored.processed_at is not None
         assert notice.submitted_task == stored.submitted_task is not None
     assert Notice.objects.get(uuid="n-dated").received_at == given
     assert [call["notice"].uuid for call in stored_signal.calls] == ["n-dated", "n-undated"]
@@ -647,3 +648,14 @@ def test_a_duplicate_is_linked_to_the_task_that_has_its_outcome(mode: str) -> No
     assert late is not None
     assert (late.state, late.submitted_task) == (NoticeState.DUPLICATE, task)
     assert Notice.objects.get(uuid="n-late").submitted_task == task
+
+
+def test_a_queued_notice_records_its_result_and_reception_time_on_its_task() -> None:
+    payload = notice_payload("COMMON_TASK_TEXT2IMAGE")
+    with topview(PROCESSING="manual"):
+        notice = receive(payload)
+    received = timezone.now() - timedelta(hours=1)
+    Notice.objects.filter(pk=notice.pk).update(received_at=received)
+    processing.process_due()
+    task = SubmittedTask.objects.get()
+    assert (task.result, task.submitted_at) == (json.loads(payload["result"]), received)
