@@ -629,6 +629,7 @@ def test_a_receiver_failing_the_first_attempt_is_retried_unless_it_was_the_last(
         signals.m2v_preview.disconnect(broken_receiver)
     assert (notice.state, notice.attempts) == (NoticeState.FAILED, 1)
     assert (notice.next_attempt_at is not None) is retried
+    assert notice.processed_at is None
     [call] = failed.calls  # the notice as the attempt left it, as stored
     reported = call["notice"]
     assert (reported.state, reported.attempts, reported.processed_at) == (notice.state, 1, None)
@@ -659,3 +660,32 @@ def test_a_queued_notice_records_its_result_and_reception_time_on_its_task() -> 
     processing.process_due()
     task = SubmittedTask.objects.get()
     assert (task.result, task.submitted_at) == (json.loads(payload["result"]), received)
+
+
+def test_the_lifecycle_signals_are_sent_by_the_notice_model() -> None:
+    calls: list[str] = []
+
+    def stored(sender: Any, **kwargs: Any) -> None:
+        calls.append("stored")
+
+    def processed(sender: Any, **kwargs: Any) -> None:
+        calls.append("processed")
+
+    signals.notice_stored.connect(stored, sender=Notice)
+    signals.notice_processed.connect(processed, sender=Notice)
+    try:
+        receive(notice_payload())
+    finally:
+        signals.notice_stored.disconnect(stored, sender=Notice)
+        signals.notice_processed.disconnect(processed, sender=Notice)
+    assert calls == ["stored", "processed"]
+
+
+def test_a_notice_without_result_or_body_stores_null_and_empty_text(record_signal: Any) -> None:
+    fired = record_signal(signals.task_outcome)
+    values = {"uuid": "n-bare", "biz_type": "M2V_PREVIEW", "task_id": "t-bare", "status": "fail"}
+    processing.receive(values)
+    notice = Notice.objects.get(uuid="n-bare")
+    assert (notice.raw_body, notice.result) == ("", None)
+    assert Notice.objects.filter(result__isnull=True).count() == 1  # SQL NULL, not JSON null
+    assert fired.calls[0]["task"].request_payload == {}
