@@ -167,3 +167,18 @@ def test_verify_with_query_archives_the_verified_urls(
         process_due(notice_id=notice.pk)
 
     assert ArchivedMedia.objects.get().source_url == f"{server.url}/ok/v.mp4"
+
+
+# --- pinned down by mutation testing on PostgreSQL (docs/mutation-testing.md) ----------------
+
+
+def test_a_queued_success_leaves_rows_linked_to_its_notice(archive_settings: Any) -> None:
+    archive_settings.TOPVIEW_CALLBACKS = {
+        **archive_settings.TOPVIEW_CALLBACKS,
+        "PROCESSING": "manual",
+    }
+    notice = deliver_text2video("http://127.0.0.1:9/q.mp4", task_id="tv-queued")
+    assert not ArchivedMedia.objects.exists()
+    process_due()
+    media = ArchivedMedia.objects.get()
+    assert (media.notice, media.task.task_id) == (notice, "tv-queued")

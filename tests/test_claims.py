@@ -3,11 +3,13 @@ claim held by a row lock, given up after MAX_ATTEMPTS when attempts never finish
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from tests.support.settings import topview
@@ -115,3 +117,121 @@ def test_a_failed_notice_is_due_again_when_its_retry_comes() -> None:
         claim="", claimed_at=None, next_attempt_at=None
     )  # failed without a retry: given up
     assert claims.start(connection, limit=5).notice_ids == []
+
+
+# --- pinned down by mutation testing on PostgreSQL (docs/mutation-testing.md) ----------------
+
+
+def test_a_notice_given_up_is_logged_and_reported_with_why(
+    record_signal: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    failed = record_signal(signals.notice_processing_failed)
+    notice = store("u-killer", biz_type="VOICE_CLONE", task_id="t-killer", account="brand-b")
+    Notice.objects.filter(pk=notice.pk).update(
+        attempts=3, claim="dead", claimed_at=timezone.now() - timedelta(minutes=1)
+    )
+    with topview(MAX_ATTEMPTS=3), caplog.at_level("ERROR", logger="topview_callbacks.processing"):
+        processing.process_due()
+    given_up = Notice.objects.get(pk=notice.pk)
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing"]
+    assert record.levelname == "ERROR"
+    assert record.getMessage() == (
+        f"Topview notice 'u-killer' (VOICE_CLONE t-killer, account brand-b): {given_up.last_error}"
+    )
+    assert record.topview_notice_uuid == "u-killer"  # type: ignore[attr-defined]
+    [call] = failed.calls
+    assert (call["sender"], call["notice"].pk, call["error"]) == (
+        Notice,
+        notice.pk,
+        given_up.last_error,
+    )
+
+
+@pytest.mark.parametrize(("seconds_ago", "taken"), [(12, False), (16, True)])
+def test_with_verification_a_claim_is_left_for_the_query_and_a_margin(
+    seconds_ago: int, taken: bool
+) -> None:
+    # REQUEST_TIMEOUT (10 s) plus 5 s: the attempt may be waiting on Topview that long.
+    notice = store("u-asking")
+    Notice.objects.filter(pk=notice.pk).update(
+        claim="a" * 32, claimed_at=timezone.now() - timedelta(seconds=seconds_ago)
+    )
+    with topview(VERIFY_WITH_QUERY=True, REQUEST_TIMEOUT=10):
+        claimed = claims.start(connection, limit=5).notice_ids
+    assert claimed == ([notice.pk] if taken else [])
+
+
+def test_store_hands_back_and_announces_the_notice_as_stored(record_signal: Any) -> None:
+    stored_signal = record_signal(signals.notice_stored)
+    received = processing.store(
+        {"uuid": "u-back", "biz_type": "SCRAPER", "task_id": "t-back", "status": "success"}
+    )
+    notice = received.notice
+    assert notice is not None
+    assert (notice.uuid, notice.task_id, notice.state) == ("u-back", "t-back", NoticeState.PENDING)
+    [call] = stored_signal.calls
+    assert call["notice"] is notice
+
+
+@pytest.mark.postgres
+def test_a_running_attempt_holds_its_notice_and_another_skips_it_at_once(
+    record_signal: Any,
+) -> None:
+    fired = record_signal(signals.task_outcome)
+    store("u-slow", biz_type="M2V_PREVIEW")
+    started = threading.Event()
+
+    def slow(sender: Any, **kwargs: Any) -> None:
+        started.set()
+        time.sleep(3)
+
+    def work() -> None:
+        try:
+            processing.process_due()
+        finally:
+            connections.close_all()
+
+    signals.task_outcome.connect(slow, weak=False, dispatch_uid="slow-receiver")
+    thread = threading.Thread(target=work)
+    try:
+        thread.start()
+        assert started.wait(20)
+        time.sleep(claims.CLAIM_GAP.total_seconds() + 0.2)  # only the row lock holds it now
+        began = time.monotonic()
+        second = processing.process_due()
+        waited = time.monotonic() - began
+        thread.join(30)
+    finally:
+        signals.task_outcome.disconnect(dispatch_uid="slow-receiver")
+    assert (second.claimed, second.notices) == (0, [])
+    assert waited < 1.5  # skipped, not waited for
+    assert len(fired.calls) == 1
+    assert Notice.objects.get().state == NoticeState.PROCESSED
+
+
+@pytest.mark.postgres
+def test_an_attempt_waits_for_a_row_another_statement_holds_for_a_moment() -> None:
+    notice = store("u-held")
+    claim = claims.start(connection, limit=1)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                list(Notice.objects.select_for_update().filter(pk=notice.pk))
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert locked.wait(20)
+        threading.Timer(0.5, release.set).start()
+        with transaction.atomic():
+            held = claims.lock(connection, claim)
+    finally:
+        release.set()
+        thread.join(30)
+    assert [n.pk for n in held] == [notice.pk]

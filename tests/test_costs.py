@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from django.db import connections
+from django.test.utils import CaptureQueriesContext
 
 from tests.support.settings import ON_POSTGRES
 from topview_callbacks.processing import process_due
@@ -109,3 +110,14 @@ def test_an_attempt_at_a_batch_is_two_transactions_and_two_statements_a_notice(
     # batch, and for each notice record its outcome and finish it.
     assert costs.transactions == 2
     assert costs.statements == ["UPDATE", "SELECT", *["INSERT", "UPDATE"] * notices]
+
+
+# --- pinned down by mutation testing on PostgreSQL (docs/mutation-testing.md) ----------------
+
+
+def test_the_inline_statement_shows_in_the_captured_queries() -> None:
+    with CaptureQueriesContext(connections["default"]) as captured:
+        assert deliver_notice(notice_payload("VOICE_CLONE")).status_code == 200
+    sent = " ".join(query["sql"] for query in captured.captured_queries)
+    assert ("topview_callbacks_receive" in sent) is ON_POSTGRES
+    assert "topview_callbacks_notice" in sent or ON_POSTGRES

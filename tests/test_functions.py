@@ -40,3 +40,14 @@ def test_migrate_replaces_a_stale_function() -> None:
     assert functions.installed_version(connection) == functions.version(connection)
     assert deliver_notice(notice_payload("VOICE_CLONE")).status_code == 200
     assert Notice.objects.get().state == "processed"
+
+
+# --- pinned down by mutation testing on PostgreSQL (docs/mutation-testing.md) ----------------
+
+
+def test_ensure_says_whether_it_replaced_the_function() -> None:
+    install_stale_function()
+    assert functions.installed_version(connection) == "0123456789abcdef"
+    assert functions.ensure(connection) is True
+    assert functions.installed_version(connection) == functions.version(connection)
+    assert functions.ensure(connection) is False

@@ -393,3 +393,299 @@ def test_an_unconfirmed_notice_is_given_back_pending_with_the_reason_and_logged(
     [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing.verification"]
     assert "n-early" in record.getMessage() and "running" in record.getMessage()
     assert record.topview_notice_uuid == "n-early"  # type: ignore[attr-defined]
+
+
+# --- pinned down by mutation testing on PostgreSQL (docs/mutation-testing.md) ----------------
+
+
+def failed_notice(uuid: str) -> Notice:
+    signals.m2v_preview.connect(broken_receiver)
+    try:
+        notice = receive(notice_payload(uuid=uuid))
+    finally:
+        signals.m2v_preview.disconnect(broken_receiver)
+    assert notice.state == NoticeState.FAILED
+    return notice
+
+
+def test_a_replay_resets_and_runs_that_notice_only() -> None:
+    with topview(PROCESSING="manual"):
+        waiting = receive(notice_payload(uuid="n-waiting"))  # older, and due
+    done = receive(notice_payload(uuid="n-done"))
+    notice = failed_notice("n-again")
+    replayed = processing.replay_notice(notice.pk)
+    assert replayed is not None and replayed.pk == notice.pk
+    assert replayed.state == NoticeState.PROCESSED
+    assert Notice.objects.get(pk=waiting.pk).state == NoticeState.PENDING
+    done_now = Notice.objects.get(pk=done.pk)
+    assert (done_now.state, done_now.attempts) == (NoticeState.PROCESSED, 1)
+
+
+def test_a_replay_takes_over_the_claim_of_an_attempt_that_died_long_ago() -> None:
+    notice = failed_notice("n-stale-claim")
+    Notice.objects.filter(pk=notice.pk).update(
+        claim="a" * 32, claimed_at=timezone.now() - timedelta(minutes=1)
+    )
+    replayed = processing.replay_notice(notice.pk)
+    assert replayed is not None and replayed.state == NoticeState.PROCESSED
+
+
+def test_a_replay_leaves_a_notice_just_claimed_alone_whatever_its_token() -> None:
+    notice = failed_notice("n-fresh-claim")
+    # uuid4().hex tokens may begin with a digit.
+    Notice.objects.filter(pk=notice.pk).update(claim="0" * 32, claimed_at=timezone.now())
+    assert processing.replay_notice(notice.pk) is None
+    assert Notice.objects.get(pk=notice.pk).state == NoticeState.FAILED
+
+
+@responses.activate
+def test_a_replay_that_topview_does_not_confirm_returns_nothing() -> None:
+    with topview(PROCESSING="manual"):
+        stored = receive(notice_payload("VOICE_CLONE", uuid="n-replay-early", task_id="t-re"))
+    responses.get(QUERY_VOICE, json=query_answer(taskId="t-re", status="running"))
+    with topview(VERIFY_WITH_QUERY=True):
+        assert processing.replay_notice(stored.pk) is None
+    assert Notice.objects.get(pk=stored.pk).state == NoticeState.PENDING
+
+
+@responses.activate
+def test_an_unconfirmed_notice_out_of_attempts_fails_logged_and_reported(
+    caplog: pytest.LogCaptureFixture, record_signal: Any
+) -> None:
+    failed = record_signal(signals.notice_processing_failed)
+    with topview(PROCESSING="manual"):
+        stored = receive(notice_payload("VOICE_CLONE", uuid="n-spoofed", task_id="t-spoofed"))
+    responses.get(QUERY_VOICE, json=query_answer(taskId="t-spoofed", status="running"))
+    with topview(VERIFY_WITH_QUERY=True, MAX_ATTEMPTS=1), caplog.at_level("WARNING"):
+        assert attempt(stored.pk) is None
+    notice = Notice.objects.get(pk=stored.pk)
+    assert (notice.state, notice.next_attempt_at, notice.claim) == (NoticeState.FAILED, None, "")
+    assert notice.last_error.startswith("Gave up after 1 attempts (MAX_ATTEMPTS).")
+    assert "running" in notice.last_error
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing.verification"]
+    assert record.levelname == "ERROR"
+    assert record.getMessage() == f"Topview notice 'n-spoofed': {notice.last_error}"
+    assert record.topview_notice_uuid == "n-spoofed"  # type: ignore[attr-defined]
+    [call] = failed.calls
+    assert (call["sender"], call["notice"].pk, call["error"]) == (
+        Notice,
+        notice.pk,
+        notice.last_error,
+    )
+
+
+@responses.activate
+def test_a_notice_verification_cannot_confirm_ever_is_ignored_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    payload = {**notice_payload("M2V_PREVIEW", uuid="n-future"), "bizType": "FUTURE_PRODUCT"}
+    with topview(VERIFY_WITH_QUERY=True), caplog.at_level("WARNING"):
+        notice = receive(payload)
+    assert notice.state == NoticeState.IGNORED
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing.verification"]
+    assert record.levelname == "WARNING"
+    assert record.getMessage() == f"Topview notice 'n-future' ignored: {notice.last_error}"
+    assert record.topview_notice_uuid == "n-future"  # type: ignore[attr-defined]
+    assert len(responses.calls) == 0  # nothing to ask Topview about
+
+
+def test_a_receiver_failing_the_last_attempt_leaves_its_notice_failed_for_good() -> None:
+    signals.m2v_preview.connect(broken_receiver)
+    try:
+        with topview(MAX_ATTEMPTS=1):
+            notice = receive(notice_payload(uuid="n-last-attempt"))
+    finally:
+        signals.m2v_preview.disconnect(broken_receiver)
+    assert (notice.state, notice.next_attempt_at) == (NoticeState.FAILED, None)
+    assert "receiver bug 42" in notice.last_error
+
+
+def test_a_queued_notice_for_another_accounts_task_is_ignored_and_says_whose(
+    record_signal: Any,
+) -> None:
+    fired = record_signal(signals.task_outcome)
+    task = SubmittedTask.objects.create(
+        account="default", biz_type="M2V_PREVIEW", task_id="t-owned", status=TaskStatus.RUNNING
+    )
+    with topview(PROCESSING="manual"):
+        assert deliver_notice(notice_payload(task_id="t-owned"), uid=UID_B).status_code == 200
+    [done] = processing.process_due().notices
+    assert (done.state, done.submitted_task_id) == (NoticeState.IGNORED, None)
+    stored = Notice.objects.get(pk=done.pk)
+    assert (stored.state, stored.last_error) == (NoticeState.IGNORED, done.last_error)
+    assert "M2V_PREVIEW t-owned belongs to account 'default'" in stored.last_error
+    assert "the Topview-Uid of account 'brand-b'" in stored.last_error
+    task.refresh_from_db()
+    assert (task.status, task.result) == (TaskStatus.RUNNING, None)
+    assert fired.calls == []
+
+
+@responses.activate
+def test_verification_leaves_out_a_notice_whose_outcome_is_recorded_already() -> None:
+    notice = failed_notice("n-recorded")  # its outcome is on its task; a receiver failed
+    with topview(VERIFY_WITH_QUERY=True):
+        replayed = processing.replay_notice(notice.pk)
+    assert replayed is not None and replayed.state == NoticeState.PROCESSED
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_verification_goes_on_past_a_notice_that_needs_none(record_signal: Any) -> None:
+    fired = record_signal(signals.task_outcome)
+    with topview(PROCESSING="manual"):
+        callback = receive(notice_payload("VOICE_CLONE", uuid="n-unconfirmed", task_id="t-cb"))
+    # Newer: the notices are looked at newest first.
+    polled = processing.store(
+        {
+            "uuid": "poll:VOICE_CLONE:t-polled",
+            "biz_type": "VOICE_CLONE",
+            "task_id": "t-polled",
+            "status": "success",
+            "source": "poll",
+        }
+    ).notice
+    assert polled is not None
+    responses.get(QUERY_VOICE, json=query_answer(taskId="t-cb", status="running"))
+    with topview(VERIFY_WITH_QUERY=True):
+        batch = processing.process_due()
+    assert [notice.pk for notice in batch.notices] == [polled.pk]
+    assert Notice.objects.get(pk=callback.pk).state == NoticeState.PENDING
+    assert [call["notice"].pk for call in fired.calls] == [polled.pk]
+    assert len(responses.calls) == 1
+
+
+def test_a_batch_returns_its_notices_as_their_attempt_left_them(record_signal: Any) -> None:
+    processed = record_signal(signals.notice_processed)
+    with topview(PROCESSING="manual"):
+        receive(notice_payload(uuid="n-fine"))
+        receive(notice_payload("VOICE_CLONE", uuid="n-broken"))
+    signals.by_biz_type["VOICE_CLONE"].connect(broken_receiver)
+    try:
+        batch = processing.process_due()
+    finally:
+        signals.by_biz_type["VOICE_CLONE"].disconnect(broken_receiver)
+    fine, broken = sorted(batch.notices, key=lambda notice: notice.uuid != "n-fine")
+    assert (fine.uuid, fine.state, fine.claim) == ("n-fine", NoticeState.PROCESSED, "")
+    assert fine.processed_at is not None
+    assert (broken.uuid, broken.state, broken.claim) == ("n-broken", NoticeState.FAILED, "")
+    assert broken.processed_at is None
+    [call] = processed.calls
+    assert call["notice"].processed_at is not None
+
+
+def test_receive_hands_back_the_notice_as_it_stored_it(record_signal: Any) -> None:
+    stored_signal = record_signal(signals.notice_stored)
+    given = timezone.now() - timedelta(hours=1)
+    fields = {"biz_type": "M2V_PREVIEW", "status": "success"}
+    dated = processing.receive(
+        {"uuid": "n-dated", "task_id": "t-dated", "received_at": given, **fields}
+    )
+    undated = processing.receive({"uuid": "n-undated", "task_id": "t-undated", **fields})
+    for received in (dated, undated):
+        notice = received.notice
+        assert notice is not None
+        stored = Notice.objects.get(pk=notice.pk)
+        assert notice.received_at == stored.received_at
+        assert (notice.state, notice.last_error) == (NoticeState.PROCESSED, stored.last_error)
+        assert (notice.last_error, notice.attempts, stored.attempts) == ("", 1, 1)
+        assert notice.processed_at is not None and stored.processed_at is not None
+        assert notice.submitted_task == stored.submitted_task is not None
+    assert Notice.objects.get(uuid="n-dated").received_at == given
+    assert [call["notice"].uuid for call in stored_signal.calls] == ["n-dated", "n-undated"]
+
+
+def test_receive_hands_back_and_logs_why_a_notice_is_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    SubmittedTask.objects.create(account="default", biz_type="M2V_PREVIEW", task_id="t-theirs")
+    with caplog.at_level("WARNING", logger="topview_callbacks.processing"):
+        notice = processing.receive(
+            {
+                "uuid": "n-theirs",
+                "account": "brand-b",
+                "biz_type": "M2V_PREVIEW",
+                "task_id": "t-theirs",
+                "status": "success",
+            }
+        ).notice
+    assert notice is not None and notice.state == NoticeState.IGNORED
+    assert notice.last_error == Notice.objects.get(pk=notice.pk).last_error
+    assert "belongs to account 'default'" in notice.last_error
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing"]
+    assert record.getMessage() == f"Topview notice 'n-theirs' ignored: {notice.last_error}"
+    assert record.topview_notice_uuid == "n-theirs"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("max_attempts", "retried"), [(1, False), (2, True)])
+def test_a_receiver_failing_the_first_attempt_is_retried_unless_it_was_the_last(
+    max_attempts: int, retried: bool, record_signal: Any
+) -> None:
+    failed = record_signal(signals.notice_processing_failed)
+    signals.m2v_preview.connect(broken_receiver)
+    try:
+        with topview(MAX_ATTEMPTS=max_attempts):
+            notice = receive(notice_payload(uuid=f"n-first-of-{max_attempts}"))
+    finally:
+        signals.m2v_preview.disconnect(broken_receiver)
+    assert (notice.state, notice.attempts) == (NoticeState.FAILED, 1)
+    assert (notice.next_attempt_at is not None) is retried
+    assert notice.processed_at is None
+    [call] = failed.calls  # the notice as the attempt left it, as stored
+    reported = call["notice"]
+    assert (reported.state, reported.attempts, reported.processed_at) == (notice.state, 1, None)
+    assert reported.next_attempt_at == notice.next_attempt_at
+
+
+@pytest.mark.parametrize("mode", ["inline", "manual"])
+def test_a_duplicate_is_linked_to_the_task_that_has_its_outcome(mode: str) -> None:
+    receive(notice_payload(task_id="t-had-it", status="fail"))
+    values = {"uuid": "n-late", "biz_type": "M2V_PREVIEW", "task_id": "t-had-it", "status": "ok"}
+    if mode == "inline":
+        late = processing.receive(values).notice
+    else:
+        processing.store(values)
+        [late] = processing.process_due().notices
+    task = SubmittedTask.objects.get(task_id="t-had-it")
+    assert late is not None
+    assert (late.state, late.submitted_task) == (NoticeState.DUPLICATE, task)
+    assert Notice.objects.get(uuid="n-late").submitted_task == task
+
+
+def test_a_queued_notice_records_its_result_and_reception_time_on_its_task() -> None:
+    payload = notice_payload("COMMON_TASK_TEXT2IMAGE")
+    with topview(PROCESSING="manual"):
+        notice = receive(payload)
+    received = timezone.now() - timedelta(hours=1)
+    Notice.objects.filter(pk=notice.pk).update(received_at=received)
+    processing.process_due()
+    task = SubmittedTask.objects.get()
+    assert (task.result, task.submitted_at) == (json.loads(payload["result"]), received)
+
+
+def test_the_lifecycle_signals_are_sent_by_the_notice_model() -> None:
+    calls: list[str] = []
+
+    def stored(sender: Any, **kwargs: Any) -> None:
+        calls.append("stored")
+
+    def processed(sender: Any, **kwargs: Any) -> None:
+        calls.append("processed")
+
+    signals.notice_stored.connect(stored, sender=Notice)
+    signals.notice_processed.connect(processed, sender=Notice)
+    try:
+        receive(notice_payload())
+    finally:
+        signals.notice_stored.disconnect(stored, sender=Notice)
+        signals.notice_processed.disconnect(processed, sender=Notice)
+    assert calls == ["stored", "processed"]
+
+
+def test_a_notice_without_result_or_body_stores_null_and_empty_text(record_signal: Any) -> None:
+    fired = record_signal(signals.task_outcome)
+    values = {"uuid": "n-bare", "biz_type": "M2V_PREVIEW", "task_id": "t-bare", "status": "fail"}
+    processing.receive(values)
+    notice = Notice.objects.get(uuid="n-bare")
+    assert (notice.raw_body, notice.result) == ("", None)
+    assert Notice.objects.filter(result__isnull=True).count() == 1  # SQL NULL, not JSON null
+    assert fired.calls[0]["task"].request_payload == {}

@@ -80,7 +80,8 @@ def test_f1_a_notice_from_another_account_is_ignored_and_never_touches_its_task(
         "brand-b",
         None,
     )
-    assert "belongs to account 'default'" in notice.last_error
+    assert "The task M2V_PREVIEW t-a belongs to account 'default'" in notice.last_error
+    assert "the Topview-Uid of account 'brand-b'" in notice.last_error
     assert fired.calls == [] and changed.calls == []
     task.refresh_from_db()
     assert (task.status, task.result, task.completed_at) == (TaskStatus.SUBMITTED, None, None)
