@@ -221,16 +221,22 @@ def test_the_migration_goes_back_to_the_old_indexes_and_forward_again() -> None:
 
 
 @pytest.mark.django_db
-def test_the_owner_and_reference_indexes_hold_only_tasks_that_have_one() -> None:
-    # Tasks created from callbacks or by submit() without them add no entry on that path.
-    names = ("topview_task_owner", "topview_task_reference")
+def test_a_task_recorded_final_without_owner_or_reference_is_in_no_partial_index() -> None:
+    # Most tasks are created final from their callback, by submit() without an owner or a
+    # reference: recording their outcome writes no entry in these four.
+    names = (
+        "topview_task_owner",
+        "topview_task_reference",
+        "topview_task_poll_due",
+        "topview_task_account_status",
+    )
     with connection.cursor() as cursor:
         catalog = (
-            "SELECT indexdef FROM pg_indexes WHERE indexname IN (%s, %s)"
+            "SELECT indexdef FROM pg_indexes WHERE indexname IN (%s, %s, %s, %s)"
             if connection.vendor == "postgresql"
-            else "SELECT sql FROM sqlite_master WHERE type = 'index' AND name IN (%s, %s)"
+            else "SELECT sql FROM sqlite_master WHERE type = 'index' AND name IN (%s, %s, %s, %s)"
         )
         cursor.execute(catalog, names)
         definitions = [row[0] for row in cursor.fetchall()]
-    assert len(definitions) == 2
+    assert len(definitions) == 4
     assert all(" WHERE " in definition for definition in definitions), definitions

@@ -153,7 +153,20 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="submittedtask",
             index=models.Index(
-                fields=["account", "status", "id"], name="topview_task_account_status"
+                condition=models.Q(("status__in", ("queued", "sending", "submitted", "running"))),
+                fields=["account", "status", "id"],
+                name="topview_task_account_status",
+            ),
+        ),
+        # Polling's index holds only the tasks polling asks about: one recorded final (most,
+        # created from their callback) writes no entry there.
+        migrations.RemoveIndex(model_name="submittedtask", name="topview_task_poll_due"),
+        migrations.AddIndex(
+            model_name="submittedtask",
+            index=models.Index(
+                condition=models.Q(("status__in", ("submitted", "running", "expired"))),
+                fields=["status", "next_poll_at"],
+                name="topview_task_poll_due",
             ),
         ),
         migrations.AddIndex(

@@ -165,7 +165,13 @@ class SubmittedTask(models.Model):
             )
         ]
         indexes = [
-            models.Index(fields=("status", "next_poll_at"), name="topview_task_poll_due"),
+            # Partial, like the sender's below: a task created final from its callback (or
+            # once final) holds no entry, so recording an outcome writes none here.
+            models.Index(
+                fields=("status", "next_poll_at"),
+                condition=models.Q(status__in=POLLABLE_TASK_STATUSES),
+                name="topview_task_poll_due",
+            ),
             # The admin's bizType filter lists its values by a skip scan of this index.
             models.Index(fields=("biz_type",), name="topview_task_biz_type"),
             models.Index(fields=("submitted_at",), name="topview_task_submitted"),
@@ -182,7 +188,11 @@ class SubmittedTask(models.Model):
                 name="topview_task_reference",
             ),
             # The sender's queue and its count of unfinished tasks, per account.
-            models.Index(fields=("account", "status", "id"), name="topview_task_account_status"),
+            models.Index(
+                fields=("account", "status", "id"),
+                condition=models.Q(status__in=(TaskStatus.QUEUED, *UNFINISHED_TASK_STATUSES)),
+                name="topview_task_account_status",
+            ),
             # A callback's marker finds its submission while that is sending or uncertain.
             models.Index(
                 fields=("submission",),
