@@ -469,3 +469,21 @@ def test_a_callback_without_cost_keeps_the_cost_known(api):
     callback()  # VOICE_CLONE results carry no costCredit
     task.refresh_from_db()
     assert (task.status, task.cost_credit) == (TaskStatus.SUCCESS, Decimal("3"))
+
+
+def test_with_a_queue_the_command_hands_the_outcome_to_it_and_runs_no_receiver(
+    api, outcomes, monkeypatch, django_capture_on_commit_callbacks
+):
+    from topview_callbacks import tasks
+
+    queued: list[int] = []
+    monkeypatch.setattr(tasks, "request_drain", lambda: None)
+    monkeypatch.setattr(tasks, "enqueue_notice", lambda notice_id, **kw: queued.append(notice_id))
+    make_task()
+    api.get(QUERY, json=answer("success", voice=VOICE))
+    with topview(PROCESSING="celery"), django_capture_on_commit_callbacks(execute=True):
+        call_command("topview_reconcile", stdout=StringIO())
+    notice = Notice.objects.get(source="poll")
+    assert notice.state == NoticeState.PENDING
+    assert queued == [notice.pk]
+    assert outcomes.calls == []
