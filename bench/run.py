@@ -75,6 +75,11 @@ def start_gunicorn(
         cwd=ROOT,
         env=env,
     )
+    return serving(server, port, "gunicorn")
+
+
+def serving(server: subprocess.Popen[bytes], port: int, name: str) -> subprocess.Popen[bytes]:
+    """``server`` once it answers on ``port`` (stopped, and the script with it, if never)."""
     for _ in range(100):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/topview/notice/", timeout=1)
@@ -82,7 +87,7 @@ def start_gunicorn(
         except OSError:
             time.sleep(0.2)
     server.terminate()
-    raise SystemExit("gunicorn did not start")
+    raise SystemExit(f"{name} did not start")
 
 
 def wrk(url: str, mode: str, prefix: str, duration: int, connections: int) -> dict[str, float]:

@@ -22,12 +22,11 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import ROOT, ensure_database, load, sql, start_gunicorn, wrk
+from bench.run import ROOT, ensure_database, load, serving, sql, start_gunicorn, wrk
 
 
 def start_uvicorn(port: int, workers: int, connections: str) -> subprocess.Popen[bytes]:
@@ -50,14 +49,7 @@ def start_uvicorn(port: int, workers: int, connections: str) -> subprocess.Popen
         cwd=ROOT,
         env=env,
     )
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/topview/notice/", timeout=1)
-            return server
-        except OSError:
-            time.sleep(0.2)
-    server.terminate()
-    raise SystemExit("uvicorn did not start")
+    return serving(server, port, "uvicorn")
 
 
 def main() -> None:
