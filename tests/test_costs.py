@@ -121,3 +121,28 @@ def test_the_inline_statement_shows_in_the_captured_queries() -> None:
     sent = " ".join(query["sql"] for query in captured.captured_queries)
     assert ("topview_callbacks_receive" in sent) is ON_POSTGRES
     assert "topview_callbacks_notice" in sent or ON_POSTGRES
+
+
+def test_a_callback_naming_its_submission_adds_one_autocommitted_statement(
+    count: Callable[[Callable[[], Any]], Costs],
+) -> None:
+    # Every callback of an enqueued task carries its submission's marker; the look for a
+    # submission still sending or uncertain is one autocommitted UPDATE (one round trip),
+    # not a transaction of its own (BEGIN, UPDATE, COMMIT).
+    conn = connections["default"]
+    in_transaction: list[bool] = []
+
+    def note(run_sql: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.upper().startswith("UPDATE"):
+            in_transaction.append(conn.in_atomic_block)
+        return run_sql(sql, params, many, context)
+
+    body = notice_payload("VOICE_CLONE")
+    with conn.execute_wrapper(note):
+        marked = count(lambda: deliver_notice(body, path="/topview/notice/?topview_submission=abc"))
+    assert in_transaction == [False]
+    assert marked.transactions == 2  # the UPDATE, then the notice's own transaction
+    if ON_POSTGRES:
+        assert marked.statements == ["UPDATE", "SELECT"]
+    else:
+        assert marked.statements == ["UPDATE", "SELECT", "INSERT", "INSERT"]

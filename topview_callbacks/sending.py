@@ -24,6 +24,7 @@ How a send ends:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import uuid
@@ -330,15 +331,26 @@ def match_callback(marker: str, account: str, biz_type: str, task_id: str) -> bo
     when one did."""
     now = timezone.now()
     resolved = f"Resolved by its callback at {now:%Y-%m-%d %H:%M:%S %Z}."
+    using = router.db_for_write(SubmittedTask)
+    # Every callback of an enqueued task comes here: alone, the UPDATE is atomic by itself
+    # (one round trip); inside a caller's transaction, a savepoint keeps a conflict from
+    # breaking it.
+    guard = (
+        transaction.atomic(using=using)
+        if connections[using].in_atomic_block
+        else contextlib.nullcontext()
+    )
     try:
-        with transaction.atomic():
+        with guard:
             return bool(
-                SubmittedTask.objects.filter(
+                SubmittedTask.objects.using(using)
+                .filter(
                     submission=marker,
                     account=account,
                     biz_type=biz_type,
                     status__in=(TaskStatus.SENDING, TaskStatus.UNCERTAIN),
-                ).update(
+                )
+                .update(
                     task_id=task_id,
                     status=TaskStatus.SUBMITTED,
                     next_poll_at=now + topview_settings.poll_after(biz_type),
