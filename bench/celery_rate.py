@@ -109,6 +109,27 @@ def processed() -> int:
     return int(records().hlen(key("fired")))
 
 
+def deliver_as_the_view(body: dict[str, Any]) -> None:
+    """Hand ``body`` (a ``notice_payload``) to ``dispatch.deliver`` as the view would, in
+    process: stored, then processed or queued as ``PROCESSING`` says."""
+    from topview_callbacks import dispatch
+
+    dispatch.deliver(
+        {
+            "uuid": body["uuid"],
+            "account": "default",
+            "biz_type": body["bizType"],
+            "task_id": body["taskId"],
+            "status": body["status"],
+            "error_message": "",
+            "result": json.loads(body["result"]),
+            "raw_body": json.dumps(body),
+            "headers": {},
+            "remote_addr": None,
+        }
+    )
+
+
 def submit_tasks(prefix: str, per_thread: int) -> None:
     """Rows for the task ids wrk will send (post_notice.lua: ``<prefix>-<thread>-<n>``)."""
     sql(

@@ -22,7 +22,6 @@ Usage: .venv/bin/python bench/worker_memory.py --queue celery|tasks [--notices 1
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -34,7 +33,13 @@ sys.path.insert(0, str(ROOT))
 # Its own database: an hour-long run must not share tables that celery_rate.py empties.
 os.environ.setdefault("TOPVIEW_BENCH_DATABASE", "topview_bench_memory")
 
-from bench.celery_rate import DATABASE, ensure_database, processed, sql  # noqa: E402
+from bench.celery_rate import (  # noqa: E402
+    DATABASE,
+    deliver_as_the_view,
+    ensure_database,
+    processed,
+    sql,
+)
 from tests.support.processes import TASKS_MODE, Service, celery_worker, tasks_worker  # noqa: E402
 from tests.support.recording import QUEUE, cleanup_redis, fired  # noqa: E402
 
@@ -119,7 +124,6 @@ def main() -> None:
     sql(f"TRUNCATE {', '.join(tables)} CASCADE")  # the archived media rows too
     cleanup_redis()
     setup_django(overrides)
-    from topview_callbacks import dispatch
     from topview_callbacks.testing import notice_payload
 
     worker = start_worker(args, overrides)
@@ -142,20 +146,7 @@ def main() -> None:
             while sent < args.notices and sent - done < args.backlog:
                 body = notice_payload("M2V_PREVIEW", uuid=uuid.uuid4().hex)
                 # As the view delivers it; autocommit, so its on_commit runs right away.
-                dispatch.deliver(
-                    {
-                        "uuid": body["uuid"],
-                        "account": "default",
-                        "biz_type": body["bizType"],
-                        "task_id": body["taskId"],
-                        "status": body["status"],
-                        "error_message": "",
-                        "result": json.loads(body["result"]),
-                        "raw_body": json.dumps(body),
-                        "headers": {},
-                        "remote_addr": None,
-                    }
-                )
+                deliver_as_the_view(body)
                 sent += 1
             if args.queue == "tasks" and done - vacuumed >= args.vacuum_every:
                 sql(f"VACUUM ANALYZE {TASK_TABLE}")

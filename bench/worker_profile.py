@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import sys
 import time
@@ -36,7 +35,13 @@ import pstats  # noqa: E402
 os.environ.setdefault("TOPVIEW_BENCH_DATABASE", "topview_bench_profile")
 os.environ.setdefault("TOPVIEW_TEST_PREFIX", f"topview-bench-profile-{os.getpid()}")
 
-from bench.celery_rate import DATABASE, ensure_database, sql, submit_tasks  # noqa: E402
+from bench.celery_rate import (  # noqa: E402
+    DATABASE,
+    deliver_as_the_view,
+    ensure_database,
+    sql,
+    submit_tasks,
+)
 from tests.support.recording import cleanup_redis, fired  # noqa: E402
 
 
@@ -59,7 +64,6 @@ def setup_django() -> None:
 
 def store(count: int, known: bool) -> None:
     """``count`` pending notices, delivered as the view delivers them."""
-    from topview_callbacks import dispatch
     from topview_callbacks.testing import notice_payload
 
     prefix = f"profile-{time.time_ns()}"
@@ -67,20 +71,7 @@ def store(count: int, known: bool) -> None:
         submit_tasks(prefix, per_thread=count)  # rows for <prefix>-1-<n> and <prefix>-2-<n>
     for n in range(1, count + 1):
         body = notice_payload("M2V_PREVIEW", uuid=uuid.uuid4().hex, task_id=f"{prefix}-1-{n}")
-        dispatch.deliver(
-            {
-                "uuid": body["uuid"],
-                "account": "default",
-                "biz_type": body["bizType"],
-                "task_id": body["taskId"],
-                "status": body["status"],
-                "error_message": "",
-                "result": json.loads(body["result"]),
-                "raw_body": json.dumps(body),
-                "headers": {},
-                "remote_addr": None,
-            }
-        )
+        deliver_as_the_view(body)
 
 
 def main() -> None:
