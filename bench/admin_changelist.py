@@ -64,12 +64,13 @@ def load(rows: int) -> None:
         cursor.execute(
             f"""
             INSERT INTO topview_callbacks_submittedtask
-              (account, biz_type, task_id, notice_uuid, status, request_payload, result,
-               error_message, submitted_at, completed_at, next_poll_at, poll_count, updated_at)
+              (account, biz_type, task_id, notice_uuid, status, previous_status,
+               request_payload, result, error_message, submitted_at, completed_at,
+               next_poll_at, poll_count, updated_at)
             SELECT CASE WHEN i % 10 = 0 THEN 'brand-b' ELSE 'default' END,
                    ({types})[1 + i % {len(BIZ_TYPES)}], 'task-' || i, 'uuid-' || i,
                    CASE WHEN i % 50 = 0 THEN 'running' WHEN i % 20 = 0 THEN 'fail'
-                        ELSE 'success' END,
+                        ELSE 'success' END, '',
                    '{{}}'::jsonb, '{{"status": "success"}}'::jsonb, '',
                    now() - (i || ' seconds')::interval * 30,
                    now() - (i || ' seconds')::interval * 30 + interval '3 minutes',
@@ -81,9 +82,8 @@ def load(rows: int) -> None:
             f"""
             INSERT INTO topview_callbacks_notice
               (uuid, account, biz_type, task_id, status, error_message, result, raw_body,
-               headers, remote_addr, source, received_at, last_delivery_at, delivery_count,
-               state, attempts, last_error, processing_started_at, processed_at,
-               submitted_task_id)
+               headers, remote_addr, source, received_at, state, attempts, last_error,
+               claim, processed_at, submitted_task_id)
             SELECT 'uuid-' || i,
                    CASE WHEN i % 10 = 0 THEN 'brand-b' ELSE 'default' END,
                    ({types})[1 + (i % {tasks}) % {len(BIZ_TYPES)}], 'task-' || (i % {tasks}),
@@ -95,11 +95,10 @@ def load(rows: int) -> None:
                    '{{"Content-Type": "application/json"}}'::jsonb, '127.0.0.1',
                    CASE WHEN i % 7 = 0 THEN 'poll' ELSE 'callback' END,
                    now() - (i || ' seconds')::interval * 30,
-                   now() - (i || ' seconds')::interval * 30, 1,
                    CASE WHEN i % 97 = 0 THEN 'failed' WHEN i % 389 = 0 THEN 'pending'
                         WHEN i % 3 = 0 AND i % 2 = 0 THEN 'duplicate' ELSE 'processed' END,
                    1, CASE WHEN i % 97 = 0 THEN 'Traceback ... ValueError: boom' ELSE '' END,
-                   NULL, now(), NULLIF(i % {tasks}, 0)
+                   '', now(), NULLIF(i % {tasks}, 0)
             FROM generate_series(1, {rows}) AS i
             """
         )
