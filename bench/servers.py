@@ -26,18 +26,30 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import ROOT, ensure_database, load, serving, sql, start_gunicorn, wrk
+from bench.run import DATABASE, ROOT, ensure_database, load, serving, sql, start_gunicorn, wrk
 
 
-def start_uvicorn(port: int, workers: int, connections: str) -> subprocess.Popen[bytes]:
+def start_uvicorn(
+    port: int, workers: int, connections: str, *, under_gunicorn: bool = False
+) -> subprocess.Popen[bytes]:
+    """uvicorn itself, or gunicorn managing uvicorn's worker class, serving bench/asgi.py."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "BENCH_PROCESSING": "inline",
         "BENCH_CONNECTIONS": connections,
     }
-    server = subprocess.Popen(
-        [
+    if under_gunicorn:
+        command = [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "bench.asgi:application",
+            f"--bind=127.0.0.1:{port}",
+            f"--workers={workers}",
+            "--worker-class=uvicorn.workers.UvicornWorker",
+            "--log-level=warning",
+        ]
+    else:
+        command = [
             str(Path(sys.executable).with_name("uvicorn")),
             "bench.asgi:application",
             "--host=127.0.0.1",
@@ -45,11 +57,13 @@ def start_uvicorn(port: int, workers: int, connections: str) -> subprocess.Popen
             f"--workers={workers}",
             "--log-level=warning",
             "--no-access-log",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    return serving(server, port, "uvicorn")
+        ]
+    return serving(subprocess.Popen(command, cwd=ROOT, env=env), port, " ".join(command[:2]))
+
+
+NOTICE = "/topview/notice/"
+# bench/urls.py's candidate: the same view from an async one, in any executor thread.
+THREADED = "/threaded/notice/"
 
 
 def main() -> None:
@@ -62,50 +76,56 @@ def main() -> None:
     parser.add_argument(
         "--asgi-connections",
         nargs="+",
-        choices=("kept", "pool"),
-        default=["kept", "pool"],
-        help="uvicorn with CONN_MAX_AGE (kept) and/or psycopg's pool (needs psycopg[pool])",
+        choices=("pool", "closed", "kept"),
+        default=["pool", "closed"],
+        help="uvicorn with psycopg's pool (needs psycopg[pool]), a connection per request "
+        "(closed) or CONN_MAX_AGE (kept: under ASGI it opens one per request and never closes "
+        "them, until PostgreSQL refuses more clients)",
     )
     args = parser.parse_args()
     for tool in ("wrk", "uvicorn"):
         if not shutil.which(tool, path=f"{Path(sys.executable).parent}:{os.environ['PATH']}"):
             raise SystemExit(f"{tool} is not installed")
 
-    ensure_database("topview_bench")
+    ensure_database(DATABASE)
     sql("TRUNCATE topview_callbacks_notice, topview_callbacks_submittedtask CASCADE")
     print(f"load before: {load()}")
-    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    processes: list[subprocess.Popen[bytes]] = []
+    # Each candidate: a server's port and the path its requests go to.
+    candidates: dict[str, tuple[int, str]] = {}
     runs: dict[str, list[dict[str, float]]] = {}
     tag = str(int(time.time()))
     try:
-        servers["gunicorn sync"] = (
-            start_gunicorn(args.port, "inline", args.workers),
-            args.port,
-        )
+        processes.append(start_gunicorn(args.port, "inline", args.workers))
+        candidates["gunicorn sync"] = (args.port, NOTICE)
         for number, connections in enumerate(args.asgi_connections, start=1):
             port = args.port + number
-            servers[f"uvicorn, {connections}"] = (
-                start_uvicorn(port, args.workers, connections),
-                port,
-            )
-        for _process, port in servers.values():  # warm up
-            wrk(f"http://127.0.0.1:{port}/topview/notice/", "new", f"{tag}-warm-{port}", 2, 4)
+            processes.append(start_uvicorn(port, args.workers, connections))
+            candidates[f"uvicorn, {connections}"] = (port, NOTICE)
+            if connections == "pool":
+                candidates["uvicorn, pool, threads"] = (port, THREADED)
+        port = args.port + len(args.asgi_connections) + 1
+        processes.append(start_uvicorn(port, args.workers, "pool", under_gunicorn=True))
+        candidates["gunicorn+uvicorn, pool"] = (port, NOTICE)
+        for port, path in candidates.values():  # warm up
+            wrk(f"http://127.0.0.1:{port}{path}", "new", f"{tag}-warm-{port}{path}", 2, 4)
         for round_number in range(args.rounds):
-            names = list(servers)
+            names = list(candidates)
             if round_number % 2:  # alternate who goes first
                 names.reverse()
-            for name in names:
-                port = servers[name][1]
-                prefix = f"{tag}-{round_number}-{port}"
-                url = f"http://127.0.0.1:{port}/topview/notice/"
+            for index, name in enumerate(names):
+                port, path = candidates[name]
+                prefix = f"{tag}-{round_number}-{index}"
+                url = f"http://127.0.0.1:{port}{path}"
                 result = wrk(url, "new", prefix, args.duration, args.connections)
                 result["stored"] = sql(
                     f"SELECT count(*) FROM topview_callbacks_notice WHERE uuid LIKE '{prefix}-%'"
                 )[0][0]
                 runs.setdefault(name, []).append(result)
-                print(f"round {round_number + 1} {name:18} {result}", flush=True)
+                print(f"round {round_number + 1} {name:22} {result}", flush=True)
+            print(f"load after round {round_number + 1}: {load()}", flush=True)
     finally:
-        for process, _port in servers.values():
+        for process in processes:
             process.terminate()
             process.wait()
     print(f"load after: {load()}")
@@ -115,12 +135,12 @@ def main() -> None:
         f"-c{args.connections} -d{args.duration}s, medians of {args.rounds} interleaved rounds"
     )
     base = statistics.median(r["rps"] for r in runs["gunicorn sync"])
-    print(f"{'server':18} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'vs gunicorn':>11}")
+    print(f"{'server':22} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'vs gunicorn':>11}")
     for name, rows in runs.items():
         rps = statistics.median(r["rps"] for r in rows)
         p50 = statistics.median(r["p50_ms"] for r in rows)
         p99 = statistics.median(r["p99_ms"] for r in rows)
-        print(f"{name:18} {rps:7.0f} {p50:7.2f} {p99:7.2f} {rps / base:11.2f}")
+        print(f"{name:22} {rps:7.0f} {p50:7.2f} {p99:7.2f} {rps / base:11.2f}")
     bad = sum(r["non_2xx"] for rows in runs.values() for r in rows)
     lost = [r for rows in runs.values() for r in rows if r["stored"] < r["requests"] - r["non_2xx"]]
     print(f"non-2xx answers: {bad}; runs where stored rows < answered requests: {len(lost)}")
