@@ -57,8 +57,9 @@ def sql(query: str) -> list[tuple[object, ...]]:
 
 
 def start_gunicorn(
-    port: int, processing: str, workers: int, *, candidate: str = "function"
+    port: int, processing: str, workers: int, *, candidate: str = "function", threads: int = 1
 ) -> subprocess.Popen[bytes]:
+    """gunicorn's sync workers, or its gthread workers with ``threads`` threads each."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
@@ -71,7 +72,8 @@ def start_gunicorn(
             "bench.wsgi",
             f"--bind=127.0.0.1:{port}",
             f"--workers={workers}",
-            "--worker-class=sync",
+            "--worker-class=sync" if threads == 1 else "--worker-class=gthread",
+            f"--threads={threads}",
             "--log-level=warning",
         ],
         cwd=ROOT,

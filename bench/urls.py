@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.utils import timezone
@@ -14,7 +13,6 @@ from django.views.decorators.csrf import csrf_exempt
 
 from topview_callbacks import signals
 from topview_callbacks.models import Notice, SubmittedTask
-from topview_callbacks.views import NoticeView
 
 # What a developer would write for speed, by hand: one INSERT of the notice's row, and
 # nothing for a repeated uuid.
@@ -87,29 +85,9 @@ def bare_signals_view(request: HttpRequest) -> JsonResponse:
     return _answer(body)
 
 
-_notice_view = NoticeView.as_view()
-
-
-def _notice_in_any_thread(request: HttpRequest) -> Any:
-    """The app's view in an executor thread: that thread's connection is checked before and
-    after, as Django's request signals do for the one thread they know."""
-    close_old_connections()
-    try:
-        return _notice_view(request)
-    finally:
-        close_old_connections()
-
-
-@csrf_exempt
-async def threaded_notice_view(request: HttpRequest) -> Any:
-    """A candidate for ASGI only (bench/servers.py): the same sync view, but in any of the
-    executor's threads (``thread_sensitive=False``) instead of the process's one thread, so
-    that one process stores several notices at once."""
-    return await sync_to_async(_notice_in_any_thread, thread_sensitive=False)(request)
-
-
 urlpatterns = [
-    path("threaded/notice/", threaded_notice_view),
+    # The endpoint's async view (bench/servers.py), under its own namespace.
+    path("async/", include(("topview_callbacks.urls_async", "topview_callbacks"), "async")),
     path("bare/signals/", bare_signals_view),
     path("bare/notice/", bare_notice_view),
     path("topview/", include("topview_callbacks.urls")),

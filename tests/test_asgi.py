@@ -1,9 +1,10 @@
 """The endpoint served through Django's ASGI handler (what uvicorn runs), not WSGI's.
 
-Under ASGI Django runs the synchronous view in a thread of its own for each request
-(asgiref's ``ThreadSensitiveContext`` per request), with that thread's own database
-connection: the guarantees of tests/test_views.py must hold there too, also when
-deliveries of one uuid arrive at the same moment.
+Each test runs twice: with ``topview_callbacks.urls`` (the synchronous view, which Django
+runs in a new thread for each request under ASGI, asgiref's ``ThreadSensitiveContext``)
+and with ``topview_callbacks.urls_async`` (the async view, running the same code in the
+event loop's executor threads). The guarantees of tests/test_views.py must hold with
+either, also when deliveries of one uuid arrive at the same moment.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 from django.db import connections
+from django.urls import resolve
 
 from tests.support.asgi import Answer, post_at_once
 from tests.support.readme_site import CONTRACT_UID
@@ -22,11 +24,19 @@ from tests.support.settings import UID, topview
 from topview_callbacks import signals
 from topview_callbacks.models import Notice, NoticeState
 from topview_callbacks.testing import notice_payload
+from topview_callbacks.views import async_notice_view
 
 FIXTURES = Path(__file__).parent / "fixtures"
 URL = "/topview/notice/"
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True, params=["tests.urls", "tests.support.urls_async"])
+def urlconf(request: pytest.FixtureRequest, settings: Any) -> str:
+    """The sync view's routes, then the async view's."""
+    settings.ROOT_URLCONF = request.param
+    return str(request.param)
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +45,11 @@ def connection_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
     closed at the end of the request (CONN_MAX_AGE = 0) rather than kept in a thread that
     is gone."""
     monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
+
+
+def test_the_routes_serve_the_view_of_their_urlconf(urlconf: str) -> None:
+    view = resolve(URL).func
+    assert (view is async_notice_view) == (urlconf == "tests.support.urls_async")
 
 
 def post_all(*bodies: str, uid: str = UID) -> list[Answer]:
