@@ -23,7 +23,7 @@ from tests.support.readme_site import CONTRACT_UID
 from tests.support.settings import UID, topview
 from topview_callbacks import signals
 from topview_callbacks.models import Notice, NoticeState
-from topview_callbacks.testing import notice_payload
+from topview_callbacks.testing import deliver_notice, notice_payload
 from topview_callbacks.views import async_notice_view
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -114,3 +114,13 @@ def test_no_connection_is_left_open_after_the_requests() -> None:
     while sessions() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sessions() == before
+
+
+@pytest.mark.parametrize("urlconf", ["tests.support.urls_async"], indirect=True)
+def test_served_by_wsgi_the_async_routes_still_store_once(urlconf: str) -> None:
+    payload = notice_payload()
+    first = deliver_notice(payload)
+    again = deliver_notice(payload)
+    assert first.status_code == again.status_code == 200
+    assert first.content == again.content
+    assert Notice.objects.get().state == NoticeState.PROCESSED
