@@ -265,9 +265,10 @@ _notice_view = NoticeView.as_view()
 
 
 def _notice_in_any_thread(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-    """The endpoint in an executor thread: that thread's connection is checked before and
-    closed (or given back to the pool) after, as Django's request signals do only for the
-    request's own thread."""
+    """The endpoint in an executor thread. That thread's connection is checked before and
+    after, as Django's request signals do only for the request's own thread: closed (given
+    back to the pool) when ``CONN_MAX_AGE`` says so, else kept for the thread's next
+    request."""
     close_old_connections()
     try:
         return _notice_view(request, *args, **kwargs)
