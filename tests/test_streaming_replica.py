@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -58,8 +59,10 @@ def paused_replay() -> Iterator[None]:
     caught_up()
     assert on_replica("SELECT pg_is_in_recovery()") is True  # a standby, not the primary
     on_replica("SELECT pg_wal_replay_pause()")
+    deadline = time.monotonic() + 10
     while on_replica("SELECT pg_get_wal_replay_pause_state()") != "paused":
-        pass
+        assert time.monotonic() < deadline, "the standby did not pause its replay"
+        time.sleep(0.01)
     try:
         yield
     finally:
