@@ -252,6 +252,46 @@ def production(session: nox.Session) -> None:
     )
 
 
+# READ_DATABASE's tests, with "replica" a real streaming replica of "default".
+REPLICA_TESTS = ("tests/test_read_database.py", "tests/test_streaming_replica.py")
+
+
+@nox.session(python=NEWEST_PYTHON)
+def replica(session: nox.Session) -> None:
+    """READ_DATABASE against a real streaming replica: a private primary (initdb) and a hot
+    standby of it (pg_basebackup -R) on two free ports (scripts/streaming_replica.sh)."""
+    install(session, NEWEST_DJANGO, "test")
+    port = _free_port_pair()
+    script = str(ROOT / "scripts" / "streaming_replica.sh")
+    session.run("bash", script, "start", str(port), external=True)
+    try:
+        env = {
+            "TOPVIEW_TEST_DATABASE": "postgres",
+            "TOPVIEW_REQUIRE_SERVICES": "1",
+            "PGPORT": str(port),
+            "TOPVIEW_TEST_REPLICA_PORT": str(port + 1),
+        }
+        session.run("python", "-m", "pytest", "-q", *(session.posargs or REPLICA_TESTS), env=env)
+    finally:
+        session.run("bash", script, "stop", str(port), external=True)
+
+
+def _free_port_pair() -> int:
+    """A free port whose next one is free too (TOPVIEW_REPLICA_PAIR_PORT picks it)."""
+    if chosen := os.environ.get("TOPVIEW_REPLICA_PAIR_PORT"):
+        return int(chosen)
+    for _ in range(100):
+        with socket.socket() as probe, socket.socket() as following:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+            try:
+                following.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no two consecutive free ports on 127.0.0.1")
+
+
 @contextlib.contextmanager
 def _pgbouncer(session: nox.Session) -> Iterator[int]:
     """PgBouncer on a free port, transaction pooling, trusting 127.0.0.1:5432's users."""

@@ -86,6 +86,8 @@ def bare_signals_view(request: HttpRequest) -> JsonResponse:
 
 
 urlpatterns = [
+    # The endpoint's async view (bench/servers.py), under its own namespace.
+    path("async/", include(("topview_callbacks.urls_async", "topview_callbacks"), "async")),
     path("bare/signals/", bare_signals_view),
     path("bare/notice/", bare_notice_view),
     path("topview/", include("topview_callbacks.urls")),
