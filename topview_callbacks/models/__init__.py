@@ -9,7 +9,7 @@ from topview_callbacks.models.media import (
     archive_storage,
     reset_archive_storage,
 )
-from topview_callbacks.models.notices import Notice, NoticeSource, NoticeState
+from topview_callbacks.models.notices import Notice, NoticeKey, NoticeSource, NoticeState
 from topview_callbacks.models.rejections import RejectedDelivery
 from topview_callbacks.models.tasks import (
     FINAL_TASK_STATUSES,
@@ -30,6 +30,7 @@ __all__ = [
     "ArchivedMedia",
     "MediaState",
     "Notice",
+    "NoticeKey",
     "NoticeSource",
     "NoticeState",
     "RejectedDelivery",

@@ -146,3 +146,25 @@ class Notice(models.Model):
     def media(self) -> list[tuple[str, str]]:
         """``(kind, url)`` of every output file in this notice's result."""
         return biz_types.media_urls(self.biz_type, self.result)
+
+
+class NoticeKey(models.Model):
+    """The uuid of a stored notice, when notices are partitioned (``PARTITION_NOTICES``).
+
+    PostgreSQL keeps no unique constraint on uuid alone across a table partitioned by
+    month, so this narrow table holds it: the store statement writes the key and the
+    notice together, and a trigger keeps the keys of notices written any other way
+    (docs/decisions.md). Empty otherwise.
+    """
+
+    uuid = models.CharField(_("uuid"), max_length=128, primary_key=True)
+    # Where its notice is: the partition key, so a repeat probes one partition.
+    received_at = models.DateTimeField(_("received at"))
+
+    class Meta:
+        verbose_name = _("notice key")
+        verbose_name_plural = _("notice keys")
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return self.uuid
