@@ -60,6 +60,13 @@ def is_partitioned(conn: BaseDatabaseWrapper) -> bool:
     return row is not None and row[0] == "p"
 
 
+def has_keys(conn: BaseDatabaseWrapper) -> bool:
+    """Whether the key table exists (migration 0010 ran)."""
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [KEYS])
+        return bool(cursor.fetchone()[0])
+
+
 def month_of(moment: datetime) -> date:
     moment = moment.astimezone(UTC)
     return date(moment.year, moment.month, 1)

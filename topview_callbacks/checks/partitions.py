@@ -39,10 +39,12 @@ def check_partition_layout(
         return []
     wanted = topview_settings.partition_notices
     try:
+        # Before migration 0010 (which converts the table) there is nothing to compare.
+        migrated = partitions.has_keys(connection)
         actual = partitions.is_partitioned(connection)
-    except Exception:  # no table yet (before migrate), or no server: nothing to compare
+    except Exception:  # no server: nothing to compare
         return []
-    if wanted == actual:
+    if not migrated or wanted == actual:
         return []
     if wanted:
         message = "PARTITION_NOTICES is on, but the notices table is not partitioned."
