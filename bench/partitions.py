@@ -282,7 +282,8 @@ def prune(count: int, layouts: list[str]) -> None:
             database,
         )[0]
         print(
-            f"  {database}: notices {float(size[0]) / 1e9:.2f} GB, keys {float(size[1]) / 1e9:.2f} GB"
+            f"  {database}: notices {float(size[0]) / 1e9:.2f} GB, "
+            f"keys {float(size[1]) / 1e9:.2f} GB"
         )
     if "plain" in layouts:
         print(f"one plain table, {count} notices of {MONTH[:7]}, 1% failed:")
@@ -301,7 +302,8 @@ def prune(count: int, layouts: list[str]) -> None:
             database,
         )[0]
         print(
-            f"  {database} afterwards: {left[0]} notices kept, {float(left[1]) / 1e9:.2f} GB on disk"
+            f"  {database} afterwards: {left[0]} notices kept, "
+            f"{float(left[1]) / 1e9:.2f} GB on disk"
         )
     print(f"load after: {load()}")
 
