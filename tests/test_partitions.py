@@ -105,6 +105,18 @@ def test_notices_written_by_the_orm_keep_their_keys() -> None:
 
 
 @partitioned_only
+@pytest.mark.django_db
+def test_the_admin_finds_a_notice_by_uuid_through_its_key_or_by_task_id(admin_client: Any) -> None:
+    notice = Notice.objects.create(**values("searched"))
+    Notice.objects.create(**values("other"))
+    url = "/admin/topview_callbacks/notice/"
+    for term in ("searched", "task-searched"):
+        found = admin_client.get(url, {"q": term}).context["cl"].result_list
+        assert list(found) == [notice]
+    assert list(admin_client.get(url, {"q": "missing"}).context["cl"].result_list) == []
+
+
+@partitioned_only
 @pytest.mark.django_db(transaction=True)
 def test_racing_stores_of_the_same_uuids_keep_one_notice_each() -> None:
     uuids = [f"race-{n}" for n in range(60)]
