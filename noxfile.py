@@ -199,6 +199,8 @@ PARTITIONED_TESTS = (
     "tests/test_pruning.py",
     "tests/test_claims.py",
     "tests/test_dispatch.py",
+    "tests/test_commands.py::test_reprocess_by_uuid_and_failed_really_reruns_receivers",
+    "tests/test_commands.py::test_reprocess_needs_uuids_or_failed_and_names_unknown_ones",
 )
 
 

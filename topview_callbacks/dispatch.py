@@ -57,7 +57,7 @@ def _deliver(values: dict[str, Any]) -> processing.Received:
             transaction.on_commit(functools.partial(start, received.notice.pk, new=True))
         elif mode != "manual":
             pending = Notice.objects.filter(
-                **partitions.uuid_filter(values["uuid"]), state=NoticeState.PENDING
+                **partitions.uuid_filter([values["uuid"]]), state=NoticeState.PENDING
             )
             received = processing.Received(None, pending.values_list("pk", flat=True).first())
     if received.pending_id is not None:

@@ -303,12 +303,12 @@ def _outgoing_foreign_keys(cursor: object) -> list[str]:
     ]
 
 
-def uuid_filter(uuid: str) -> dict[str, object]:
-    """ORM filters that find the notice of ``uuid``: through its key when notices are
+def uuid_filter(uuids: list[str]) -> dict[str, object]:
+    """ORM filters that find the notices of ``uuids``: through their keys when notices are
     partitioned (no partition has an index on uuid), else by uuid."""
     if not enabled(notice_connection()):
-        return {"uuid": uuid}
+        return {"uuid__in": uuids}
     return {
-        "uuid": uuid,
-        "received_at__in": NoticeKey.objects.filter(uuid=uuid).values("received_at"),
+        "uuid__in": uuids,
+        "received_at__in": NoticeKey.objects.filter(uuid__in=uuids).values("received_at"),
     }
