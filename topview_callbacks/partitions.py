@@ -106,13 +106,18 @@ def months(conn: BaseDatabaseWrapper) -> list[Month]:
     return found
 
 
-def _create_month(conn: BaseDatabaseWrapper, month: date) -> None:
-    """Create ``month``'s partition. Notices of that month already in the DEFAULT
-    partition (its partition was missing when they came) move into it first, with their
-    keys, in the same transaction."""
+def _create_month(conn: BaseDatabaseWrapper, month: date) -> bool:
+    """Create ``month``'s partition (False: another process just did). Notices of that
+    month already in the DEFAULT partition (its partition was missing when they came)
+    move into it first, with their keys, in the same transaction."""
     name, end = partition_name(month), next_month(month)
     bounds = [month.isoformat(), end.isoformat()]
     with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+        # Two sweeps at once: the second waits here, then finds the month made.
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [NOTICES])
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+        if cursor.fetchone()[0]:
+            return False
         cursor.execute(f"CREATE TABLE {name} (LIKE {NOTICES})")
         cursor.execute(
             f"WITH moved AS (DELETE FROM {DEFAULT} WHERE received_at >= %s::timestamptz "
@@ -130,6 +135,7 @@ def _create_month(conn: BaseDatabaseWrapper, month: date) -> None:
             f"FOR VALUES FROM ('{bounds[0]} 00:00+00') TO ('{bounds[1]} 00:00+00')"
         )
     logger.info("Created the notices' partition %s", name)
+    return True
 
 
 def create_ahead(
@@ -141,8 +147,7 @@ def create_ahead(
     have = {m.start for m in months(conn)}
     month, created = month_of(now), []
     for _ in range(ahead + 1):
-        if month not in have:
-            _create_month(conn, month)
+        if month not in have and _create_month(conn, month):
             created.append(partition_name(month))
         month = next_month(month)
     return created
