@@ -302,6 +302,17 @@ def test_the_command_converts_a_plain_table_with_its_notices(plain_database: str
         assert row is not None and row[0] > 10
 
 
+@pytest.mark.skipif(not ON_POSTGRES, reason="compares the setting with a PostgreSQL table")
+@pytest.mark.django_db
+def test_a_setting_that_disagrees_with_the_table_is_an_error() -> None:
+    from topview_callbacks.checks.partitions import check_partition_layout
+
+    assert check_partition_layout(databases=["default"]) == []
+    with topview(PARTITION_NOTICES=not partitions.is_partitioned(connection)):
+        found = check_partition_layout(databases=["default"])
+    assert [m.id for m in found] == ["topview_callbacks.E100"]
+
+
 @pytest.mark.skipif(ON_POSTGRES, reason="the setting is ignored on SQLite only")
 def test_the_setting_is_ignored_on_sqlite_with_a_warning() -> None:
     from topview_callbacks.checks.partitions import check_partition_setting
