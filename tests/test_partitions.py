@@ -99,6 +99,9 @@ def test_notices_written_by_the_orm_keep_their_keys() -> None:
         Notice.objects.create(**values("orm-written", timezone.now() + timedelta(days=40)))
     Notice.objects.filter(pk=written.pk).update(uuid="orm-renamed")
     assert set(keys()) == {"orm-renamed"}
+    later = timezone.now() + timedelta(days=35)  # into next month's partition
+    Notice.objects.filter(pk=written.pk).update(received_at=later)
+    assert keys() == {"orm-renamed": later}
     written.delete()
     assert keys() == {}
     assert processing.store(values("orm-written")).notice is not None

@@ -23,8 +23,7 @@ from datetime import UTC, date, datetime
 from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from topview_callbacks.conf import topview_settings
-from topview_callbacks.models import Notice, NoticeKey
+from topview_callbacks.models import Notice, NoticeKey, partitioned_notices
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ KEY_BATCH = 50_000
 
 def enabled(conn: BaseDatabaseWrapper) -> bool:
     """Whether notices are partitioned on this database: the setting, on PostgreSQL."""
-    return conn.vendor == "postgresql" and topview_settings.partition_notices
+    return partitioned_notices(conn)
 
 
 def notice_connection() -> BaseDatabaseWrapper:
@@ -209,33 +208,30 @@ def leftovers(conn: BaseDatabaseWrapper) -> list[str]:
         return [str(row[0]) for row in cursor.fetchall()]
 
 
-# Keeps NoticeKey true for notices written other than by the store statement (the ORM,
-# an import, a partition's rows moved): a notice's key is created with it, moved with its
-# uuid or month, deleted with it. A key of another notice refuses the insert, as a unique
-# constraint would. The store statement writes the key first: here it is found, no write.
+# Keeps NoticeKey true when a notice changes other than through the store statement: its
+# key follows a change of its uuid or month (BEFORE: a change of month moves the row to
+# another partition, which runs the source partition's BEFORE UPDATE and AFTER DELETE
+# triggers, not its AFTER UPDATE ones) and goes with it. A new notice's key is written by
+# the store statement, or by Notice.save() (the ORM); no trigger on insert, which would
+# cost every delivery a call.
 TRIGGER_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION {TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS $function$
 BEGIN
-    IF TG_OP <> 'INSERT' THEN
+    IF TG_OP = 'DELETE' THEN
         DELETE FROM {KEYS} WHERE uuid = OLD.uuid AND received_at = OLD.received_at;
+        RETURN OLD;
     END IF;
-    IF TG_OP <> 'DELETE' THEN
-        PERFORM 1 FROM {KEYS} WHERE uuid = NEW.uuid AND received_at = NEW.received_at;
-        IF NOT FOUND THEN
-            INSERT INTO {KEYS} (uuid, received_at) VALUES (NEW.uuid, NEW.received_at);
-        END IF;
-    END IF;
-    RETURN NULL;
+    UPDATE {KEYS} SET uuid = NEW.uuid, received_at = NEW.received_at
+    WHERE uuid = OLD.uuid AND received_at = OLD.received_at;
+    RETURN NEW;
 END
 $function$
 """
 
 TRIGGERS = [
-    f"CREATE TRIGGER {TRIGGER}_insert AFTER INSERT ON {NOTICES} "
-    f"FOR EACH ROW EXECUTE FUNCTION {TRIGGER}()",
     f"CREATE TRIGGER {TRIGGER}_delete AFTER DELETE ON {NOTICES} "
     f"FOR EACH ROW EXECUTE FUNCTION {TRIGGER}()",
-    f"CREATE TRIGGER {TRIGGER}_update AFTER UPDATE OF uuid, received_at ON {NOTICES} "
+    f"CREATE TRIGGER {TRIGGER}_update BEFORE UPDATE OF uuid, received_at ON {NOTICES} "
     "FOR EACH ROW WHEN (OLD.uuid IS DISTINCT FROM NEW.uuid "
     f"OR OLD.received_at IS DISTINCT FROM NEW.received_at) EXECUTE FUNCTION {TRIGGER}()",
 ]

@@ -22,8 +22,7 @@ from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.sql import Query
 
-from topview_callbacks.conf import topview_settings
-from topview_callbacks.models import Notice, NoticeKey, SubmittedTask
+from topview_callbacks.models import Notice, NoticeKey, SubmittedTask, partitioned_notices
 
 M = TypeVar("M", bound=models.Model)
 
@@ -176,7 +175,7 @@ WHERE id = %(id)s
 
 def keyed(conn: BaseDatabaseWrapper) -> bool:
     """Whether this database's notices are partitioned, their uuids kept in NoticeKey."""
-    return is_postgresql(conn) and topview_settings.partition_notices
+    return partitioned_notices(conn)
 
 
 def find_notice(conn: BaseDatabaseWrapper) -> str:
