@@ -1,6 +1,7 @@
 """Partitioned notices (PARTITION_NOTICES) against one plain table, on PostgreSQL here.
 
     .venv/bin/python bench/partitions.py receive [--rounds 3] [--requests 2000]
+        [--processing manual,inline]
     .venv/bin/python bench/partitions.py prune [--notices 5000000] [--layouts plain,partitioned]
     .venv/bin/python bench/partitions.py convert [--notices 1000000]
     .venv/bin/python bench/partitions.py drop
@@ -104,11 +105,11 @@ def cpu_run(database: str, partitioned: bool, processing: str, requests: int) ->
     return float(found[1])
 
 
-def receive(rounds: int, requests: int) -> None:
+def receive(rounds: int, requests: int, modes: list[str]) -> None:
     fresh(PLAIN, False)
     fresh(KEYED, True)
     print(f"load before: {load()}")
-    for processing in ("manual", "inline"):
+    for processing in modes:
         runs: dict[bool, list[float]] = {False: [], True: []}
         for number in range(rounds):
             order = (False, True) if number % 2 == 0 else (True, False)
@@ -335,12 +336,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--notices", type=int)
+    parser.add_argument("--processing", default="manual,inline", help="receive: the modes")
     parser.add_argument(
         "--layouts", default="plain,partitioned", help="prune: plain, partitioned or both"
     )
     args = parser.parse_args()
     if args.what == "receive":
-        receive(args.rounds, args.requests)
+        receive(args.rounds, args.requests, args.processing.split(","))
     elif args.what == "prune":
         prune(args.notices or 5_000_000, args.layouts.split(","))
     elif args.what == "convert":
