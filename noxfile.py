@@ -187,6 +187,38 @@ def contract(session: nox.Session) -> None:
     session.run("python", "scripts/check_contract.py", *session.posargs)
 
 
+# The tests of the pipeline's guarantees, again with notices partitioned by month
+# (PARTITION_NOTICES): storing, exactly once under concurrency, the inline function, the
+# statements' costs, pruning, and the partitions' own. Not the whole suite: CI's time.
+PARTITIONED_TESTS = (
+    "tests/test_partitions.py",
+    "tests/test_processing.py",
+    "tests/test_concurrency.py",
+    "tests/test_functions.py",
+    "tests/test_costs.py",
+    "tests/test_pruning.py",
+    "tests/test_claims.py",
+    "tests/test_dispatch.py",
+    "tests/test_commands.py::test_reprocess_by_uuid_and_failed_really_reruns_receivers",
+    "tests/test_commands.py::test_reprocess_needs_uuids_or_failed_and_names_unknown_ones",
+)
+
+
+@nox.session(python=NEWEST_PYTHON)
+def partitioned(session: nox.Session) -> None:
+    """The pipeline's guarantees on PostgreSQL with notices partitioned by month."""
+    install(session, NEWEST_DJANGO, "test")
+    versions(session)
+    env = {
+        "TOPVIEW_TEST_DATABASE": "postgres",
+        "TOPVIEW_REQUIRE_SERVICES": "1",
+        "TOPVIEW_TEST_PARTITION_NOTICES": "1",
+        "TOPVIEW_TEST_PG_NAME": os.environ.get("TOPVIEW_TEST_PG_NAME", "test_topview_partitioned"),
+    }
+    args = session.posargs or PARTITIONED_TESTS
+    session.run("python", "-m", "pytest", "-q", *args, env=env)
+
+
 # The PostgreSQL tests that go through PgBouncer: the endpoint, processing, concurrency,
 # transactions, the inline function, reconnecting. Not the whole suite: CI's time is spent.
 PGBOUNCER_TESTS = (

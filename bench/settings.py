@@ -43,5 +43,7 @@ TOPVIEW_CALLBACKS = {
     "NOTICE_URL": "https://example.com/topview/notice/",
     # "manual": the request path only stores; processing is measured separately.
     "PROCESSING": os.environ.get("BENCH_PROCESSING", "manual"),
+    # bench/partitions.py: notices partitioned by month (a database migrated with it on).
+    "PARTITION_NOTICES": os.environ.get("BENCH_PARTITION_NOTICES") == "1",
 }
 LOGGING = {"version": 1, "disable_existing_loggers": True}

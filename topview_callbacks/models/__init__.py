@@ -9,7 +9,13 @@ from topview_callbacks.models.media import (
     archive_storage,
     reset_archive_storage,
 )
-from topview_callbacks.models.notices import Notice, NoticeSource, NoticeState
+from topview_callbacks.models.notices import (
+    Notice,
+    NoticeKey,
+    NoticeSource,
+    NoticeState,
+    partitioned_notices,
+)
 from topview_callbacks.models.rejections import RejectedDelivery
 from topview_callbacks.models.tasks import (
     FINAL_TASK_STATUSES,
@@ -30,6 +36,7 @@ __all__ = [
     "ArchivedMedia",
     "MediaState",
     "Notice",
+    "NoticeKey",
     "NoticeSource",
     "NoticeState",
     "RejectedDelivery",
@@ -37,5 +44,6 @@ __all__ = [
     "TaskStatus",
     "archive_storage",
     "owner_fields",
+    "partitioned_notices",
     "reset_archive_storage",
 ]
