@@ -10,7 +10,6 @@ here replace each with a query that uses an index or the planner's statistics;
 from __future__ import annotations
 
 import calendar
-import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib import admin
@@ -25,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from topview_callbacks import biz_types
 from topview_callbacks.conf import topview_settings
+from topview_callbacks.estimates import planner_rows as _planner_rows
 from topview_callbacks.models import TaskStatus
 
 if TYPE_CHECKING:
@@ -92,16 +92,6 @@ def _count_within(queryset: QuerySet[Any], timeout_ms: int) -> int | None:
             return count
     except OperationalError:  # QueryCanceled: the rollback restored the old timeout
         return None
-
-
-def _planner_rows(queryset: QuerySet[Any]) -> int:
-    sql, params = queryset.order_by().query.sql_with_params()
-    with connections[queryset.db].cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        plan = cursor.fetchone()[0]
-    if isinstance(plan, str):  # psycopg2, or psycopg without the json loader
-        plan = json.loads(plan)
-    return int(plan[0]["Plan"]["Plan Rows"])
 
 
 def _has_more_than(queryset: QuerySet[Any], limit: int) -> bool:

@@ -11,6 +11,7 @@ from topview_callbacks.models.media import (
 )
 from topview_callbacks.models.notices import Notice, NoticeSource, NoticeState
 from topview_callbacks.models.rejections import RejectedDelivery
+from topview_callbacks.models.rollups import CreditHour, NoticeHour, RollupHour, TaskHour
 from topview_callbacks.models.tasks import (
     FINAL_TASK_STATUSES,
     OPEN_TASK_STATUSES,
@@ -28,12 +29,16 @@ __all__ = [
     "POLLABLE_TASK_STATUSES",
     "UNFINISHED_TASK_STATUSES",
     "ArchivedMedia",
+    "CreditHour",
     "MediaState",
     "Notice",
+    "NoticeHour",
     "NoticeSource",
     "NoticeState",
     "RejectedDelivery",
+    "RollupHour",
     "SubmittedTask",
+    "TaskHour",
     "TaskStatus",
     "archive_storage",
     "owner_fields",

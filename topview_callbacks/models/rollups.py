@@ -1,0 +1,77 @@
+"""Counts kept per hour for the dashboard (``rollups``): small tables, a few hundred rows a
+week whatever the volume. Hours are UTC hour starts; only settled hours are kept."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class RollupHour(models.Model):
+    """One hour whose counts are kept: its rows in the three tables below are complete.
+    ``due`` is how many of its notices were still due (pending or retrying) when they were
+    counted; when that number changes, the hour is counted again."""
+
+    hour = models.DateTimeField(_("hour"), unique=True)
+    due = models.PositiveIntegerField(_("due notices when counted"), default=0)
+    counted_at = models.DateTimeField(_("counted at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("rollup hour")
+        verbose_name_plural = _("rollup hours")
+
+    def __str__(self) -> str:
+        return self.hour.isoformat()
+
+
+class NoticeHour(models.Model):
+    """Notices received in ``hour`` per ``state`` (``retrying``: failed, a retry scheduled)."""
+
+    hour = models.DateTimeField(_("hour"))
+    state = models.CharField(_("state"), max_length=16)
+    count = models.PositiveBigIntegerField(_("count"))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("hour", "state"), name="topview_noticehour_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour.isoformat()} {self.state}: {self.count}"
+
+
+class TaskHour(models.Model):
+    """Tasks that got their final status in ``hour``, per bizType (unknown ones as "other"),
+    status and turnaround bucket (``rollups.bucket``)."""
+
+    hour = models.DateTimeField(_("hour"))
+    biz_type = models.CharField(_("bizType"), max_length=64)
+    status = models.CharField(_("status"), max_length=16)
+    bucket = models.PositiveSmallIntegerField(_("turnaround bucket"))
+    count = models.PositiveBigIntegerField(_("count"))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=("hour", "biz_type", "status", "bucket"), name="topview_taskhour_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour.isoformat()} {self.biz_type} {self.status} {self.bucket}: {self.count}"
+
+
+class CreditHour(models.Model):
+    """Credits spent by the tasks of one account that finished in ``hour``."""
+
+    hour = models.DateTimeField(_("hour"))
+    account = models.CharField(_("account"), max_length=64)
+    credits = models.DecimalField(_("credits"), max_digits=20, decimal_places=4)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("hour", "account"), name="topview_credithour_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour.isoformat()} {self.account}: {self.credits}"
