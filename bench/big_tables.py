@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.wal import HEADERS, RESULT, server  # noqa: E402
+from bench.wal import HEADERS, RESULT, server
 
 BIZ_TYPES = "ARRAY['M2V_PREVIEW','SCRAPER','M2V_EXPORT','COMMON_TASK_TEXT2IMAGE','NEW_TYPE']"
 

@@ -4,12 +4,16 @@ they run, with PostgreSQL's own timing (``EXPLAIN ANALYZE``).
 Usage: nice -n 10 .venv/bin/python bench/read_paths.py [--database topview_wal_bench]
            [--repeat 5] [--slower-than 50]
 
-Runs on a database ``bench/wal.py`` filled (it never fills one itself). Each page is
-fetched through Django's test client (the whole admin view and template, no network)
-once to warm up, then ``--repeat`` times (median and max printed); ``topview_health``'s
-measurements are timed the same way. Every query of one fetch is then run again under
-``EXPLAIN (ANALYZE, BUFFERS)``; the ones slower than ``--slower-than`` ms are printed
-with their plan.
+Runs on a database ``bench/wal.py`` or ``bench/big_tables.py`` filled (it never fills one
+itself), migrated to the current schema first. Each page is fetched through Django's test
+client (the whole admin view and template, no network) once to warm up, then
+``--repeat`` times (median and max printed); ``topview_health``'s measurements are timed
+the same way. Before that, the dashboard's counts kept per hour (``rollups``) are
+dropped, and the first fetch of the dashboard, which counts every settled hour of its
+window, is timed on its own ("cold"), as is counting one hour again (what the sweep does
+for each hour that closes). Every query of one fetch is then run again under
+``EXPLAIN (ANALYZE, BUFFERS)``; the ones slower than ``--slower-than`` ms are printed with
+their plan.
 """
 
 from __future__ import annotations
@@ -74,11 +78,15 @@ def main() -> None:
 
     django.setup()
     from django.contrib.auth import get_user_model
+    from django.core.management import call_command
     from django.test import Client
+    from django.utils import timezone
 
-    from topview_callbacks import health
-    from topview_callbacks.models import Notice
+    from topview_callbacks import health, rollups
+    from topview_callbacks.models import Notice, RollupHour
     from topview_callbacks.testing import mock_topview
+
+    call_command("migrate", verbosity=0)
 
     user, _ = get_user_model().objects.get_or_create(
         username="bench", defaults={"is_staff": True, "is_superuser": True}
@@ -108,6 +116,20 @@ def main() -> None:
     print(f"{'page':36} {'median ms':>10} {'max ms':>8} {'queries':>8}")
     with mock_topview():  # the dashboard asks Topview's credit API
         results = []
+        rollups.forget(rollups.hour_of(timezone.now()) - i * rollups.HOUR for i in range(24 * 40))
+        start = time.perf_counter()
+        response = client.get(base + "dashboard/")
+        assert response.status_code == 200
+        cold = (time.perf_counter() - start) * 1000
+        hours = RollupHour.objects.count()
+        print(f"{'dashboard, cold (counts ' + str(hours) + ' hours)':36} {cold:10.1f}")
+        an_hour = rollups.settled_until(timezone.now()) - 24 * rollups.HOUR
+        rollups.forget([an_hour])
+        median, worst, _ = timed(
+            lambda: (rollups.forget([an_hour]), rollups.fill(an_hour, timezone.now())),
+            args.repeat,
+        )
+        print(f"{'counting one hour again (the sweep)':36} {median:10.1f} {worst:8.1f}")
         for name, url in pages:
 
             def fetch(url: str = url) -> Any:

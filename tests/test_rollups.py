@@ -262,3 +262,30 @@ def test_hours_are_utc_and_days_follow_the_local_clock_across_a_dst_change(
     assert daily["2026-10-25"][0] == 25
     assert daily["2026-10-24"][0] == daily["2026-10-26"][0] == 0
     assert {hour.tzinfo for hour in RollupHour.objects.values_list("hour", flat=True)} <= {UTC}
+
+
+@pytest.mark.postgres
+def test_counting_an_hour_reads_only_that_hour_through_indexes() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    now = timezone.now()
+    dataset(now, seed=5)
+    with connection.cursor() as cursor:
+        for model in (Notice, SubmittedTask):
+            cursor.execute(f"ANALYZE {model._meta.db_table}")
+    hour = rollups.settled_until(now) - rollups.HOUR
+    with CaptureQueriesContext(connection) as captured:
+        assert rollups.fill(hour, now) == 1
+    plans = []
+    for query in captured.captured_queries:
+        if query["sql"].startswith("SELECT") and "topview_callbacks_" in query["sql"]:
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_seqscan = off")
+                cursor.execute(f"EXPLAIN {query['sql']}")
+                plans.append("\n".join(row[0] for row in cursor.fetchall()))
+    found = "\n".join(plans)
+    for index in ("topview_notice_received", "topview_notice_due", "topview_task_completed"):
+        assert index in found
+    assert "Seq Scan on topview_callbacks_notice" not in found
+    assert "Seq Scan on topview_callbacks_submittedtask" not in found
