@@ -55,6 +55,9 @@ class Migration(migrations.Migration):
                     models.DecimalField(decimal_places=4, max_digits=20, verbose_name="credits"),
                 ),
             ],
+            options={
+                "db_table": "topview_callbacks_rollup_credits",
+            },
         ),
         migrations.CreateModel(
             name="NoticeHour",
@@ -69,6 +72,9 @@ class Migration(migrations.Migration):
                 ("state", models.CharField(max_length=16, verbose_name="state")),
                 ("count", models.PositiveBigIntegerField(verbose_name="count")),
             ],
+            options={
+                "db_table": "topview_callbacks_rollup_notices",
+            },
         ),
         migrations.CreateModel(
             name="RollupHour",
@@ -89,6 +95,7 @@ class Migration(migrations.Migration):
             options={
                 "verbose_name": "rollup hour",
                 "verbose_name_plural": "rollup hours",
+                "db_table": "topview_callbacks_rollup_hour",
             },
         ),
         migrations.CreateModel(
@@ -106,6 +113,9 @@ class Migration(migrations.Migration):
                 ("bucket", models.PositiveSmallIntegerField(verbose_name="turnaround bucket")),
                 ("count", models.PositiveBigIntegerField(verbose_name="count")),
             ],
+            options={
+                "db_table": "topview_callbacks_rollup_tasks",
+            },
         ),
         AddIndexConcurrently(
             model_name="submittedtask",

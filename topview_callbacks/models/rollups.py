@@ -17,6 +17,7 @@ class RollupHour(models.Model):
     counted_at = models.DateTimeField(_("counted at"), auto_now=True)
 
     class Meta:
+        db_table = "topview_callbacks_rollup_hour"
         verbose_name = _("rollup hour")
         verbose_name_plural = _("rollup hours")
 
@@ -32,6 +33,7 @@ class NoticeHour(models.Model):
     count = models.PositiveBigIntegerField(_("count"))
 
     class Meta:
+        db_table = "topview_callbacks_rollup_notices"
         constraints = [
             models.UniqueConstraint(fields=("hour", "state"), name="topview_noticehour_unique")
         ]
@@ -51,6 +53,7 @@ class TaskHour(models.Model):
     count = models.PositiveBigIntegerField(_("count"))
 
     class Meta:
+        db_table = "topview_callbacks_rollup_tasks"
         constraints = [
             models.UniqueConstraint(
                 fields=("hour", "biz_type", "status", "bucket"), name="topview_taskhour_unique"
@@ -69,6 +72,7 @@ class CreditHour(models.Model):
     credits = models.DecimalField(_("credits"), max_digits=20, decimal_places=4)
 
     class Meta:
+        db_table = "topview_callbacks_rollup_credits"
         constraints = [
             models.UniqueConstraint(fields=("hour", "account"), name="topview_credithour_unique")
         ]
