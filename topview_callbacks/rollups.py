@@ -1,21 +1,23 @@
 """Counts kept per hour, so that the dashboard reads the same few hundred rows a week
 whatever the volume of notices.
 
-An hour (UTC) is *settled* once it closed ``SETTLE`` ago. A settled hour is counted once
-from the raw rows, three bounded ``GROUP BY``s: its notices by state (through the index on
-``received_at``), the tasks that finished in it by bizType, status and turnaround bucket,
-and their credits by account (both through the index on ``completed_at``); the counts are
-kept in ``RollupHour``, ``NoticeHour``, ``TaskHour`` and ``CreditHour``. The hours since
-the last settled one (at most ``SETTLE`` + 1 h) are read raw. ``fill`` counts the settled
-hours still missing or stale: the sweep calls it, and so does the dashboard before it
-reads, so the counts are there with no sweep scheduled. Nothing runs per notice.
+A period (UTC) is *settled* once it closed ``SETTLE`` ago: an hour, or within the hour
+going on, a ``SLICE`` of it. A settled period is counted once from the raw rows, three
+bounded ``GROUP BY``s: its notices by state (through the index on ``received_at``), the
+tasks that finished in it by bizType, status and turnaround bucket, and their credits by
+account (both through the index on ``completed_at``); the counts are kept in
+``RollupHour``, ``NoticeHour``, ``TaskHour`` and ``CreditHour`` (``minutes`` says which
+kind of period). Only the time since the last settled slice (``SETTLE`` to ``SETTLE`` +
+``SLICE``) is read raw. ``fill`` counts the settled periods still missing or stale: the
+sweep calls it, and so does the dashboard before it reads, so the counts are there with
+no sweep scheduled. Nothing runs per notice.
 
-Staying truthful. A task's final status never changes, so its hour is final once closed.
-Notices change state after they arrive: an hour is counted again when the number of its
+Staying truthful. A task's final status never changes, so its period is final once closed.
+Notices change state after they arrive: a period is counted again when the number of its
 notices still due (pending, or failed with a retry scheduled: the due notices' partial
-index counts them cheaply) is not what it was when the hour was counted, which catches
-retries that succeeded or gave up and a backlog drained late; replays and "mark ignored"
-``forget`` the hours they touch. What can still be stale is written in docs/admin.md.
+index counts them cheaply) is not what it was when it was counted, which catches retries
+that succeeded or gave up and a backlog drained late; replays and "mark ignored"
+``forget`` the periods they touch. What can still be stale: docs/operations.md.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import (
@@ -58,8 +61,11 @@ from topview_callbacks.models import (
 )
 
 HOUR = timedelta(hours=1)
-#: How long after its end an hour is counted and kept.
-SETTLE = timedelta(minutes=5)
+#: The hour being filled is kept in slices of this length, so that at most one slice and
+#: ``SETTLE`` are read raw.
+SLICE = timedelta(minutes=5)
+#: How long after its end an hour or a slice is counted and kept.
+SETTLE = timedelta(minutes=2)
 #: The sweep counts the hours of this many days back (the dashboard shows 8 local days).
 SWEEP_DAYS = 9
 #: Kept hours older than this are dropped by the sweep.
@@ -81,6 +87,7 @@ LAST_BUCKET = 1 + sum(steps for _, _, steps in SPANS)
 FINISHED = (TaskStatus.SUCCESS, TaskStatus.FAIL)
 #: The notices an attempt may start on: what the partial index ``topview_notice_due`` holds.
 DUE = Q(state=NoticeState.PENDING) | Q(state=NoticeState.FAILED, next_attempt_at__isnull=False)
+_Kept = TypeVar("_Kept", RollupHour, NoticeHour, TaskHour, CreditHour)
 KEPT: tuple[type[RollupHour | NoticeHour | TaskHour | CreditHour], ...] = (
     RollupHour,
     NoticeHour,
@@ -94,9 +101,20 @@ def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def slice_of(moment: datetime) -> datetime:
+    """The slice (``SLICE``, in UTC) that holds ``moment``."""
+    hour = hour_of(moment)
+    return hour + (moment - hour) // SLICE * SLICE
+
+
 def settled_until(now: datetime) -> datetime:
     """The hours before this one are settled at ``now``."""
     return hour_of(now - SETTLE)
+
+
+def slice_settled_until(now: datetime) -> datetime:
+    """The slices before this one are settled at ``now``."""
+    return slice_of(now - SETTLE)
 
 
 def bucket(seconds: float) -> int:
@@ -128,127 +146,163 @@ def bucket_seconds(index: int) -> float:
 
 
 def fill(start: datetime, now: datetime) -> int:
-    """Count the settled hours from ``start``'s hour on that are missing or stale; returns
-    how many were counted."""
-    first, until = hour_of(start), settled_until(now)
-    if first >= until:
-        return 0
-    kept = dict(
-        RollupHour.objects.using(_kept_db())
-        .filter(hour__gte=first, hour__lt=until)
-        .values_list("hour", "due")
-    )
-    due = _due_per_hour(first, until)
-    hours = []
-    hour = first
-    while hour < until:
-        if kept.get(hour) != due.get(hour, 0):
-            hours.append(hour)
-        hour += HOUR
-    for hour in hours:
-        _count(hour)
-    return len(hours)
+    """Count the settled hours from ``start``'s hour on, and the settled slices of the
+    hour after them, that are missing or stale; returns how many periods were counted."""
+    first, until, slices_until = hour_of(start), settled_until(now), slice_settled_until(now)
+    stale = [(hour, HOUR) for hour in _stale(HOUR, first, until, _due_per_hour(first, until))]
+    if slices_until > until:
+        slices = _starts(until, slices_until, SLICE)
+        stale += [(start, SLICE) for start in _stale(SLICE, until, slices_until, _due_in(slices))]
+    for period_start, length in stale:
+        _count(period_start, length)
+    return len(stale)
 
 
 def sweep(now: datetime) -> int:
-    """The sweep's share: count the settled hours of the last ``SWEEP_DAYS`` days still
-    missing or stale, and drop the kept hours older than ``KEEP_DAYS``. Returns how many
-    hours were counted."""
+    """The sweep's share: count the settled periods of the last ``SWEEP_DAYS`` days still
+    missing or stale, and drop the kept hours older than ``KEEP_DAYS`` and the slices of
+    hours now counted whole. Returns how many periods were counted."""
     db = _kept_db()
+    old = Q(hour__lt=now - timedelta(days=KEEP_DAYS)) | Q(
+        minutes=_minutes(SLICE), hour__lt=settled_until(now)
+    )
     for model in KEPT:
-        model.objects.using(db).filter(hour__lt=now - timedelta(days=KEEP_DAYS)).delete()
+        model.objects.using(db).filter(old).delete()
     return fill(now - timedelta(days=SWEEP_DAYS), now)
 
 
 def forget(moments: Iterable[datetime]) -> None:
-    """Drop the counts of the hours holding ``moments`` (notices whose state an operator
-    changed); the next ``fill`` counts them again."""
-    hours = {hour_of(moment) for moment in moments}
-    if not hours:
+    """Drop the counts of the hours and slices holding ``moments`` (notices whose state an
+    operator changed); the next ``fill`` counts them again."""
+    periods = Q()
+    for moment in moments:
+        periods |= Q(hour=hour_of(moment), minutes=_minutes(HOUR))
+        periods |= Q(hour=slice_of(moment), minutes=_minutes(SLICE))
+    if not periods:
         return
     db = _kept_db()
     with transaction.atomic(using=db):
         for model in KEPT:
-            model.objects.using(db).filter(hour__in=hours).delete()
+            model.objects.using(db).filter(periods).delete()
 
 
 def notices(start: datetime, now: datetime) -> dict[datetime, Counter[str]]:
     """Notices received per UTC hour from ``start``'s hour to ``now``, per state (and
-    ``RETRYING``): kept counts for the settled hours, raw counts after them."""
-    first, until = hour_of(start), settled_until(now)
+    ``RETRYING``): kept counts for the settled hours and slices, raw counts after them."""
     counts: dict[datetime, Counter[str]] = defaultdict(Counter)
-    for hour, state, n in (
-        NoticeHour.objects.using(_kept_db())
-        .filter(hour__gte=first, hour__lt=until)
-        .values_list("hour", "state", "count")
-    ):
-        counts[hour][state] += n
-    hour = max(first, until)
-    while hour <= now:
-        counts[hour] += _notice_states(
-            _read().filter(received_at__gte=hour, received_at__lt=hour + HOUR)
+    kept = _kept(NoticeHour, start, now).values_list("hour", "state", "count")
+    for period_start, state, n in kept:
+        counts[hour_of(period_start)][state] += n
+    for low, high in _raw_pieces(start, now):
+        counts[low.replace(minute=0)] += _notice_states(
+            _read().filter(received_at__gte=low, received_at__lt=high)
         )
-        hour += HOUR
     return dict(counts)
 
 
 def tasks(start: datetime, now: datetime) -> Counter[tuple[str, str, int]]:
     """Tasks that got their final status from ``start``'s hour to ``now``, per
     ``(bizType, status, bucket)``."""
-    first, until = hour_of(start), settled_until(now)
     kept = (
-        TaskHour.objects.using(_kept_db())
-        .filter(hour__gte=first, hour__lt=until)
+        _kept(TaskHour, start, now)
         .values_list("biz_type", "status", "bucket")
         .annotate(n=Sum("count"))
     )
     counts: Counter[tuple[str, str, int]] = Counter()
     for biz_type, status, index, n in kept:
         counts[biz_type, status, index] += n
-    counts.update(_task_buckets(_finished(max(first, until), None)))
+    raw_from = max(hour_of(start), slice_settled_until(now))
+    counts.update(_task_buckets(_finished(raw_from, None)))
     return counts
 
 
 def credits(start: datetime, now: datetime) -> dict[datetime, dict[str, Decimal]]:
     """Credits spent per UTC hour and account by the tasks that finished from ``start``'s
-    hour to ``now`` (the recent hours raw, each under its own hour)."""
-    first, until = hour_of(start), settled_until(now)
+    hour to ``now``."""
     spent: dict[datetime, dict[str, Decimal]] = defaultdict(dict)
-    for hour, account, total in (
-        CreditHour.objects.using(_kept_db())
-        .filter(hour__gte=first, hour__lt=until)
-        .values_list("hour", "account", "credits")
-    ):
-        spent[hour][account] = total
-    hour = max(first, until)
-    while hour <= now:
-        spent[hour].update(_credits(hour, hour + HOUR))
-        hour += HOUR
+    kept = list(_kept(CreditHour, start, now).values_list("hour", "account", "credits"))
+    for low, high in _raw_pieces(start, now):
+        kept += [(low, account, total) for account, total in _credits(low, high).items()]
+    for period_start, account, total in kept:
+        hour = spent[hour_of(period_start)]
+        hour[account] = hour.get(account, Decimal(0)) + total
     return dict(spent)
 
 
-def _count(hour: datetime) -> None:
-    """Count one settled hour from the raw rows and keep it (replacing what was kept)."""
-    states = _notice_states(_read().filter(received_at__gte=hour, received_at__lt=hour + HOUR))
-    buckets = _task_buckets(_finished(hour, hour + HOUR))
-    spent = _credits(hour, hour + HOUR)
+def _kept(model: type[_Kept], start: datetime, now: datetime) -> QuerySet[_Kept]:
+    """The kept rows of the settled hours from ``start``'s hour, and of the settled slices
+    after them (a slice of an hour that is now counted whole is not read)."""
+    first, until, slices_until = hour_of(start), settled_until(now), slice_settled_until(now)
+    hours = Q(minutes=_minutes(HOUR), hour__gte=first, hour__lt=until)
+    slices = Q(minutes=_minutes(SLICE), hour__gte=max(first, until), hour__lt=slices_until)
+    return model._default_manager.using(_kept_db()).filter(hours | slices).order_by()
+
+
+def _raw_pieces(start: datetime, now: datetime) -> list[tuple[datetime, datetime]]:
+    """The unsettled time after the last settled slice, cut at hour boundaries."""
+    low, pieces = max(hour_of(start), slice_settled_until(now)), []
+    while low <= now:
+        high = low.replace(minute=0) + HOUR
+        pieces.append((low, high))
+        low = high
+    return pieces
+
+
+def _stale(
+    length: timedelta, first: datetime, until: datetime, due: dict[datetime, int]
+) -> list[datetime]:
+    """The periods of ``length`` in [first, until) not kept, or kept with another number
+    of due notices than ``due`` says they have now."""
+    kept = dict(
+        RollupHour.objects.using(_kept_db())
+        .filter(minutes=_minutes(length), hour__gte=first, hour__lt=until)
+        .values_list("hour", "due")
+    )
+    return [
+        start for start in _starts(first, until, length) if kept.get(start) != due.get(start, 0)
+    ]
+
+
+def _starts(first: datetime, until: datetime, length: timedelta) -> list[datetime]:
+    return [first + i * length for i in range(int((until - first) / length))]
+
+
+def _minutes(length: timedelta) -> int:
+    return int(length / timedelta(minutes=1))
+
+
+def _count(start: datetime, length: timedelta) -> None:
+    """Count one settled period from the raw rows and keep it (replacing what was kept)."""
+    end, minutes = start + length, _minutes(length)
+    states = _notice_states(_read().filter(received_at__gte=start, received_at__lt=end))
+    buckets = _task_buckets(_finished(start, end))
+    spent = _credits(start, end)
     db = _kept_db()
     try:
         with transaction.atomic(using=db):
             for model in KEPT:
-                model.objects.using(db).filter(hour=hour).delete()
+                model.objects.using(db).filter(hour=start, minutes=minutes).delete()
             RollupHour.objects.using(db).create(
-                hour=hour, due=states[NoticeState.PENDING] + states[RETRYING]
+                hour=start, minutes=minutes, due=states[NoticeState.PENDING] + states[RETRYING]
             )
             NoticeHour.objects.using(db).bulk_create(
-                NoticeHour(hour=hour, state=state, count=n) for state, n in states.items() if n
+                NoticeHour(hour=start, minutes=minutes, state=state, count=n)
+                for state, n in states.items()
+                if n
             )
             TaskHour.objects.using(db).bulk_create(
-                TaskHour(hour=hour, biz_type=biz_type, status=status, bucket=index, count=n)
+                TaskHour(
+                    hour=start,
+                    minutes=minutes,
+                    biz_type=biz_type,
+                    status=status,
+                    bucket=index,
+                    count=n,
+                )
                 for (biz_type, status, index), n in buckets.items()
             )
             CreditHour.objects.using(db).bulk_create(
-                CreditHour(hour=hour, account=account, credits=total)
+                CreditHour(hour=start, minutes=minutes, account=account, credits=total)
                 for account, total in spent.items()
             )
     except IntegrityError:
@@ -277,6 +331,26 @@ def _due_per_hour(first: datetime, until: datetime) -> dict[datetime, int]:
         .annotate(n=Count("pk"))
     )
     return {hour_of(hour): n for hour, n in rows}
+
+
+def _due_in(starts: list[datetime]) -> dict[datetime, int]:
+    """Due notices received in each slice starting at ``starts``: one query on their
+    partial index."""
+    if not starts:
+        return {}
+    counts = (
+        _read()
+        .filter(DUE, received_at__gte=starts[0], received_at__lt=starts[-1] + SLICE)
+        .aggregate(
+            **{
+                f"s{i}": Count(
+                    "pk", filter=Q(received_at__gte=start, received_at__lt=start + SLICE)
+                )
+                for i, start in enumerate(starts)
+            }
+        )
+    )
+    return {start: counts[f"s{i}"] for i, start in enumerate(starts)}
 
 
 def _finished(start: datetime, end: datetime | None) -> QuerySet[SubmittedTask]:

@@ -49,6 +49,7 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("hour", models.DateTimeField(verbose_name="hour")),
+                ("minutes", models.PositiveSmallIntegerField(default=60, verbose_name="minutes")),
                 ("account", models.CharField(max_length=64, verbose_name="account")),
                 (
                     "credits",
@@ -69,6 +70,7 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("hour", models.DateTimeField(verbose_name="hour")),
+                ("minutes", models.PositiveSmallIntegerField(default=60, verbose_name="minutes")),
                 ("state", models.CharField(max_length=16, verbose_name="state")),
                 ("count", models.PositiveBigIntegerField(verbose_name="count")),
             ],
@@ -85,7 +87,8 @@ class Migration(migrations.Migration):
                         auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
                     ),
                 ),
-                ("hour", models.DateTimeField(unique=True, verbose_name="hour")),
+                ("hour", models.DateTimeField(verbose_name="hour")),
+                ("minutes", models.PositiveSmallIntegerField(default=60, verbose_name="minutes")),
                 (
                     "due",
                     models.PositiveIntegerField(default=0, verbose_name="due notices when counted"),
@@ -108,6 +111,7 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("hour", models.DateTimeField(verbose_name="hour")),
+                ("minutes", models.PositiveSmallIntegerField(default=60, verbose_name="minutes")),
                 ("biz_type", models.CharField(max_length=64, verbose_name="bizType")),
                 ("status", models.CharField(max_length=16, verbose_name="status")),
                 ("bucket", models.PositiveSmallIntegerField(verbose_name="turnaround bucket")),
@@ -124,19 +128,26 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="credithour",
             constraint=models.UniqueConstraint(
-                fields=("hour", "account"), name="topview_credithour_unique"
+                fields=("hour", "minutes", "account"), name="topview_credithour_unique"
             ),
         ),
         migrations.AddConstraint(
             model_name="noticehour",
             constraint=models.UniqueConstraint(
-                fields=("hour", "state"), name="topview_noticehour_unique"
+                fields=("hour", "minutes", "state"), name="topview_noticehour_unique"
+            ),
+        ),
+        migrations.AddConstraint(
+            model_name="rolluphour",
+            constraint=models.UniqueConstraint(
+                fields=("hour", "minutes"), name="topview_rolluphour_unique"
             ),
         ),
         migrations.AddConstraint(
             model_name="taskhour",
             constraint=models.UniqueConstraint(
-                fields=("hour", "biz_type", "status", "bucket"), name="topview_taskhour_unique"
+                fields=("hour", "minutes", "biz_type", "status", "bucket"),
+                name="topview_taskhour_unique",
             ),
         ),
     ]
