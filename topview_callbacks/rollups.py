@@ -203,14 +203,11 @@ def notices(start: datetime, now: datetime) -> dict[datetime, Counter[str]]:
 def tasks(start: datetime, now: datetime) -> Counter[tuple[str, str, int]]:
     """Tasks that got their final status from ``start``'s hour to ``now``, per
     ``(bizType, status, bucket)``."""
-    kept = (
-        _kept(TaskHour, start, now)
-        .values_list("biz_type", "status", "bucket")
-        .annotate(n=Sum("count"))
-    )
+    kept = _kept(TaskHour, start, now).values_list("biz_type", "status", "buckets")
     counts: Counter[tuple[str, str, int]] = Counter()
-    for biz_type, status, index, n in kept:
-        counts[biz_type, status, index] += n
+    for biz_type, status, buckets in kept:
+        for index, n in buckets.items():
+            counts[biz_type, status, int(index)] += n
     raw_from = max(hour_of(start), slice_settled_until(now))
     counts.update(_task_buckets(_finished(raw_from, None)))
     return counts
@@ -296,10 +293,10 @@ def _count(start: datetime, length: timedelta) -> None:
                     minutes=minutes,
                     biz_type=biz_type,
                     status=status,
-                    bucket=index,
-                    count=n,
+                    count=sum(histogram.values()),
+                    buckets=histogram,
                 )
-                for (biz_type, status, index), n in buckets.items()
+                for (biz_type, status), histogram in _histograms(buckets).items()
             )
             CreditHour.objects.using(db).bulk_create(
                 CreditHour(hour=start, minutes=minutes, account=account, credits=total)
@@ -307,6 +304,16 @@ def _count(start: datetime, length: timedelta) -> None:
             )
     except IntegrityError:
         pass  # another process (the sweep, another page) counted it at the same time
+
+
+def _histograms(
+    buckets: Counter[tuple[str, str, int]],
+) -> dict[tuple[str, str], dict[str, int]]:
+    """``(bizType, status, bucket) -> n`` as one sparse histogram per bizType and status."""
+    histograms: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for (biz_type, status, index), n in buckets.items():
+        histograms[biz_type, status][str(index)] = n
+    return histograms
 
 
 def _notice_states(notices: QuerySet[Notice]) -> Counter[str]:

@@ -1,5 +1,6 @@
-"""Counts kept per hour for the dashboard (``rollups``), and an index on the tasks'
-``completed_at`` to count the tasks that finished in an hour. On PostgreSQL the index is
+"""Counts kept per hour for the dashboard (``rollups``), an index on the tasks'
+``completed_at`` to count the tasks that finished in an hour, and a partial one to count
+the open and expired tasks of a week per bizType. On PostgreSQL the index is
 built ``CONCURRENTLY`` (writes go on meanwhile), so the migration is not one transaction."""
 
 from typing import Any
@@ -114,8 +115,8 @@ class Migration(migrations.Migration):
                 ("minutes", models.PositiveSmallIntegerField(default=60, verbose_name="minutes")),
                 ("biz_type", models.CharField(max_length=64, verbose_name="bizType")),
                 ("status", models.CharField(max_length=16, verbose_name="status")),
-                ("bucket", models.PositiveSmallIntegerField(verbose_name="turnaround bucket")),
                 ("count", models.PositiveBigIntegerField(verbose_name="count")),
+                ("buckets", models.JSONField(default=dict, verbose_name="turnaround buckets")),
             ],
             options={
                 "db_table": "topview_callbacks_rollup_tasks",
@@ -124,6 +125,14 @@ class Migration(migrations.Migration):
         AddIndexConcurrently(
             model_name="submittedtask",
             index=models.Index(fields=["completed_at"], name="topview_task_completed"),
+        ),
+        AddIndexConcurrently(
+            model_name="submittedtask",
+            index=models.Index(
+                condition=models.Q(("status__in", ("submitted", "running", "expired"))),
+                fields=["status", "biz_type", "submitted_at"],
+                name="topview_task_unfinished",
+            ),
         ),
         migrations.AddConstraint(
             model_name="credithour",
@@ -146,8 +155,7 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="taskhour",
             constraint=models.UniqueConstraint(
-                fields=("hour", "minutes", "biz_type", "status", "bucket"),
-                name="topview_taskhour_unique",
+                fields=("hour", "minutes", "biz_type", "status"), name="topview_taskhour_unique"
             ),
         ),
     ]

@@ -52,27 +52,29 @@ class NoticeHour(models.Model):
 
 
 class TaskHour(models.Model):
-    """Tasks that got their final status in ``hour``, per bizType (unknown ones as "other"),
-    status and turnaround bucket (``rollups.bucket``)."""
+    """Tasks that got their final status in ``hour``, per bizType (unknown ones as "other")
+    and status: how many, and how many per turnaround bucket (``rollups.bucket``), a
+    sparse ``{"bucket": count}``. One row per bizType and status, however spread the
+    turnarounds: a week is a few thousand rows."""
 
     hour = models.DateTimeField(_("hour"))
     minutes = models.PositiveSmallIntegerField(_("minutes"), default=60)
     biz_type = models.CharField(_("bizType"), max_length=64)
     status = models.CharField(_("status"), max_length=16)
-    bucket = models.PositiveSmallIntegerField(_("turnaround bucket"))
     count = models.PositiveBigIntegerField(_("count"))
+    buckets = models.JSONField(_("turnaround buckets"), default=dict)
 
     class Meta:
         db_table = "topview_callbacks_rollup_tasks"
         constraints = [
             models.UniqueConstraint(
-                fields=("hour", "minutes", "biz_type", "status", "bucket"),
+                fields=("hour", "minutes", "biz_type", "status"),
                 name="topview_taskhour_unique",
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.hour.isoformat()} {self.biz_type} {self.status} {self.bucket}: {self.count}"
+        return f"{self.hour.isoformat()} {self.biz_type} {self.status}: {self.count}"
 
 
 class CreditHour(models.Model):
