@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
@@ -32,6 +33,13 @@ OUTCOME_OF = {
     NoticeState.DUPLICATE: "duplicate",
     NoticeState.IGNORED: "duplicate",
 }
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache() -> Any:
+    cache.clear()  # the settled hours' task counts are cached
+    yield
+    cache.clear()
 
 
 @pytest.fixture

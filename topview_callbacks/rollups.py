@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
+from django.core.cache import cache
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import (
     BooleanField,
@@ -202,15 +203,35 @@ def notices(start: datetime, now: datetime) -> dict[datetime, Counter[str]]:
 
 def tasks(start: datetime, now: datetime) -> Counter[tuple[str, str, int]]:
     """Tasks that got their final status from ``start``'s hour to ``now``, per
-    ``(bizType, status, bucket)``."""
-    kept = _kept(TaskHour, start, now).values_list("biz_type", "status", "buckets")
-    counts: Counter[tuple[str, str, int]] = Counter()
-    for biz_type, status, buckets in kept:
-        for index, n in buckets.items():
-            counts[biz_type, status, int(index)] += n
-    raw_from = max(hour_of(start), slice_settled_until(now))
+    ``(bizType, status, bucket)``. The settled hours' sum is cached until the next hour
+    settles (final statuses never change, so neither does it)."""
+    first, until = hour_of(start), settled_until(now)
+    key = f"topview_callbacks:rollup_tasks:{first:%Y%m%d%H}:{until:%Y%m%d%H}"
+    settled: Counter[tuple[str, str, int]] | None = cache.get(key)
+    if settled is None:
+        settled = _merged(_kept(TaskHour, start, now).filter(minutes=_minutes(HOUR)))
+        cache.set(key, settled, timeout=int(2 * HOUR.total_seconds()))
+    counts = settled + _merged(_kept(TaskHour, start, now).filter(minutes=_minutes(SLICE)))
+    raw_from = max(first, slice_settled_until(now))
     counts.update(_task_buckets(_finished(raw_from, None)))
     return counts
+
+
+def _merged(kept: QuerySet[TaskHour]) -> Counter[tuple[str, str, int]]:
+    """The histograms of ``kept`` summed per bizType and status."""
+    merged: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for biz_type, status, buckets in kept.values_list("biz_type", "status", "buckets"):
+        histogram = merged[biz_type, status]  # a week: thousands of rows, ~100 keys each
+        get = histogram.get
+        for index, n in buckets.items():
+            histogram[index] = get(index, 0) + n
+    return Counter(
+        {
+            (biz_type, status, int(index)): n
+            for (biz_type, status), histogram in merged.items()
+            for index, n in histogram.items()
+        }
+    )
 
 
 def credits(start: datetime, now: datetime) -> dict[datetime, dict[str, Decimal]]:

@@ -38,6 +38,7 @@ from topview_callbacks.models import (
     SubmittedTask,
     TaskStatus,
 )
+from topview_callbacks.models.notices import error_summary
 
 WINDOW = timedelta(days=7)
 #: Outcomes of the hourly chart, in stacking order, and the states each one covers.
@@ -124,9 +125,7 @@ def failures(since: datetime) -> tuple[int, list[tuple[str, int]]]:
     first, read from the newest ``MAX_FAILURES_READ``."""
     failed = Notice.objects.using(_db()).filter(state=NoticeState.FAILED, received_at__gte=since)
     errors = failed.order_by("-received_at").values_list("last_error", flat=True)
-    reasons = Counter(
-        Notice(last_error=text).error_summary or "?" for text in errors[:MAX_FAILURES_READ]
-    )
+    reasons = Counter(error_summary(text) or "?" for text in errors[:MAX_FAILURES_READ])
     return failed.count(), reasons.most_common(10)
 
 
