@@ -206,7 +206,7 @@ def _unfinished_per_biz_type(since: datetime) -> dict[str, Counter[str]]:
         .order_by()
         .annotate(kind=kind)
         .values_list("kind", "status")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("*"))  # COUNT(*), not of id: read from the index alone
     )
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for biz_type, status, n in rows:
