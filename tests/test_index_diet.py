@@ -63,8 +63,10 @@ def test_a_task_is_unique_by_task_id_then_biz_type_with_no_second_task_id_index(
     assert sorted(columns for columns, _unique in indexes.values() if columns != ["id"]) == [
         ["account", "status", "id"],  # the outbound queue (issue 20) and the ones below
         ["biz_type"],
+        ["completed_at"],  # the dashboard's rollups count the tasks finished in an hour
         ["owner_content_type_id", "owner_object_id"],
         ["reference"],
+        ["status", "biz_type", "submitted_at"],  # the dashboard's open and expired tasks
         ["status", "next_poll_at"],
         ["submission"],
         ["submitted_at"],

@@ -41,7 +41,7 @@ def partition(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("topview_callbacks", "0008_index_diet"),
+        ("topview_callbacks", "0009_rollups"),
     ]
 
     operations = [

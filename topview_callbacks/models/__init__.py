@@ -17,6 +17,7 @@ from topview_callbacks.models.notices import (
     partitioned_notices,
 )
 from topview_callbacks.models.rejections import RejectedDelivery
+from topview_callbacks.models.rollups import CreditHour, NoticeHour, RollupHour, TaskHour
 from topview_callbacks.models.tasks import (
     FINAL_TASK_STATUSES,
     OPEN_TASK_STATUSES,
@@ -34,13 +35,17 @@ __all__ = [
     "POLLABLE_TASK_STATUSES",
     "UNFINISHED_TASK_STATUSES",
     "ArchivedMedia",
+    "CreditHour",
     "MediaState",
     "Notice",
+    "NoticeHour",
     "NoticeKey",
     "NoticeSource",
     "NoticeState",
     "RejectedDelivery",
+    "RollupHour",
     "SubmittedTask",
+    "TaskHour",
     "TaskStatus",
     "archive_storage",
     "owner_fields",

@@ -21,6 +21,12 @@ def partitioned_notices(conn: BaseDatabaseWrapper) -> bool:
     return conn.vendor == "postgresql" and topview_settings.partition_notices
 
 
+def error_summary(last_error: str) -> str:
+    """The last non-blank line of a traceback (the exception), at most 200 characters."""
+    lines = [line for line in last_error.splitlines() if line.strip()]
+    return Truncator(lines[-1].strip() if lines else "").chars(200)
+
+
 class NoticeState(models.TextChoices):
     # Waiting for its first attempt, or for a retry at next_attempt_at (last_error says why).
     PENDING = "pending", _("Pending")
@@ -149,8 +155,7 @@ class Notice(models.Model):
     @property
     def error_summary(self) -> str:
         """The last non-blank line of ``last_error`` (the exception), at most 200 characters."""
-        lines = [line for line in self.last_error.splitlines() if line.strip()]
-        return Truncator(lines[-1].strip() if lines else "").chars(200)
+        return error_summary(self.last_error)
 
     def log_context(self) -> dict[str, Any]:
         """``extra=`` for a log line about this notice: the fields log aggregators filter on."""
