@@ -197,6 +197,7 @@ PARTITIONED_TESTS = (
     "tests/test_functions.py",
     "tests/test_costs.py",
     "tests/test_pruning.py",
+    "tests/test_rollups.py",
     "tests/test_claims.py",
     "tests/test_dispatch.py",
     "tests/test_commands.py::test_reprocess_by_uuid_and_failed_really_reruns_receivers",
