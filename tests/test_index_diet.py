@@ -70,6 +70,7 @@ def test_a_task_is_unique_by_task_id_then_biz_type_with_no_second_task_id_index(
         ["status", "next_poll_at"],
         ["submission"],
         ["submitted_at"],
+        ["submitted_at"],  # failed tasks only: the admin's list of them
         ["task_id", "biz_type"],
     ]
 
@@ -146,6 +147,24 @@ def test_health_and_the_state_filter_read_a_partial_index(queryset: Any) -> None
     query, params = queryset().query.sql_with_params()
     found = plan(query, params)
     assert "topview_notice_unsettled" in found or "topview_notice_due" in found
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.usefixtures("rows")
+def test_the_failed_tasks_list_counts_and_dates_them_from_their_own_index() -> None:
+    # With every task succeeded but a few, the changelist's "more than 10,000?" probe and
+    # its date hierarchy's MIN(submitted_at) would read past the succeeded ones first.
+    SubmittedTask.objects.filter(task_id__in=["t1", "t2"]).update(status="fail")
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {TASKS}")
+    failed = SubmittedTask.objects.filter(status="fail")
+    for queryset in (
+        failed.order_by().values("pk")[10000:10001],
+        failed.order_by("submitted_at").values("submitted_at")[:1],
+    ):
+        query, params = queryset.query.sql_with_params()
+        assert "topview_task_failed" in plan(query, params)
 
 
 @pytest.mark.postgres

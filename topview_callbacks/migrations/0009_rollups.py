@@ -1,6 +1,7 @@
 """Counts kept per hour for the dashboard (``rollups``), an index on the tasks'
 ``completed_at`` to count the tasks that finished in an hour, and a partial one to count
-the open and expired tasks of a week per bizType. On PostgreSQL the index is
+the open and expired tasks of a week per bizType, and one on the failed tasks alone (the
+admin's list of them counts and dates them through it). On PostgreSQL the indexes are
 built ``CONCURRENTLY`` (writes go on meanwhile), so the migration is not one transaction."""
 
 from typing import Any
@@ -132,6 +133,14 @@ class Migration(migrations.Migration):
                 condition=models.Q(("status__in", ("submitted", "running", "expired"))),
                 fields=["status", "biz_type", "submitted_at"],
                 name="topview_task_unfinished",
+            ),
+        ),
+        AddIndexConcurrently(
+            model_name="submittedtask",
+            index=models.Index(
+                condition=models.Q(("status", "fail")),
+                fields=["submitted_at"],
+                name="topview_task_failed",
             ),
         ),
         migrations.AddConstraint(
