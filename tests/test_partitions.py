@@ -13,7 +13,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 
 import psycopg
@@ -152,7 +153,7 @@ def old_month() -> Iterator[partitions.Month]:
     """The partition of a month four months back, created for the test."""
     month = partitions.month_of(timezone.now() - timedelta(days=120))
     partitions.create_ahead(
-        connection, now=datetime.combine(month, datetime.min.time(), UTC), ahead=0
+        connection, now=datetime.combine(month, datetime.min.time(), dt_timezone.utc), ahead=0
     )
     found = [m for m in partitions.months(connection) if m.start == month]
     yield found[0]
@@ -165,7 +166,9 @@ def old_month() -> Iterator[partitions.Month]:
 def test_prune_drops_a_month_past_retention_keeping_failed_and_pending_notices(
     old_month: partitions.Month,
 ) -> None:
-    day = datetime.combine(old_month.start, datetime.min.time(), UTC) + timedelta(days=3)
+    day = datetime.combine(old_month.start, datetime.min.time(), dt_timezone.utc) + timedelta(
+        days=3
+    )
     for n in range(5):
         Notice.objects.create(**values(f"done-{n}", day), state=NoticeState.PROCESSED)
     failed = Notice.objects.create(**values("failed", day), state=NoticeState.FAILED)
@@ -195,7 +198,9 @@ def test_prune_drops_a_month_past_retention_keeping_failed_and_pending_notices(
 def test_failed_notices_go_with_their_month_once_past_their_own_retention(
     old_month: partitions.Month,
 ) -> None:
-    day = datetime.combine(old_month.start, datetime.min.time(), UTC) + timedelta(days=3)
+    day = datetime.combine(old_month.start, datetime.min.time(), dt_timezone.utc) + timedelta(
+        days=3
+    )
     Notice.objects.create(**values("failed", day), state=NoticeState.FAILED)
     retrying = Notice.objects.create(
         **values("retrying", day), state=NoticeState.FAILED, next_attempt_at=timezone.now()
@@ -209,7 +214,7 @@ def test_failed_notices_go_with_their_month_once_past_their_own_retention(
 @pytest.mark.django_db(transaction=True)
 def test_a_month_created_late_takes_its_notices_from_the_default_partition() -> None:
     later = partitions.month_of(timezone.now() + timedelta(days=200))
-    moment = datetime.combine(later, datetime.min.time(), UTC) + timedelta(hours=5)
+    moment = datetime.combine(later, datetime.min.time(), dt_timezone.utc) + timedelta(hours=5)
     early = processing.store(values("early", moment)).notice
     assert early is not None and partition_of(early.pk) == partitions.DEFAULT
 

@@ -7,7 +7,8 @@ import math
 import random
 import re
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 from typing import Any
 
@@ -274,18 +275,22 @@ def test_hours_are_utc_and_days_follow_the_local_clock_across_a_dst_change(
     settings: Any,
 ) -> None:
     settings.TIME_ZONE = "Europe/Paris"  # summer time ended at 01:00 UTC, 2026-10-25
-    now = datetime(2026, 10, 27, 12, 0, tzinfo=UTC)
-    midnight = timezone.make_aware(datetime(2026, 10, 25)).astimezone(UTC)  # 22:00 on the 24th
+    now = datetime(2026, 10, 27, 12, 0, tzinfo=dt_timezone.utc)
+    midnight = timezone.make_aware(datetime(2026, 10, 25)).astimezone(
+        dt_timezone.utc
+    )  # 22:00 on the 24th
     for n in range(25):  # the local day of 25 hours: one notice in each
         add_notice(n, NoticeState.PROCESSED, midnight + timedelta(hours=n, minutes=30))
     rollups.fill(now - timedelta(days=8), now)
     hours, series = dashboard_stats.hourly(now)
     # Local times repeat at the change (02:00 twice): distinct instants all the same.
-    assert len({hour.astimezone(UTC) for hour in hours}) == len(hours) == 7 * 24 + 1
+    assert len({hour.astimezone(dt_timezone.utc) for hour in hours}) == len(hours) == 7 * 24 + 1
     daily = dict(dashboard._daily(hours, series))
     assert daily["2026-10-25"][0] == 25
     assert daily["2026-10-24"][0] == daily["2026-10-26"][0] == 0
-    assert {hour.tzinfo for hour in RollupHour.objects.values_list("hour", flat=True)} <= {UTC}
+    assert {hour.tzinfo for hour in RollupHour.objects.values_list("hour", flat=True)} <= {
+        dt_timezone.utc
+    }
 
 
 @pytest.mark.postgres

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
+from datetime import timezone as dt_timezone
 
 from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -67,7 +68,7 @@ def has_keys(conn: BaseDatabaseWrapper) -> bool:
 
 
 def month_of(moment: datetime) -> date:
-    moment = moment.astimezone(UTC)
+    moment = moment.astimezone(dt_timezone.utc)
     return date(moment.year, moment.month, 1)
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -92,7 +93,7 @@ def _drop_months(cutoff: datetime, failed_cutoff: datetime) -> tuple[int, dateti
     end of time."""
     conn = partitions.notice_connection()
     if not partitions.enabled(conn):
-        return 0, datetime.max.replace(tzinfo=UTC)
+        return 0, datetime.max.replace(tzinfo=dt_timezone.utc)
     dropped = sum(partitions.finish_gone(conn, gone) for gone in partitions.leftovers(conn))
     left = partitions.months(conn)
     while left and _start(left[0].end) <= cutoff:
@@ -103,7 +104,7 @@ def _drop_months(cutoff: datetime, failed_cutoff: datetime) -> tuple[int, dateti
 
 
 def _start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return datetime(day.year, day.month, day.day, tzinfo=dt_timezone.utc)
 
 
 def prune(

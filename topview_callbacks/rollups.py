@@ -26,7 +26,8 @@ import itertools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 from typing import TypeVar
 
@@ -99,7 +100,7 @@ KEPT: tuple[type[RollupHour | NoticeHour | TaskHour | CreditHour], ...] = (
 
 def hour_of(moment: datetime) -> datetime:
     """The UTC hour that holds ``moment``."""
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return moment.astimezone(dt_timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
 def slice_of(moment: datetime) -> datetime:
@@ -354,7 +355,7 @@ def _due_per_hour(first: datetime, until: datetime) -> dict[datetime, int]:
         _read()
         .filter(DUE, received_at__gte=first, received_at__lt=until)
         .order_by()
-        .annotate(hour=TruncHour("received_at", tzinfo=UTC))
+        .annotate(hour=TruncHour("received_at", tzinfo=dt_timezone.utc))
         .values_list("hour")
         .annotate(n=Count("pk"))
     )
