@@ -155,7 +155,8 @@ def test_the_logging_block_keeps_the_token_out_of_gunicorns_access_log(tmp_path:
         deadline = time.monotonic() + 30
         while True:
             try:
-                requests.get(f"{base}/topview/notice/{token}/", timeout=2)
+                # The first answer waits for a worker to import Django: slow on a busy machine.
+                requests.get(f"{base}/topview/notice/{token}/", timeout=15)
                 break
             except requests.ConnectionError:
                 assert time.monotonic() < deadline, "gunicorn did not start"

@@ -226,9 +226,11 @@ def test_a_slow_receiver_holds_back_neither_other_notices_nor_a_duplicate_beyond
     slow, other = notice_payload("VOICE_CLONE"), notice_payload("VOICE_CLONE")
     records().hset(key("sleep"), slow["taskId"], 2)
     answers: dict[str, Any] = {}
+    answered_at: dict[str, float] = {}
 
     def deliver(name: str, payload: dict[str, Any]) -> None:
         answers[name] = post_notice(port, payload, UID)
+        answered_at[name] = time.monotonic()
 
     started = time.monotonic()
     threads = [threading.Thread(target=deliver, args=("slow", slow))]
@@ -240,7 +242,10 @@ def test_a_slow_receiver_holds_back_neither_other_notices_nor_a_duplicate_beyond
     for thread in threads:
         thread.join(30)
     assert {name: answer[0] for name, answer in answers.items()} == dict.fromkeys(answers, 200)
-    assert answers["other"][2] < 1.0  # another notice goes its own way
+    # Another notice goes its own way: answered while the slow one's receiver still runs
+    # (compared with the slow one's answer, not with a fixed time: on a busy machine its
+    # own answer took 1.35 s once).
+    assert answered_at["other"] < answered_at["slow"]
     # The duplicate waits for the slow notice's commit (its uuid is taken, not yet
     # committed), then is answered as a repeat: no longer than the receiver's own time.
     assert answers["slow"][2] >= 2.0
