@@ -240,16 +240,14 @@ def _record_failure(
 
 
 def _fire(conn: BaseDatabaseWrapper, notice: Notice, task: SubmittedTask | None) -> None:
-    """The outcome signals, in the attempt's transaction; a receiver that raised, or that
-    swallowed a database error (PostgreSQL then refuses to commit), fails the attempt."""
+    """The outcome signals, in the attempt's transaction; a receiver that raised, that
+    swallowed a database error (PostgreSQL then refuses to commit) or that closed the
+    connection (the transaction went with it) fails the attempt."""
     try:
         send_outcome_signals(notice, task)
-        if _transaction_broken(conn):
-            raise RuntimeError(
-                "A receiver caught a database error and went on: PostgreSQL refuses to "
-                "commit the transaction. Let the error propagate, or wrap the receiver's "
-                "own query in transaction.atomic()."
-            )
+        broken = _transaction_broken(conn)
+        if broken:
+            raise RuntimeError(broken)
     except Exception as exc:
         error = traceback.format_exc()
         logger.exception(
@@ -263,13 +261,27 @@ def _fire(conn: BaseDatabaseWrapper, notice: Notice, task: SubmittedTask | None)
         raise _ReceiverFailed(notice, error) from exc
 
 
-def _transaction_broken(conn: BaseDatabaseWrapper) -> bool:
-    if not is_postgresql(conn) or conn.connection is None:
-        return False
+def _transaction_broken(conn: BaseDatabaseWrapper) -> str:
+    """Why the attempt's transaction cannot commit after its receivers ran ("" if it can).
+    A connection closed in it took the transaction along: Django would end the atomic
+    block without an error, and nothing, the notice included, would have been written."""
+    if conn.closed_in_transaction:
+        return (
+            "A receiver closed the database connection: the attempt's transaction went "
+            "with it. Leave closing connections to Django."
+        )
+    if not is_postgresql(conn):
+        return ""
     raw = conn.connection
     info = getattr(raw, "info", None)  # psycopg 3
     status = info.transaction_status if info is not None else raw.get_transaction_status()
-    return int(status) == 3  # INERROR in both psycopg 3 and psycopg2
+    if int(status) != 3:  # INERROR in both psycopg 3 and psycopg2
+        return ""
+    return (
+        "A receiver caught a database error and went on: PostgreSQL refuses to commit the "
+        "transaction. Let the error propagate, or wrap the receiver's own query in "
+        "transaction.atomic()."
+    )
 
 
 def _failed(attempts: int, error: str) -> Attempt:
