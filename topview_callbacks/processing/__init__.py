@@ -164,7 +164,7 @@ def process_due(*, limit: int = 100, notice_id: int | None = None) -> Batch:
     durably (see ``claims``)."""
     conn = write_connection()
     claim = claims.start(conn, limit=limit, notice_id=notice_id)
-    _report_abandoned(claim.abandoned)
+    _report_abandoned(conn, claim.abandoned)
     claimed = len(claim.notice_ids) + len(claim.abandoned)
     if not claim.notice_ids:
         return Batch([], claimed)
@@ -332,8 +332,9 @@ def _stored(notice: Notice) -> None:
         lifecycle.send(signals.notice_stored, sender=Notice, notice=notice)
 
 
-def _report_abandoned(notice_ids: list[int]) -> None:
-    for notice in Notice.objects.filter(pk__in=notice_ids):
+def _report_abandoned(conn: BaseDatabaseWrapper, notice_ids: list[int]) -> None:
+    # Read where they were written: a router may send reads to a replica behind it.
+    for notice in Notice.objects.using(conn.alias).filter(pk__in=notice_ids):
         logger.error(
             "Topview notice %r (%s %s, account %s): %s",
             notice.uuid,
