@@ -77,7 +77,7 @@ def drop_pgbouncer_clients() -> None:
 
 @pytest.mark.parametrize("mode", ["inline", "manual"])
 def test_a_delivery_on_a_connection_broken_by_a_restart_is_stored(
-    kept_connection: Any, record_signal: Any, mode: str
+    kept_connection: Any, record_signal: Any, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     fired = record_signal()
     with topview(PROCESSING=mode):
@@ -85,7 +85,16 @@ def test_a_delivery_on_a_connection_broken_by_a_restart_is_stored(
         broken = backend_pid()
         terminate(kept_connection, broken)
         payload = notice_payload()
-        response = deliver_notice(payload)
+        with caplog.at_level("WARNING", logger="topview_callbacks.processing.reconnecting"):
+            response = deliver_notice(payload)
+    # The line an operator finds when looking for why a restart went unnoticed.
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing.reconnecting"]
+    assert record.levelname == "WARNING"
+    assert record.getMessage() == (
+        "The database connection 'default' was lost (the database or its pooler restarted?): "
+        "storing the notice once more on a new connection"
+    )
+    assert record.exc_info is not None
     assert response.status_code == 200, response.content
     assert response.json()["result"]["result"] == "success"
     assert backend_pid() != broken  # stored on a new connection
