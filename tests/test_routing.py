@@ -168,3 +168,20 @@ def test_verification_asks_about_the_notices_it_holds() -> None:
         [done] = processing.process_due(limit=10).notices
     assert done.state == NoticeState.PROCESSED
     assert len(responses.calls) == 1
+
+
+def test_a_notice_for_another_accounts_task_is_ignored_there() -> None:
+    SubmittedTask.objects.create(account="default", biz_type="VOICE_CLONE", task_id="t-theirs")
+    received = processing.receive(
+        {
+            "uuid": "u-theirs",
+            "account": "brand-b",
+            "biz_type": "VOICE_CLONE",
+            "task_id": "t-theirs",
+            "status": "success",
+        }
+    )
+    assert received.notice is not None
+    received.notice.refresh_from_db()  # where it was written: it has no task to tell
+    assert received.notice.state == NoticeState.IGNORED
+    assert notices() == [("u-theirs", NoticeState.IGNORED)]
