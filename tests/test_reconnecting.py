@@ -153,9 +153,13 @@ def test_inside_the_callers_transaction_a_lost_connection_is_not_retried(
     deliver_notice(notice_payload())
     terminate(kept_connection, backend_pid())
     values = {"uuid": "u-lost", "biz_type": "VOICE_CLONE", "task_id": "t-1", "status": "success"}
-    with caplog.at_level("WARNING", logger="topview_callbacks.processing.reconnecting"):
-        with topview(PROCESSING="manual"), pytest.raises(OperationalError), transaction.atomic():
-            dispatch.deliver(values)
+    with (
+        caplog.at_level("WARNING", logger="topview_callbacks.processing.reconnecting"),
+        topview(PROCESSING="manual"),
+        pytest.raises(OperationalError),
+        transaction.atomic(),
+    ):
+        dispatch.deliver(values)
     connection.close()
     assert not Notice.objects.filter(uuid="u-lost").exists()
     assert caplog.records == []  # no "storing the notice once more": it is not
