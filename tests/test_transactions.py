@@ -358,7 +358,9 @@ def _load_while_killing(
         drain()
         return False
 
-    wait_for(all_done, 90, "every notice processed", every=2.0)
+    # Returns as soon as all are done; the long limit is for a loaded machine, where a
+    # worker killed every 2 s barely starts and the last one drains the whole backlog.
+    wait_for(all_done, 240, "every notice processed", every=2.0)
     assert receiver_rows() == dict.fromkeys(uuids, 1)  # every outcome's rows, exactly once
     assert fired() == dict.fromkeys(uuids, 1)
     assert sum(calls().values()) > len(uuids)  # some runs were really killed and rolled back

@@ -207,18 +207,19 @@ def reset_for_replay(notice_id: int) -> bool:
 
 
 def _attempt(conn: BaseDatabaseWrapper, claim: claims.Claim) -> list[Notice]:
-    """One transaction: lock the claim's notices, record each outcome, fire, finish."""
-    finished: list[tuple[Notice, Outcome]] = []
+    """One transaction: lock the claim's notices, record each outcome and fire it, then
+    finish them all (their states written together, before the commit)."""
+    finished: list[tuple[Notice, Outcome, Attempt]] = []
     with transaction.atomic(using=conn.alias):
         for notice in claims.lock(conn, claim):
             outcome = recording.record(conn, notice)
             if outcome.fires:
                 _fire(conn, notice, outcome.task)
-            recording.finish(conn, notice, outcome)
-            finished.append((notice, outcome))
-    for notice, outcome in finished:
+            finished.append((notice, outcome, Attempt()))
+        recording.finish_all(conn, finished)
+    for notice, outcome, _attempt_ending in finished:
         _announce(notice, outcome)
-    return [notice for notice, _outcome in finished]
+    return [notice for notice, _outcome, _attempt_ending in finished]
 
 
 def _record_failure(

@@ -36,7 +36,7 @@ from topview_callbacks.processing.sql import (
     FINISH,
     RECORD_OUTCOME,
     STORE_NOTICE,
-    execute,
+    execute_each,
     fetchone,
     instance,
     is_postgresql,
@@ -178,18 +178,26 @@ def finish(
 ) -> None:
     """End this attempt at ``notice``, as ``attempt`` says when its outcome fired, else in
     the state recording found; the notice is linked to its task."""
+    finish_all(conn, [(notice, outcome, attempt)])
+
+
+def finish_all(conn: BaseDatabaseWrapper, attempts: list[tuple[Notice, Outcome, Attempt]]) -> None:
+    """``finish`` for each of a batch's notices, their statements sent together."""
+    execute_each(conn, statement(FINISH, conn.alias), [_ended(conn, *one) for one in attempts])
+
+
+def _ended(
+    conn: BaseDatabaseWrapper, notice: Notice, outcome: Outcome, attempt: Attempt
+) -> dict[str, Any]:
+    """FINISH's parameters for one notice; the instance is updated to match."""
     ending = attempt.after(outcome)
     task_pk = _task_pk(outcome)
-    execute(
-        conn,
-        statement(FINISH, conn.alias),
-        {"id": notice.pk, "task_pk": task_pk, **_ending(conn, ending)},
-    )
     notice.state, notice.last_error = ending.state, ending.last_error
     notice.next_attempt_at = ending.next_attempt_at
     notice.processed_at = None if ending.state == NoticeState.FAILED else timezone.now()
     notice.claim = ""
     notice.submitted_task = outcome.task if task_pk is not None else None
+    return {"id": notice.pk, "task_pk": task_pk, **_ending(conn, ending)}
 
 
 def foreign_owner(conn: BaseDatabaseWrapper, notice: Notice) -> str | None:

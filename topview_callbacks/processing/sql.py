@@ -243,6 +243,16 @@ def execute(conn: BaseDatabaseWrapper, sql: str, params: dict[str, Any]) -> None
         cursor.execute(sql, params)
 
 
+def execute_each(conn: BaseDatabaseWrapper, sql: str, params: list[dict[str, Any]]) -> None:
+    """``sql`` once per set of ``params``: with psycopg 3, all of them in one round trip
+    (``executemany`` pipelines them)."""
+    if len(params) == 1:
+        execute(conn, sql, params[0])
+    elif params:
+        with conn.cursor() as cursor:
+            cursor.executemany(sql, params)
+
+
 def moment(conn: BaseDatabaseWrapper, value: datetime | None) -> Any:
     """A datetime as this database's driver takes it."""
     return None if value is None else conn.ops.adapt_datetimefield_value(value)
