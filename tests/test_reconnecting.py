@@ -163,3 +163,25 @@ def test_inside_the_callers_transaction_a_lost_connection_is_not_retried(
     connection.close()
     assert not Notice.objects.filter(uuid="u-lost").exists()
     assert caplog.records == []  # no "storing the notice once more": it is not
+
+
+def test_an_error_on_a_connection_that_still_works_is_not_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A statement timeout, a lock timeout: the connection the store began on is still
+    # there and answers, so the error is the caller's to see, once.
+    from topview_callbacks.processing.reconnecting import once_more_if_connection_lost
+
+    tries: list[int] = []
+
+    def store() -> None:
+        tries.append(backend_pid())
+        raise OperationalError("canceling statement due to statement timeout")
+
+    with (
+        caplog.at_level("WARNING", logger="topview_callbacks.processing.reconnecting"),
+        pytest.raises(OperationalError),
+    ):
+        once_more_if_connection_lost(store)
+    assert len(tries) == 1
+    assert caplog.records == []

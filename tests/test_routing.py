@@ -185,3 +185,12 @@ def test_a_notice_for_another_accounts_task_is_ignored_there() -> None:
     received.notice.refresh_from_db()  # where it was written: it has no task to tell
     assert received.notice.state == NoticeState.IGNORED
     assert notices() == [("u-theirs", NoticeState.IGNORED)]
+
+
+def test_a_queued_notice_for_another_accounts_task_is_ignored_there() -> None:
+    SubmittedTask.objects.create(account="default", biz_type="VOICE_CLONE", task_id="t-other")
+    store("u-other", account="brand-b", task_id="t-other")
+    [done] = processing.process_due(limit=10).notices
+    done.refresh_from_db()  # where it was read: it has no task to tell
+    assert done.state == NoticeState.IGNORED
+    assert notices() == [("u-other", NoticeState.IGNORED)]
