@@ -187,6 +187,39 @@ def contract(session: nox.Session) -> None:
     session.run("python", "scripts/check_contract.py", *session.posargs)
 
 
+# The tests of the pipeline's guarantees, again with notices partitioned by month
+# (PARTITION_NOTICES): storing, exactly once under concurrency, the inline function, the
+# statements' costs, pruning, and the partitions' own. Not the whole suite: CI's time.
+PARTITIONED_TESTS = (
+    "tests/test_partitions.py",
+    "tests/test_processing.py",
+    "tests/test_concurrency.py",
+    "tests/test_functions.py",
+    "tests/test_costs.py",
+    "tests/test_pruning.py",
+    "tests/test_rollups.py",
+    "tests/test_claims.py",
+    "tests/test_dispatch.py",
+    "tests/test_commands.py::test_reprocess_by_uuid_and_failed_really_reruns_receivers",
+    "tests/test_commands.py::test_reprocess_needs_uuids_or_failed_and_names_unknown_ones",
+)
+
+
+@nox.session(python=NEWEST_PYTHON)
+def partitioned(session: nox.Session) -> None:
+    """The pipeline's guarantees on PostgreSQL with notices partitioned by month."""
+    install(session, NEWEST_DJANGO, "test")
+    versions(session)
+    env = {
+        "TOPVIEW_TEST_DATABASE": "postgres",
+        "TOPVIEW_REQUIRE_SERVICES": "1",
+        "TOPVIEW_TEST_PARTITION_NOTICES": "1",
+        "TOPVIEW_TEST_PG_NAME": os.environ.get("TOPVIEW_TEST_PG_NAME", "test_topview_partitioned"),
+    }
+    args = session.posargs or PARTITIONED_TESTS
+    session.run("python", "-m", "pytest", "-q", *args, env=env)
+
+
 # The PostgreSQL tests that go through PgBouncer: the endpoint, processing, concurrency,
 # transactions, the inline function, reconnecting. Not the whole suite: CI's time is spent.
 PGBOUNCER_TESTS = (
@@ -250,6 +283,46 @@ def production(session: nox.Session) -> None:
         *(session.posargs or ["tests/test_production_shape.py"]),
         env=env,
     )
+
+
+# READ_DATABASE's tests, with "replica" a real streaming replica of "default".
+REPLICA_TESTS = ("tests/test_read_database.py", "tests/test_streaming_replica.py")
+
+
+@nox.session(python=NEWEST_PYTHON)
+def replica(session: nox.Session) -> None:
+    """READ_DATABASE against a real streaming replica: a private primary (initdb) and a hot
+    standby of it (pg_basebackup -R) on two free ports (scripts/streaming_replica.sh)."""
+    install(session, NEWEST_DJANGO, "test")
+    port = _free_port_pair()
+    script = str(ROOT / "scripts" / "streaming_replica.sh")
+    session.run("bash", script, "start", str(port), external=True)
+    try:
+        env = {
+            "TOPVIEW_TEST_DATABASE": "postgres",
+            "TOPVIEW_REQUIRE_SERVICES": "1",
+            "PGPORT": str(port),
+            "TOPVIEW_TEST_REPLICA_PORT": str(port + 1),
+        }
+        session.run("python", "-m", "pytest", "-q", *(session.posargs or REPLICA_TESTS), env=env)
+    finally:
+        session.run("bash", script, "stop", str(port), external=True)
+
+
+def _free_port_pair() -> int:
+    """A free port whose next one is free too (TOPVIEW_REPLICA_PAIR_PORT picks it)."""
+    if chosen := os.environ.get("TOPVIEW_REPLICA_PAIR_PORT"):
+        return int(chosen)
+    for _ in range(100):
+        with socket.socket() as probe, socket.socket() as following:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+            try:
+                following.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no two consecutive free ports on 127.0.0.1")
 
 
 @contextlib.contextmanager

@@ -100,7 +100,7 @@ def main() -> None:
 
     from bench.run import ensure_database, load
 
-    ensure_database("topview_bench")
+    ensure_database(os.environ.get("BENCH_DATABASE", "topview_bench"))
     from django.db import connection
 
     from bench.wsgi import application

@@ -34,6 +34,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+# bench.settings' database; BENCH_DATABASE names another (a server shared with other runs).
+DATABASE = os.environ.get("BENCH_DATABASE", "topview_bench")  # on PGPORT, else 5432
 
 
 def ensure_database(name: str) -> None:
@@ -49,14 +51,15 @@ def ensure_database(name: str) -> None:
 def sql(query: str) -> list[tuple[object, ...]]:
     import psycopg
 
-    with psycopg.connect("host=127.0.0.1 user=postgres dbname=topview_bench") as conn:
+    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={DATABASE}") as conn:
         cursor = conn.execute(query)
         return cursor.fetchall() if cursor.description else []
 
 
 def start_gunicorn(
-    port: int, processing: str, workers: int, *, candidate: str = "function"
+    port: int, processing: str, workers: int, *, candidate: str = "function", threads: int = 1
 ) -> subprocess.Popen[bytes]:
+    """gunicorn's sync workers, or its gthread workers with ``threads`` threads each."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
@@ -69,7 +72,8 @@ def start_gunicorn(
             "bench.wsgi",
             f"--bind=127.0.0.1:{port}",
             f"--workers={workers}",
-            "--worker-class=sync",
+            "--worker-class=sync" if threads == 1 else "--worker-class=gthread",
+            f"--threads={threads}",
             "--log-level=warning",
         ],
         cwd=ROOT,
@@ -225,7 +229,7 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
 
-    ensure_database("topview_bench")
+    ensure_database(DATABASE)
     sql("TRUNCATE topview_callbacks_notice, topview_callbacks_submittedtask CASCADE")
     counts = {mode: statement_counts(mode) for mode in ("manual", "inline")}
     print(f"SQL statements per delivery, request path and inline processing: {counts}")

@@ -22,7 +22,7 @@ DATABASES = {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": os.environ.get("BENCH_DATABASE", "topview_bench"),
         "HOST": "127.0.0.1",
-        "PORT": "5432",
+        "PORT": os.environ.get("PGPORT", "5432"),  # bench/run.py's psycopg reads PGPORT too
         "USER": "postgres",
         "CONN_MAX_AGE": 600,
         "OPTIONS": (
@@ -30,6 +30,8 @@ DATABASES = {
         ),
     }
 }
+if os.environ.get("BENCH_CONNECTIONS") == "closed":  # bench/servers.py: one per request
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 if os.environ.get("BENCH_CONNECTIONS") == "pool":
     # bench/servers.py: under ASGI, psycopg's pool instead of kept connections, as Django's
     # documentation asks (needs psycopg[pool]).
@@ -41,5 +43,7 @@ TOPVIEW_CALLBACKS = {
     "NOTICE_URL": "https://example.com/topview/notice/",
     # "manual": the request path only stores; processing is measured separately.
     "PROCESSING": os.environ.get("BENCH_PROCESSING", "manual"),
+    # bench/partitions.py: notices partitioned by month (a database migrated with it on).
+    "PARTITION_NOTICES": os.environ.get("BENCH_PARTITION_NOTICES") == "1",
 }
 LOGGING = {"version": 1, "disable_existing_loggers": True}

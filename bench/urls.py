@@ -15,14 +15,16 @@ from topview_callbacks import signals
 from topview_callbacks.models import Notice, SubmittedTask
 
 # What a developer would write for speed, by hand: one INSERT of the notice's row, and
-# nothing for a repeated uuid.
+# nothing for a repeated uuid. No conflict target: the same on the plain table (its one
+# unique constraint but the key is the uuid's), and allowed on a partitioned one
+# (bench/partitions.py), which has no unique constraint on uuid to name.
 INSERT = """
 INSERT INTO topview_callbacks_notice (uuid, account, biz_type, task_id, status,
     error_message, result, raw_body, headers, remote_addr, source, received_at, state,
     attempts, last_error, next_attempt_at, claimed_at, claim, processed_at, submitted_task_id)
 VALUES (%s, 'default', %s, %s, %s, %s, %s, %s, %s, %s, 'callback', %s, 'pending', 0, '',
     NULL, NULL, '', NULL, NULL)
-ON CONFLICT (uuid) DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING id
 """
 
@@ -86,6 +88,8 @@ def bare_signals_view(request: HttpRequest) -> JsonResponse:
 
 
 urlpatterns = [
+    # The endpoint's async view (bench/servers.py), under its own namespace.
+    path("async/", include(("topview_callbacks.urls_async", "topview_callbacks"), "async")),
     path("bare/signals/", bare_signals_view),
     path("bare/notice/", bare_notice_view),
     path("topview/", include("topview_callbacks.urls")),

@@ -1,54 +1,46 @@
 #!/usr/bin/env bash
-# A streaming replica of the machine's PostgreSQL (127.0.0.1:5432) on another port, so that
-# tests/test_read_database.py reads from a real replica (READ_DATABASE) instead of a second
-# connection to the same server:
+# A private PostgreSQL primary and a streaming replica of it, for READ_DATABASE's tests
+# (tests/test_read_database.py, tests/test_streaming_replica.py; `nox -s replica` runs them):
 #
-#   scripts/streaming_replica.sh start 5442      # pg_basebackup, then a hot standby on 5442
-#   TOPVIEW_TEST_DATABASE=postgres TOPVIEW_TEST_REPLICA_PORT=5442 \
-#       .venv/bin/python -m pytest tests/test_read_database.py
-#   scripts/streaming_replica.sh stop 5442       # stops it and removes its copy
+#   scripts/streaming_replica.sh start 18300   # primary on 18300, hot standby on 18301
+#   TOPVIEW_TEST_DATABASE=postgres PGPORT=18300 TOPVIEW_TEST_REPLICA_PORT=18301 \
+#       .venv/bin/python -m pytest tests/test_read_database.py tests/test_streaming_replica.py
+#   scripts/streaming_replica.sh stop 18300    # stops both and removes their folders
 #
-# The copy is the whole cluster (every database on the server): mind the disk. The primary
-# must let 127.0.0.1 connect for replication: a pg_hba.conf line is added if none does. A
-# replication slot keeps the primary's WAL until the replica has it (on a busy server the
-# segments are recycled before the replica starts otherwise): `stop` drops it, or the
-# primary would keep WAL for ever.
-# Run as root (the server runs as postgres) or as postgres.
+# The primary is a fresh `initdb` (a few MB), not the machine's server: a replica of a big,
+# busy cluster takes GBs to copy and falls behind. The standby is `pg_basebackup -R` of it,
+# streaming through a replication slot, with hot_standby on. Both trust 127.0.0.1.
+# PostgreSQL refuses to run as root: as root, both run as the `postgres` user.
 set -euo pipefail
 action=${1:?start or stop}
-port=${2:-5442}
-dir=${REPLICA_DIR:-/tmp/topview-replica-$port}
+port=${2:-18300}
+replica_port=$((port + 1))
+dir=${REPLICA_DIR:-/tmp/topview-replica-pair-$port}
 bin=/usr/lib/postgresql/$(ls /usr/lib/postgresql | sort -V | tail -n 1)/bin
-as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-primary() { psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -Atq "$@"; }
-slot=topview_replica_$port
-drop_slot() {
-  primary -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$slot'" >/dev/null
-}
+as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+ctl() { as_owner "$bin/pg_ctl" -D "$1" -l "$1/server.log" "${@:2}"; }
+# Small servers: the test suite opens a few dozen connections at most.
+options="-c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c max_connections=60"
+options+=" -c shared_buffers=32MB -c fsync=off -c full_page_writes=off"
 
 case $action in
 start)
-  hba=$(primary -c 'SHOW hba_file')
-  if ! grep -Eq '^host[[:space:]]+replication' "$hba"; then
-    echo "host replication postgres 127.0.0.1/32 trust  # scripts/streaming_replica.sh" >>"$hba"
-    primary -c 'SELECT pg_reload_conf()' >/dev/null
-  fi
-  drop_slot
-  rm -rf "$dir" && mkdir -p "$dir" && chmod 700 "$dir"
+  "$0" stop "$port" >/dev/null 2>&1 || true
+  mkdir -p "$dir" && chmod 700 "$dir"
   [ "$(id -u)" = 0 ] && chown postgres "$dir"
-  as_postgres "$bin/pg_basebackup" -h 127.0.0.1 -p 5432 -U postgres -D "$dir" -R -X stream -c fast \
-    -C -S "$slot"
-  # Debian keeps the server's configuration in /etc: the copy gets its own, minimal one.
-  as_postgres sh -c "printf 'host all all 127.0.0.1/32 trust\nlocal all all trust\n' >'$dir/pg_hba.conf'"
-  as_postgres sh -c ": >'$dir/postgresql.conf'"
-  max=$(primary -c 'SHOW max_connections')
-  as_postgres "$bin/pg_ctl" -D "$dir" -l "$dir/replica.log" -w start -o \
-    "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp -c hot_standby=on -c max_connections=$max -c shared_buffers=64MB"
-  echo "replica of 127.0.0.1:5432 on 127.0.0.1:$port ($dir)"
+  as_owner "$bin/initdb" -D "$dir/primary" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
+    >"$dir/initdb.log"
+  as_owner sh -c "echo 'host replication postgres 127.0.0.1/32 trust' >>'$dir/primary/pg_hba.conf'"
+  ctl "$dir/primary" -w -o "-p $port $options" start >/dev/null
+  as_owner "$bin/pg_basebackup" -h 127.0.0.1 -p "$port" -U postgres -D "$dir/replica" \
+    -R -X stream -c fast -C -S topview_replica
+  ctl "$dir/replica" -w -o "-p $replica_port $options -c hot_standby=on" start >/dev/null
+  echo "primary on 127.0.0.1:$port, its streaming replica on 127.0.0.1:$replica_port ($dir)"
   ;;
 stop)
-  as_postgres "$bin/pg_ctl" -D "$dir" -m fast -w stop || true
-  drop_slot
+  for server in replica primary; do
+    [ -d "$dir/$server" ] && { ctl "$dir/$server" -m immediate -w stop || true; }
+  done
   rm -rf "$dir"
   ;;
 *)

@@ -112,6 +112,9 @@ TOPVIEW_CALLBACKS = {
     "NOTICE_URL": "https://example.com/topview/notice/",
     "API_BASE_URL": "https://api.topview.test",
     "ACCOUNTS": {"brand-b": {"UID": "test-uid-brand-b", "API_KEY": "sk-brand-b"}},
+    # TOPVIEW_TEST_PARTITION_NOTICES=1 (with PostgreSQL): notices partitioned by month, as
+    # nox -s partitioned runs the pipeline's tests.
+    "PARTITION_NOTICES": os.environ.get("TOPVIEW_TEST_PARTITION_NOTICES") == "1",
 }
 
 # A host project's DRF defaults that must not change the callback contract.

@@ -1,5 +1,5 @@
 """W070-W072: kept connections without health checks, and settings PgBouncer's transaction
-pooling cannot serve."""
+pooling cannot serve; W110: kept connections under ASGI."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from tests.support.checks import GOOD, ids
 
 W070, W071, W072 = (f"topview_callbacks.W07{n}" for n in range(3))
+W110 = "topview_callbacks.W110"
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def database(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def pooling(**settings: Any) -> list[str]:
-    return [i for i in ids(TOPVIEW_CALLBACKS=GOOD, **settings) if i in (W070, W071, W072)]
+    return [i for i in ids(TOPVIEW_CALLBACKS=GOOD, **settings) if i in (W070, W071, W072, W110)]
 
 
 def test_a_healthy_direct_set_up_has_nothing_to_report(database: dict[str, Any]) -> None:
@@ -100,3 +101,24 @@ def test_w072_prepared_statements_behind_pgbouncer(database: dict[str, Any]) -> 
 def test_w072_not_when_connecting_to_postgresql_itself(database: dict[str, Any]) -> None:
     database["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
     assert pooling() == []
+
+
+ASGI = "mysite.asgi.application"
+
+
+@pytest.mark.parametrize("max_age", [60, None])
+def test_w110_connections_kept_under_asgi(database: dict[str, Any], max_age: int | None) -> None:
+    database["CONN_MAX_AGE"] = max_age
+    assert pooling(ASGI_APPLICATION=ASGI) == [W110]
+    assert pooling(ASGI_APPLICATION=ASGI, DEBUG=True) == []
+
+
+def test_w110_not_with_a_pool_or_a_connection_per_request(database: dict[str, Any]) -> None:
+    database.update(CONN_MAX_AGE=0, OPTIONS={"pool": True})
+    assert pooling(ASGI_APPLICATION=ASGI) == []
+    database.update(CONN_MAX_AGE=0, OPTIONS={})
+    assert pooling(ASGI_APPLICATION=ASGI) == []  # slow (W004), but nothing is left open
+
+
+def test_w110_not_without_asgi_application(database: dict[str, Any]) -> None:
+    assert pooling() == []  # a WSGI site keeps its connections in its worker threads

@@ -1,8 +1,10 @@
 """The indexes the notice and task tables carry (migration 0008): only what a query needs,
-and every query that needs one still finds it."""
+and every query that needs one still finds it. In one plain notices table: the partitioned
+layout's are in tests/test_partitions.py."""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +17,11 @@ from django.utils import timezone
 from topview_callbacks.models import Notice, SubmittedTask
 from topview_callbacks.processing import claims, sql
 from topview_callbacks.sweeping import stuck_notices
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("TOPVIEW_TEST_PARTITION_NOTICES") == "1",
+    reason="the plain notices table's indexes (notices are partitioned in this run)",
+)
 
 DAY = timedelta(days=1)
 NOTICES = Notice._meta.db_table
@@ -56,11 +63,14 @@ def test_a_task_is_unique_by_task_id_then_biz_type_with_no_second_task_id_index(
     assert sorted(columns for columns, _unique in indexes.values() if columns != ["id"]) == [
         ["account", "status", "id"],  # the outbound queue (issue 20) and the ones below
         ["biz_type"],
+        ["completed_at"],  # the dashboard's rollups count the tasks finished in an hour
         ["owner_content_type_id", "owner_object_id"],
         ["reference"],
+        ["status", "biz_type", "submitted_at"],  # the dashboard's open and expired tasks
         ["status", "next_poll_at"],
         ["submission"],
         ["submitted_at"],
+        ["submitted_at"],  # failed tasks only: the admin's list of them
         ["task_id", "biz_type"],
     ]
 
@@ -137,6 +147,24 @@ def test_health_and_the_state_filter_read_a_partial_index(queryset: Any) -> None
     query, params = queryset().query.sql_with_params()
     found = plan(query, params)
     assert "topview_notice_unsettled" in found or "topview_notice_due" in found
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.usefixtures("rows")
+def test_the_failed_tasks_list_counts_and_dates_them_from_their_own_index() -> None:
+    # With every task succeeded but a few, the changelist's "more than 10,000?" probe and
+    # its date hierarchy's MIN(submitted_at) would read past the succeeded ones first.
+    SubmittedTask.objects.filter(task_id__in=["t1", "t2"]).update(status="fail")
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {TASKS}")
+    failed = SubmittedTask.objects.filter(status="fail")
+    for queryset in (
+        failed.order_by().values("pk")[10000:10001],
+        failed.order_by("submitted_at").values("submitted_at")[:1],
+    ):
+        query, params = queryset.query.sql_with_params()
+        assert "topview_task_failed" in plan(query, params)
 
 
 @pytest.mark.postgres

@@ -70,12 +70,13 @@ def test_failed_notices_are_never_pruned_before_the_others() -> None:
 def test_defaults_come_from_settings(settings: Any) -> None:
     settings.TOPVIEW_CALLBACKS = {
         **settings.TOPVIEW_CALLBACKS,
-        "PRUNE_AFTER_DAYS": 5,
-        "PRUNE_FAILED_AFTER_DAYS": 20,
+        "PRUNE_AFTER_DAYS": 40,
+        "PRUNE_FAILED_AFTER_DAYS": 80,
     }
-    keep = {notice(3).uuid, notice(10, NoticeState.FAILED).uuid}
-    notice(6)
-    notice(21, NoticeState.FAILED)
+    # Ages past the current month, which a partitioned table (PARTITION_NOTICES) drops whole.
+    keep = {notice(3).uuid, notice(60, NoticeState.FAILED).uuid}
+    notice(50)
+    notice(90, NoticeState.FAILED)
     assert prune() == type(prune())(notices=1, failed_notices=1, tasks=0)
     assert remaining() == keep
 

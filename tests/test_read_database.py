@@ -7,18 +7,18 @@ TOPVIEW_TEST_REPLICA_PORT names one, else a second connection to the same server
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import OperationalError, connections
+from django.db import connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.support.admin import action
 from tests.support.checks import GOOD, ids
+from tests.support.replica import caught_up
 from tests.support.settings import topview
 from topview_callbacks import health
 from topview_callbacks.models import Notice, NoticeState
@@ -30,28 +30,6 @@ TABLE = Notice._meta.db_table
 
 on_postgresql = pytest.mark.postgres
 both = pytest.mark.django_db(transaction=True, databases=["default", "replica"])
-
-
-def caught_up(timeout: float = 60) -> None:
-    """Wait until the replica has replayed what the primary wrote (at once on one server;
-    a real replica may not even have the test database yet)."""
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT pg_current_wal_lsn()")
-        target = cursor.fetchone()[0]
-    replica = connections["replica"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with replica.cursor() as cursor:
-                cursor.execute(
-                    "SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= %s", [target]
-                )
-                if cursor.fetchone()[0]:
-                    return
-        except OperationalError:  # the database is not there yet
-            replica.close()
-        time.sleep(0.1)
-    raise AssertionError(f"the replica did not catch up in {timeout} s")
 
 
 @pytest.fixture

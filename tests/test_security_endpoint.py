@@ -397,9 +397,14 @@ def test_round2_f6_unknown_biz_types_share_one_metric_label(settings: Any) -> No
 
 
 def test_round2_f6_unknown_biz_types_share_one_dashboard_row(admin_client: Client) -> None:
+    done = timezone.now()  # the table counts the tasks that finished in the last 7 days
     for n in range(30):
-        SubmittedTask.objects.create(biz_type=f"CARD-{n:04d}", task_id=f"t-{n}", status="success")
-    SubmittedTask.objects.create(biz_type="VOICE_CLONE", task_id="v", status="success")
+        SubmittedTask.objects.create(
+            biz_type=f"CARD-{n:04d}", task_id=f"t-{n}", status="success", completed_at=done
+        )
+    SubmittedTask.objects.create(
+        biz_type="VOICE_CLONE", task_id="v", status="success", completed_at=done
+    )
 
     html = admin_client.get("/admin/topview_callbacks/notice/dashboard/").content.decode()
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db import transaction
 
-from topview_callbacks import processing, sending
+from topview_callbacks import partitions, processing, rollups, sending
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import (
     FINAL_TASK_STATUSES,
@@ -56,7 +56,9 @@ def _deliver(values: dict[str, Any]) -> processing.Received:
         if received.notice is not None:
             transaction.on_commit(functools.partial(start, received.notice.pk, new=True))
         elif mode != "manual":
-            pending = Notice.objects.filter(uuid=values["uuid"], state=NoticeState.PENDING)
+            pending = Notice.objects.filter(
+                **partitions.uuid_filter([values["uuid"]]), state=NoticeState.PENDING
+            )
             received = processing.Received(None, pending.values_list("pk", flat=True).first())
     if received.pending_id is not None:
         logger.info(
@@ -97,6 +99,8 @@ def replay(notice_id: int) -> Notice | None:
     holds it right now."""
     if not processing.reset_for_replay(notice_id):
         return None
+    # The notice's hour is counted again (its state changes under the kept counts).
+    rollups.forget(Notice.objects.filter(pk=notice_id).values_list("received_at", flat=True))
     restart = restart_for(topview_settings.processing)
     if restart is None:
         done = processing.process_due(notice_id=notice_id, limit=1).notices

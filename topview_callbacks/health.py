@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from topview_callbacks import credit
 from topview_callbacks.conf import topview_settings
+from topview_callbacks.estimates import bounded_count
 from topview_callbacks.models import (
     OPEN_TASK_STATUSES,
     Notice,
@@ -29,6 +30,10 @@ from topview_callbacks.models import (
     TaskStatus,
 )
 from topview_callbacks.rejections import MISCONFIGURATION_REASONS, STRAY_REASONS
+
+#: Up to this many failed notices are counted exactly (an index-only count of at most this
+#: many entries); above it, ``failed`` is PostgreSQL's estimate.
+FAILED_EXACT_LIMIT = 10_000
 
 
 class Level(IntEnum):
@@ -64,7 +69,7 @@ class Measurements:
     now: datetime
     pending: int
     retrying: int  # failed notices whose retry is scheduled
-    failed: int
+    failed: int  # exact up to FAILED_EXACT_LIMIT, then PostgreSQL's estimate
     failed_24h: int
     oldest_waiting_at: datetime | None  # since when the longest-waiting due notice is due
     overdue_tasks: int
@@ -77,6 +82,7 @@ class Measurements:
     # Each account's remaining credit (None: unknown), read only when a CREDIT_ threshold
     # is set.
     credits: dict[str, float | None] = field(default_factory=dict)
+    failed_estimated: bool = False  # ``failed`` is PostgreSQL's estimate
 
     @property
     def oldest_waiting_seconds(self) -> float:
@@ -107,11 +113,14 @@ def measure(now: datetime | None = None) -> Measurements:
     ]
     open_tasks = SubmittedTask.objects.using(db).order_by().filter(status__in=OPEN_TASK_STATUSES)
     reasons = _rejections_by_reason(now - timedelta(hours=1), db)
+    # Failed notices are kept a year: counted exactly while few, estimated past that.
+    failed_count, failed_estimated = bounded_count(failed, FAILED_EXACT_LIMIT)
     return Measurements(
         now=now,
         pending=pending.count(),
         retrying=retrying.filter(state=NoticeState.FAILED).count(),
-        failed=failed.count(),
+        failed=failed_count,
+        failed_estimated=failed_estimated,
         failed_24h=failed.filter(received_at__gte=now - timedelta(hours=24)).count(),
         oldest_waiting_at=min((at for at in oldest if at is not None), default=None),
         overdue_tasks=open_tasks.filter(next_poll_at__lt=now - grace).count(),

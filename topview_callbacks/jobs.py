@@ -20,7 +20,7 @@ from typing import Protocol
 
 from django.utils import timezone
 
-from topview_callbacks import archiving, processing, sweeping
+from topview_callbacks import archiving, processing, rollups, sweeping
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import ArchivedMedia, MediaState, Notice, NoticeState, TaskStatus
 
@@ -126,11 +126,13 @@ def archive_media(media_id: int) -> tuple[ArchivedMedia | None, float | None]:
 
 
 def sweep(queue: Queue) -> int:
-    """The periodic sweep on a queue: queue the notices nothing is working on any more, and
-    (ARCHIVE_MEDIA) the downloads that are due or were left by a dead worker."""
+    """The periodic sweep on a queue: queue the notices nothing is working on any more,
+    (ARCHIVE_MEDIA) the downloads that are due or were left by a dead worker, and count the
+    dashboard's settled hours (``rollups.sweep``)."""
     restarted = sweeping.restart_stuck(restart=lambda notice_id: queue.enqueue_notice(notice_id))
     if topview_settings.archive_media:
         restarted += archiving.start_due(restart=lambda media_id: queue.enqueue_media(media_id))
+    rollups.sweep(timezone.now())
     return restarted
 
 

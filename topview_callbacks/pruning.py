@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from topview_callbacks import partitions
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import (
     FINAL_TASK_STATUSES,
@@ -76,6 +78,35 @@ def _delete_in_batches(queryset: QuerySet[Any], batch_size: int) -> int:
         deleted += per_model.get(model._meta.label, 0)
 
 
+# What a dropped month keeps, in the DEFAULT partition: every notice not finished (pending,
+# failed) ...
+_KEEP = "state NOT IN ('processed', 'duplicate', 'ignored')"
+# ... or, once failed notices of that month are past their retention too, the unfinished
+# ones only (a failed notice whose retry is still to come included).
+_KEEP_UNFINISHED = f"{_KEEP} AND NOT (state = 'failed' AND next_attempt_at IS NULL)"
+
+
+def _drop_months(cutoff: datetime, failed_cutoff: datetime) -> tuple[int, datetime]:
+    """Partitioned notices: drop the months wholly older than ``cutoff`` (rows to keep go
+    to the DEFAULT partition first). How many notices went, and where the months left
+    begin (every row before that is in the DEFAULT partition); unpartitioned: 0 and the
+    end of time."""
+    conn = partitions.notice_connection()
+    if not partitions.enabled(conn):
+        return 0, datetime.max.replace(tzinfo=dt_timezone.utc)
+    dropped = sum(partitions.finish_gone(conn, gone) for gone in partitions.leftovers(conn))
+    left = partitions.months(conn)
+    while left and _start(left[0].end) <= cutoff:
+        month = left.pop(0)
+        keep = _KEEP if _start(month.end) > failed_cutoff else _KEEP_UNFINISHED
+        dropped += partitions.drop_month(conn, month, keep_where=keep)
+    return dropped, _start(left[0].start) if left else cutoff
+
+
+def _start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=dt_timezone.utc)
+
+
 def prune(
     *,
     older_than: timedelta | None = None,
@@ -97,8 +128,13 @@ def prune(
         failed_older_than = timedelta(days=topview_settings.prune_failed_after_days)
     failed_older_than = max(failed_older_than, older_than)
     now = timezone.now()
-    notices = _delete_in_batches(
-        Notice.objects.filter(state__in=PRUNABLE_STATES, received_at__lt=now - older_than),
+    dropped, months_left = _drop_months(now - older_than, now - failed_older_than)
+    # Partitioned, rows are deleted one by one only before the first month left: the ones
+    # kept in the DEFAULT partition when their month was dropped.
+    notices = dropped + _delete_in_batches(
+        Notice.objects.filter(
+            state__in=PRUNABLE_STATES, received_at__lt=min(now - older_than, months_left)
+        ),
         batch_size,
     )
     failed = _delete_in_batches(
@@ -106,7 +142,7 @@ def prune(
         Notice.objects.filter(
             state=NoticeState.FAILED,
             next_attempt_at__isnull=True,
-            received_at__lt=now - failed_older_than,
+            received_at__lt=min(now - failed_older_than, months_left),
         ),
         batch_size,
     )

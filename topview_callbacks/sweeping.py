@@ -17,6 +17,7 @@ from datetime import timedelta
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from topview_callbacks import partitions
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import Notice, NoticeState
 from topview_callbacks.processing import process_due
@@ -49,7 +50,10 @@ def restart_stuck(
 ) -> int:
     """Start the ``stuck_notices`` again through ``restart`` (a queue's, given each
     notice's id); without ``restart``, run here every notice that is due, stuck or not.
-    Returns how many notices were started."""
+    Returns how many notices were started. Partitioned notices get their next months'
+    partitions here too, when missing."""
+    if partitions.enabled(partitions.notice_connection()):
+        partitions.create_ahead(now=timezone.now())
     if restart is None:
         return run_due(limit=limit)
     stuck = stuck_notices(older_than).order_by("attempts", "received_at")

@@ -6,10 +6,12 @@ import json
 import logging
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError, DataError, IntegrityError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, transaction
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import APIException
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
@@ -257,3 +259,31 @@ class NoticeView(APIView):
                 signals.notice_redelivered, sender=Notice, uuid=notice.uuid, account=account.name
             )
         return envelope(200, acknowledgement(uuid=notice.uuid, topview_uid=account.uid, ok=True))
+
+
+_notice_view = NoticeView.as_view()
+
+
+def _notice_in_any_thread(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+    """The endpoint in an executor thread. That thread's connection is checked before and
+    after, as Django's request signals do only for the request's own thread: closed (given
+    back to the pool) when ``CONN_MAX_AGE`` says so, else kept for the thread's next
+    request."""
+    close_old_connections()
+    try:
+        return _notice_view(request, *args, **kwargs)
+    finally:
+        close_old_connections()
+
+
+@login_not_required
+@transaction.non_atomic_requests
+@csrf_exempt
+async def async_notice_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+    """The endpoint for ASGI sites (``topview_callbacks.urls_async``): the same synchronous
+    view, run in a thread of the event loop's executor, which serves request after request
+    (``thread_sensitive=False``), rather than in a new thread for each request as Django
+    runs a synchronous view under ASGI. The store, the processing and the receivers stay
+    synchronous, in one transaction on that thread's connection."""
+    run = sync_to_async(_notice_in_any_thread, thread_sensitive=False)
+    return await run(request, *args, **kwargs)

@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from topview_callbacks import dispatch, polling
+from topview_callbacks import dispatch, polling, rollups
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask
 
@@ -154,6 +154,7 @@ def mark_ignored(
         changed = Notice.objects.filter(pk__in=free).update(
             state=NoticeState.IGNORED, next_attempt_at=None, claim=""
         )
+        rollups.forget(Notice.objects.filter(pk__in=free).values_list("received_at", flat=True))
     model_admin.message_user(
         request,
         ngettext("%d notice marked ignored.", "%d notices marked ignored.", changed) % changed,

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from topview_callbacks import credit, health
+from topview_callbacks import credit, health, rollups
 from topview_callbacks.admin import charts, dashboard_stats, spend
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.models import OPEN_TASK_STATUSES
@@ -55,6 +55,8 @@ def dashboard_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest) -> 
     measurements = health.measure(now)
     grace = timedelta(seconds=topview_settings.health["OVERDUE_GRACE_SECONDS"])
     failed_24h, failure_reasons = dashboard_stats.failures(day_ago)
+    # The settled hours nobody counted yet (no sweep scheduled, a replay): counted here.
+    rollups.fill(min(now - dashboard_stats.WINDOW, spend.first_moment(now)), now)
     hours, series = dashboard_stats.hourly(now)
     turnaround = dashboard_stats.turnaround(now)
     states = [
@@ -97,8 +99,11 @@ def dashboard_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest) -> 
         "turnaround_chart": charts.bars(
             TURNAROUND_LABELS,
             turnaround.buckets,
-            title=_("Turnaround of tasks submitted in the last 7 days"),
-            desc=_("How many tasks got their outcome within each span after submission."),
+            title=_("Turnaround of tasks finished in the last 7 days"),
+            desc=_(
+                "How many of the tasks that got their outcome in the last 7 days got it "
+                "within each span after submission."
+            ),
         ),
         "turnaround_rows": list(zip(TURNAROUND_LABELS, turnaround.buckets, strict=True)),
         "spend": spent,
@@ -107,7 +112,7 @@ def dashboard_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest) -> 
             [day.strftime("%m-%d") for day in spent.days],
             [int(value.to_integral_value()) for value in spent.per_day],
             title=_("Credits spent per day, last 8 days"),
-            desc=_("Bars: the costCredit of the tasks submitted each day."),
+            desc=_("Bars: the costCredit of the tasks that finished each day."),
         ),
     }
     request.current_app = model_admin.admin_site.name

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from topview_callbacks import partitions
 from topview_callbacks.admin import actions
 from topview_callbacks.admin.changelist import (
     AccountFilter,
@@ -26,7 +28,7 @@ from topview_callbacks.admin.display import (
     pretty_json,
 )
 from topview_callbacks.admin.permissions import OperatorAdmin
-from topview_callbacks.models import Notice
+from topview_callbacks.models import Notice, NoticeKey
 
 
 class NoticeAdmin(NoticeStateColumn, ListColumns, OutcomeFields, FastListMixin, OperatorAdmin):
@@ -49,6 +51,21 @@ class NoticeAdmin(NoticeStateColumn, ListColumns, OutcomeFields, FastListMixin, 
     search_help_text = _("Exact uuid or task id.")
     date_hierarchy = "received_at"
     actions = (actions.reprocess, actions.mark_ignored)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Notice], search_term: str
+    ) -> tuple[QuerySet[Notice], bool]:
+        """Partitioned notices (PARTITION_NOTICES) have no index on uuid: a uuid is looked
+        up through its key, which names the month its notice is in."""
+        term = search_term.strip()
+        if not term or " " in term or not partitions.enabled(partitions.notice_connection()):
+            return super().get_search_results(request, queryset, search_term)
+        received = NoticeKey.objects.filter(uuid=term).values_list("received_at", flat=True)
+        found = Q(task_id=term)
+        if (moment := received.first()) is not None:
+            found |= Q(uuid=term, received_at=moment)
+        return queryset.filter(found), False
+
     fieldsets = (
         (
             None,

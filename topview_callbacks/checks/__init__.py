@@ -13,6 +13,7 @@ from topview_callbacks.checks.base import check_settings_dict
 from topview_callbacks.checks.endpoint import check_endpoint
 from topview_callbacks.checks.notice_route import check_notice_route
 from topview_callbacks.checks.observability import check_metrics_token, check_observability
+from topview_callbacks.checks.partitions import check_partition_layout, check_partition_setting
 from topview_callbacks.checks.placeholders import check_placeholders
 from topview_callbacks.checks.polling import check_polling
 from topview_callbacks.checks.pooling import check_pooling
@@ -29,6 +30,8 @@ __all__ = [
     "check_metrics_token",
     "check_notice_route",
     "check_observability",
+    "check_partition_layout",
+    "check_partition_setting",
     "check_placeholders",
     "check_polling",
     "check_pooling",
@@ -51,6 +54,8 @@ def register_checks() -> None:
     register(check_polling, Tags.compatibility)
     register(check_pooling, Tags.compatibility)
     register(check_read_database, Tags.compatibility)
+    register(check_partition_setting, Tags.compatibility)
+    register(check_partition_layout, Tags.database)
     register(check_observability, Tags.compatibility)
     register(check_tasks_framework, Tags.compatibility)
     register(check_security, Tags.security)

@@ -1,4 +1,5 @@
-"""Checks of the notices' database connections against restarts and poolers (W070-W072).
+"""Checks of the notices' database connections against restarts, poolers and ASGI
+(W070-W072, W110).
 
 A check cannot ask PgBouncer whether it is there: a client sees a PostgreSQL server either
 way. W071 and W072 go by the address (PgBouncer's port 6432, or a host named after it);
@@ -37,6 +38,9 @@ def check_pooling(raw: dict[str, Any]) -> list[CheckMessage]:
                 id=check_id("W070"),
             )
         )
+    asgi = getattr(settings, "ASGI_APPLICATION", None)
+    if asgi and db.get("CONN_MAX_AGE") != 0 and not options.get("pool"):
+        messages.append(_kept_under_asgi(connection.alias))
     if not behind_pgbouncer(db):
         return messages
     if not db.get("DISABLE_SERVER_SIDE_CURSORS"):
@@ -67,6 +71,19 @@ def check_pooling(raw: dict[str, Any]) -> list[CheckMessage]:
             )
         )
     return messages
+
+
+def _kept_under_asgi(alias: str) -> Warning:
+    # Measured (tests/test_asgi.py, bench/servers.py): ten requests left ten connections.
+    return Warning(
+        f"ASGI_APPLICATION is set and database {alias!r} keeps connections (CONN_MAX_AGE) "
+        "without a pool: under ASGI Django runs each request's synchronous code in a thread "
+        "of its own, so every request opens a connection that is left open after it, until "
+        "PostgreSQL refuses more clients.",
+        hint=f"Under ASGI, set OPTIONS['pool'] (Django 5.1+, psycopg 3) and CONN_MAX_AGE 0 in "
+        f"DATABASES[{alias!r}]; silence this check if the site is served by WSGI only.",
+        id=check_id("W110"),
+    )
 
 
 def behind_pgbouncer(db: dict[str, Any]) -> bool:

@@ -11,6 +11,9 @@ DEFAULTS: dict[str, Any] = {
     "PRUNE_AFTER_DAYS": 90,
     # Days after which failed notices are pruned (kept longer: someone may replay them).
     "PRUNE_FAILED_AFTER_DAYS": 365,
+    # PostgreSQL: notices in a table partitioned by month, old months dropped whole by
+    # topview_prune (docs/operations.md). Off: one plain table, the same on every database.
+    "PARTITION_NOTICES": False,
     # Thresholds of `manage.py topview_health` (and its health-check plugin, the dashboard and
     # the metrics' gauges): any of HEALTH_DEFAULTS' keys; the others keep their default.
     "HEALTH": {},
@@ -67,6 +70,10 @@ class OperationsSettings(SettingsReader):
     @property
     def prune_failed_after_days(self) -> int:
         return int(self._get("PRUNE_FAILED_AFTER_DAYS"))
+
+    @property
+    def partition_notices(self) -> bool:
+        return bool(self._get("PARTITION_NOTICES"))
 
     @property
     def health(self) -> dict[str, float]:

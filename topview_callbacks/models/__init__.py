@@ -9,8 +9,15 @@ from topview_callbacks.models.media import (
     archive_storage,
     reset_archive_storage,
 )
-from topview_callbacks.models.notices import Notice, NoticeSource, NoticeState
+from topview_callbacks.models.notices import (
+    Notice,
+    NoticeKey,
+    NoticeSource,
+    NoticeState,
+    partitioned_notices,
+)
 from topview_callbacks.models.rejections import RejectedDelivery
+from topview_callbacks.models.rollups import CreditHour, NoticeHour, RollupHour, TaskHour
 from topview_callbacks.models.tasks import (
     FINAL_TASK_STATUSES,
     OPEN_TASK_STATUSES,
@@ -28,14 +35,20 @@ __all__ = [
     "POLLABLE_TASK_STATUSES",
     "UNFINISHED_TASK_STATUSES",
     "ArchivedMedia",
+    "CreditHour",
     "MediaState",
     "Notice",
+    "NoticeHour",
+    "NoticeKey",
     "NoticeSource",
     "NoticeState",
     "RejectedDelivery",
+    "RollupHour",
     "SubmittedTask",
+    "TaskHour",
     "TaskStatus",
     "archive_storage",
     "owner_fields",
+    "partitioned_notices",
     "reset_archive_storage",
 ]

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models
+from django.db import connections, models, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 from topview_callbacks import biz_types
+from topview_callbacks.conf import topview_settings
 from topview_callbacks.models.tasks import SubmittedTask, TaskStatus
+
+
+def partitioned_notices(conn: BaseDatabaseWrapper) -> bool:
+    """Whether notices are partitioned on this database (PARTITION_NOTICES, PostgreSQL):
+    their uuids are then kept unique in NoticeKey."""
+    return conn.vendor == "postgresql" and topview_settings.partition_notices
+
+
+def error_summary(last_error: str) -> str:
+    """The last non-blank line of a traceback (the exception), at most 200 characters."""
+    lines = [line for line in last_error.splitlines() if line.strip()]
+    return Truncator(lines[-1].strip() if lines else "").chars(200)
 
 
 class NoticeState(models.TextChoices):
@@ -123,6 +137,17 @@ class Notice(models.Model):
     def __str__(self) -> str:
         return f"{self.biz_type} {self.task_id} {self.status} ({self.uuid})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Partitioned notices (PARTITION_NOTICES): a new notice's key first, in the same
+        transaction; a uuid stored already fails here, as the unique constraint would."""
+        using = kwargs.get("using") or router.db_for_write(Notice, instance=self)
+        if not self._state.adding or not partitioned_notices(connections[using]):
+            super().save(*args, **kwargs)
+            return
+        with transaction.atomic(using=using):
+            NoticeKey.objects.using(using).create(uuid=self.uuid, received_at=self.received_at)
+            super().save(*args, **kwargs)
+
     @property
     def succeeded(self) -> bool:
         return self.status == TaskStatus.SUCCESS
@@ -130,8 +155,7 @@ class Notice(models.Model):
     @property
     def error_summary(self) -> str:
         """The last non-blank line of ``last_error`` (the exception), at most 200 characters."""
-        lines = [line for line in self.last_error.splitlines() if line.strip()]
-        return Truncator(lines[-1].strip() if lines else "").chars(200)
+        return error_summary(self.last_error)
 
     def log_context(self) -> dict[str, Any]:
         """``extra=`` for a log line about this notice: the fields log aggregators filter on."""
@@ -146,3 +170,25 @@ class Notice(models.Model):
     def media(self) -> list[tuple[str, str]]:
         """``(kind, url)`` of every output file in this notice's result."""
         return biz_types.media_urls(self.biz_type, self.result)
+
+
+class NoticeKey(models.Model):
+    """The uuid of a stored notice, when notices are partitioned (``PARTITION_NOTICES``).
+
+    PostgreSQL keeps no unique constraint on uuid alone across a table partitioned by
+    month, so this narrow table holds it: the store statement writes the key and the
+    notice together, and a trigger keeps the keys of notices written any other way
+    (docs/decisions.md). Empty otherwise.
+    """
+
+    uuid = models.CharField(_("uuid"), max_length=128, primary_key=True)
+    # Where its notice is: the partition key, so a repeat probes one partition.
+    received_at = models.DateTimeField(_("received at"))
+
+    class Meta:
+        verbose_name = _("notice key")
+        verbose_name_plural = _("notice keys")
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return self.uuid

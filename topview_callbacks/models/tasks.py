@@ -175,6 +175,24 @@ class SubmittedTask(models.Model):
             # The admin's bizType filter lists its values by a skip scan of this index.
             models.Index(fields=("biz_type",), name="topview_task_biz_type"),
             models.Index(fields=("submitted_at",), name="topview_task_submitted"),
+            # The rollups count the tasks that finished in an hour (``rollups``); finishing
+            # a task is not a HOT update anyway (status is in the partial indexes' tests).
+            models.Index(fields=("completed_at",), name="topview_task_completed"),
+            # The dashboard's open and expired tasks of the week per bizType, read from the
+            # index alone; partial: a task created final from its callback adds no entry.
+            models.Index(
+                fields=("status", "biz_type", "submitted_at"),
+                condition=models.Q(status__in=POLLABLE_TASK_STATUSES),
+                name="topview_task_unfinished",
+            ),
+            # The admin's list of failed tasks: its count probe and its date hierarchy's
+            # MIN(submitted_at) would otherwise read past every succeeded task first.
+            # Partial: only a failed task (a few in a hundred) adds an entry.
+            models.Index(
+                fields=("submitted_at",),
+                condition=models.Q(status=TaskStatus.FAIL),
+                name="topview_task_failed",
+            ),
             # Partial: a task without an owner or a reference (every task a callback or
             # submit() creates without one) adds no entry on the notice path.
             models.Index(

@@ -24,12 +24,12 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from topview_callbacks.models import NoticeState, SubmittedTask
 from topview_callbacks.processing.sql import (
     CLASSIFY,
-    FIND_NOTICE,
     RECORD_OUTCOME,
-    STORE_NOTICE,
     bound_fetchone,
     columns,
+    find_notice,
     instance,
+    store_notice,
 )
 
 NAME = "topview_callbacks_receive"
@@ -75,8 +75,10 @@ _PARAMETER = re.compile(r"%\((\w+)\)s")
 def _plpgsql(template: str, conn: BaseDatabaseWrapper) -> str:
     """A statement of ``sql`` inside the function: parameters become its arguments
     (``p_name``) or, for what it decides, its variables (``v_name``)."""
-    text = template.replace("{notices}", "topview_callbacks_notice").replace(
-        "{tasks}", "topview_callbacks_submittedtask"
+    text = (
+        template.replace("{notices}", "topview_callbacks_notice")
+        .replace("{tasks}", "topview_callbacks_submittedtask")
+        .replace("{keys}", "topview_callbacks_noticekey")
     )
     text = text.replace("{task_columns}", columns(SubmittedTask))
     return _PARAMETER.sub(lambda m: f"v_{m[1]}" if m[1] in DECIDED else f"p_{m[1]}", text.strip())
@@ -104,7 +106,7 @@ DECLARE
 BEGIN
     -- Deliveries of one uuid take turns, so the second sees the first's notice.
     PERFORM pg_advisory_xact_lock(hashtextextended(p_uuid, 0));
-    {_plpgsql(FIND_NOTICE, conn)}
+    {_plpgsql(find_notice(conn), conn)}
     INTO o_notice_id, o_state;
     IF FOUND THEN
         o_repeated := true;  -- a repeated uuid: nothing written
@@ -130,7 +132,7 @@ BEGIN
         v_next_attempt_at := NULL;
         v_processed_at := p_now;
     END IF;
-    {_plpgsql(STORE_NOTICE, conn)}
+    {_plpgsql(store_notice(conn), conn)}
     INTO o_notice_id;
     IF o_notice_id IS NULL THEN
         -- Stored meanwhile by a writer that takes no advisory lock (a poll's answer, a

@@ -32,17 +32,17 @@ from topview_callbacks.models import (
 from topview_callbacks.processing import functions
 from topview_callbacks.processing.sql import (
     CLASSIFY,
-    FIND_NOTICE,
     FINISH,
     RECORD_OUTCOME,
-    STORE_NOTICE,
     execute_each,
     fetchone,
+    find_notice,
     instance,
     is_postgresql,
     json_text,
     moment,
     statement,
+    store_notice,
     written,
 )
 
@@ -93,7 +93,7 @@ class Attempt:
 def store(conn: BaseDatabaseWrapper, values: dict[str, Any]) -> int | None:
     """Store a new notice, pending; its id, or None when its uuid is stored already."""
     params = _params(conn, values, Attempt(NoticeState.PENDING), attempts=0)
-    row = fetchone(conn, statement(STORE_NOTICE, conn.alias), {**params, "task_pk": None})
+    row = fetchone(conn, statement(store_notice(conn), conn.alias), {**params, "task_pk": None})
     return None if row is None else int(row[0])
 
 
@@ -113,13 +113,13 @@ def receive(
             return Repeated(notice_id, state == NoticeState.PENDING)
         outcome = _outcome(conn, state, task_pk, task, reason)
     else:
-        found = fetchone(conn, statement(FIND_NOTICE, conn.alias), params)
+        found = fetchone(conn, statement(find_notice(conn), conn.alias), params)
         if found is not None:
             return Repeated(int(found[0]), found[1] == NoticeState.PENDING)
         outcome = _record(conn, params, values.get("result"))
         row = fetchone(
             conn,
-            statement(STORE_NOTICE, conn.alias),
+            statement(store_notice(conn), conn.alias),
             {**params, **_ending(conn, attempt.after(outcome)), "task_pk": _task_pk(outcome)},
         )
         # SQLite runs one writing transaction at a time: the uuid was still free.

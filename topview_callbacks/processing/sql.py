@@ -22,7 +22,7 @@ from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.sql import Query
 
-from topview_callbacks.models import Notice, SubmittedTask
+from topview_callbacks.models import Notice, NoticeKey, SubmittedTask, partitioned_notices
 
 M = TypeVar("M", bound=models.Model)
 
@@ -39,6 +39,13 @@ def is_postgresql(conn: BaseDatabaseWrapper) -> bool:
 # Is a uuid stored already, and in which state? (A repeated delivery must not touch its
 # task; one of a notice still pending starts it.)
 FIND_NOTICE = "SELECT id, state FROM {notices} WHERE uuid = %(uuid)s"
+
+# The same through the notice's key (PARTITION_NOTICES): no partition has an index on
+# uuid; the key says which month the notice is in, so one partition is probed.
+FIND_NOTICE_KEYED = """
+SELECT n.id, n.state FROM {keys} k JOIN {notices} n ON n.received_at = k.received_at
+WHERE k.uuid = %(uuid)s AND n.uuid = k.uuid
+"""
 
 # Record an outcome on its task: create it (first seen in its notice: it was running), or
 # update it. Three rules live in the WHERE and the CASE: final statuses never change, a
@@ -84,6 +91,27 @@ VALUES (%(uuid)s, %(account)s, %(biz_type)s, %(task_id)s, %(status)s, %(error_me
     %(state)s, %(attempts)s, %(last_error)s, %(next_attempt_at)s, NULL, '', %(processed_at)s,
     %(task_pk)s)
 ON CONFLICT (uuid) DO NOTHING
+RETURNING id
+"""
+
+# The same when notices are partitioned (PARTITION_NOTICES): PostgreSQL has no unique
+# constraint on uuid alone across partitions, so the key table's primary key arbitrates,
+# in the same statement: the notice is inserted only if its key was. A delivery racing
+# another one of its uuid waits for it to commit, then gets no row back, as above.
+STORE_NOTICE_KEYED = """
+WITH new_key AS (
+    INSERT INTO {keys} (uuid, received_at) VALUES (%(uuid)s, %(received_at)s)
+    ON CONFLICT (uuid) DO NOTHING
+    RETURNING uuid, received_at
+)
+INSERT INTO {notices} (uuid, account, biz_type, task_id, status, error_message, result,
+    raw_body, headers, remote_addr, source, received_at, state, attempts, last_error,
+    next_attempt_at, claimed_at, claim, processed_at, submitted_task_id)
+SELECT new_key.uuid, %(account)s, %(biz_type)s, %(task_id)s, %(status)s, %(error_message)s,
+    %(result)s, %(raw_body)s, %(headers)s, %(remote_addr)s, %(source)s, new_key.received_at,
+    %(state)s, %(attempts)s, %(last_error)s, %(next_attempt_at)s, NULL, '', %(processed_at)s,
+    %(task_pk)s
+FROM new_key
 RETURNING id
 """
 
@@ -145,6 +173,21 @@ WHERE id = %(id)s
 """
 
 
+def keyed(conn: BaseDatabaseWrapper) -> bool:
+    """Whether this database's notices are partitioned, their uuids kept in NoticeKey."""
+    return partitioned_notices(conn)
+
+
+def find_notice(conn: BaseDatabaseWrapper) -> str:
+    """FIND_NOTICE, or its keyed twin when notices are partitioned."""
+    return FIND_NOTICE_KEYED if keyed(conn) else FIND_NOTICE
+
+
+def store_notice(conn: BaseDatabaseWrapper) -> str:
+    """STORE_NOTICE, or its keyed twin when notices are partitioned."""
+    return STORE_NOTICE_KEYED if keyed(conn) else STORE_NOTICE
+
+
 def for_update(conn: BaseDatabaseWrapper, *, skip_locked: bool = False) -> str:
     """The row-locking clause this database has (SQLite has none: it runs one writing
     transaction at a time)."""
@@ -177,6 +220,7 @@ def statement(template: str, alias: str, only: str = "") -> str:
     conn = connections[alias]
     parts = {
         "notices": Notice._meta.db_table,
+        "keys": NoticeKey._meta.db_table,
         "tasks": SubmittedTask._meta.db_table,
         "task_columns": columns(SubmittedTask),
         "notice_columns": columns(Notice),

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from topview_callbacks import partitions
 from topview_callbacks.dispatch import replay
 from topview_callbacks.models import Notice, NoticeState
 
@@ -24,7 +25,7 @@ class Command(BaseCommand):
             raise CommandError("Give notice uuids, or --failed.")
         notices = Notice.objects.none()
         if uuids:
-            notices = Notice.objects.filter(uuid__in=uuids)
+            notices = Notice.objects.filter(**partitions.uuid_filter(uuids))
             missing = set(uuids) - set(notices.values_list("uuid", flat=True))
             if missing:
                 raise CommandError(f"No notice with uuid {', '.join(sorted(missing))}.")

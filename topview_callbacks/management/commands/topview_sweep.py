@@ -4,7 +4,9 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
+from topview_callbacks import rollups
 from topview_callbacks.conf import topview_settings
 from topview_callbacks.dispatch import restart_for
 from topview_callbacks.sweeping import restart_stuck
@@ -14,7 +16,8 @@ class Command(BaseCommand):
     help = (
         "The sweep, for cron: process here every Topview notice that is due (inline and "
         "manual sites: this is also how failed notices are retried), or with --enqueue queue "
-        "the ones nothing has worked on for SWEEP_AFTER. Celery users schedule "
+        "the ones nothing has worked on for SWEEP_AFTER; then count the dashboard's closed "
+        "hours. Celery users schedule "
         "topview_callbacks.sweep instead (Django Tasks users enqueue "
         "topview_callbacks.tasks_framework.sweep)."
     )
@@ -59,3 +62,6 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"Queued {done} stuck notice(s)."))
         else:
             self.stdout.write(self.style.SUCCESS(f"Processed {done} notice(s)."))
+        counted = rollups.sweep(timezone.now())
+        if counted:
+            self.stdout.write(f"Counted {counted} hour(s) for the dashboard.")
