@@ -95,6 +95,12 @@ if DATABASE_VENDOR == "postgres":
         "PORT": os.environ.get("TOPVIEW_TEST_REPLICA_PORT") or DATABASES["default"]["PORT"],
         "TEST": {"MIRROR": "default"},
     }
+    # A project keeping the app's tables in a database of their own: tests/test_routing.py
+    # routes them to this alias (a test database of its own, created for those tests only).
+    DATABASES["notices"] = {
+        **DATABASES["default"],
+        "TEST": {"NAME": DATABASES["default"]["TEST"]["NAME"] + "_notices"},
+    }
     if os.environ.get("TOPVIEW_TEST_PGBOUNCER") == "1":  # PGPORT is PgBouncer's: nox -s pgbouncer
         DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True  # as check W071 asks
 else:

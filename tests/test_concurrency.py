@@ -16,7 +16,7 @@ from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from tests.support.settings import UID
 from topview_callbacks import signals
 from topview_callbacks.models import Notice, NoticeState, SubmittedTask
-from topview_callbacks.testing import notice_payload
+from topview_callbacks.testing import deliver_notice, notice_payload
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 DELIVERIES = 50
@@ -166,3 +166,55 @@ def test_a_delivery_racing_a_poll_that_stores_its_uuid_is_answered_and_fires_onc
     processing.process_due()
     assert Notice.objects.get(uuid="raced-uuid").state == NoticeState.PROCESSED
     assert len(fired.calls) == 1
+
+
+def test_a_delivery_whose_receiver_failed_while_its_uuid_was_delivered_again_is_a_duplicate(
+    transactional_db: None,
+) -> None:
+    # The first delivery's receiver raises while a second delivery of the same uuid waits
+    # on the uuid's lock; the first rolls back, the second stores, fires and commits before
+    # the first stores the notice again as failed: the first is then a repeated delivery,
+    # answered 200, and the outcome fires once (it once would have answered 500).
+    from django.db import connection
+
+    payload = notice_payload(uuid="retried-uuid", task_id="retried-task")
+    answers: list[Any] = []
+
+    def delivered_again() -> None:
+        try:
+            answers.append(deliver_notice(payload, run_on_commit=False))
+        finally:
+            connection.close()
+
+    again = threading.Thread(target=delivered_again)
+    calls: list[str] = []
+
+    def receiver(sender: Any, notice: Notice, **kwargs: Any) -> None:
+        calls.append("second" if threading.current_thread() is again else "first")
+        if threading.current_thread() is again:
+            return
+        again.start()
+        for _ in range(600):
+            with connection.cursor() as cursor:  # pg_locks is live inside a transaction
+                cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                if cursor.fetchone()[0]:
+                    break
+            threading.Event().wait(0.05)
+        else:
+            pytest.fail("the second delivery never waited on the uuid")
+        raise RuntimeError("the first attempt broke")
+
+    signals.task_outcome.connect(receiver, weak=False, dispatch_uid="fails-once-meanwhile")
+    try:
+        first = deliver_notice(payload, run_on_commit=False)
+        again.join(60)
+    finally:
+        signals.task_outcome.disconnect(dispatch_uid="fails-once-meanwhile")
+
+    assert first.status_code == 200
+    assert first.json()["result"]["uuid"] == "retried-uuid"
+    assert [answer.status_code for answer in answers] == [200]
+    assert calls == ["first", "second"]
+    notice = Notice.objects.get(uuid="retried-uuid")
+    assert (notice.state, notice.attempts, notice.last_error) == (NoticeState.PROCESSED, 1, "")
+    assert SubmittedTask.objects.get(task_id="retried-task").status == "success"

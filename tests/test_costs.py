@@ -17,7 +17,7 @@ import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
-from tests.support.settings import ON_POSTGRES
+from tests.support.settings import BEHIND_PGBOUNCER, ON_POSTGRES
 from topview_callbacks.processing import process_due, sql
 from topview_callbacks.testing import deliver_notice, notice_payload
 
@@ -150,3 +150,47 @@ def test_a_callback_naming_its_submission_adds_one_autocommitted_statement(
         assert marked.statements == ["UPDATE", "SELECT"]
     else:
         assert marked.statements == ["UPDATE", "SELECT", "INSERT", "INSERT"]
+
+
+def test_inline_queries_are_not_logged_unless_asked() -> None:
+    # DEBUG off and no capture: nothing goes to the connection's query log (memory and
+    # time that a production server does not spend).
+    conn = connections["default"]
+    conn.queries_log.clear()
+    assert deliver_notice(notice_payload("VOICE_CLONE")).status_code == 200
+    assert list(conn.queries_log) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(BEHIND_PGBOUNCER, reason="PgBouncer's client pid is not a backend's")
+def test_the_inline_call_sends_its_values_apart_from_its_text() -> None:
+    # psycopg neither quotes the values into the statement nor PostgreSQL parses them back
+    # out of it (docs/benchmark.md): the server's view of the call has $n placeholders.
+    import psycopg
+
+    from topview_callbacks import signals
+
+    conn = connections["default"]
+    conn.ensure_connection()
+    pid = conn.connection.info.backend_pid
+    seen: list[str] = []
+
+    def look(sender: Any, **kwargs: Any) -> None:  # runs right after the call, in its transaction
+        params = conn.get_connection_params()
+        with psycopg.connect(
+            host=params["host"], port=params["port"], user=params["user"], dbname=params["dbname"]
+        ) as side:
+            row = side.execute(
+                "SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]
+            ).fetchone()
+            seen.append(row[0])
+
+    signals.task_outcome.connect(look, weak=False, dispatch_uid="look")
+    try:
+        payload = notice_payload("VOICE_CLONE")
+        assert deliver_notice(payload).status_code == 200
+    finally:
+        signals.task_outcome.disconnect(dispatch_uid="look")
+    [query] = seen
+    assert "topview_callbacks_receive($1, $2" in query
+    assert payload["uuid"] not in query

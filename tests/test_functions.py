@@ -27,11 +27,20 @@ def test_the_migrations_leave_the_function_this_code_calls() -> None:
     assert functions.ensure(connection) is False  # nothing to do
 
 
-def test_a_stale_function_refuses_the_call_and_the_notice_gets_503() -> None:
+def test_a_stale_function_refuses_the_call_and_the_notice_gets_503(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     install_stale_function()
-    response = deliver_notice(notice_payload("VOICE_CLONE"))
+    with caplog.at_level("ERROR"):
+        response = deliver_notice(notice_payload("VOICE_CLONE"))
     assert response.status_code == 503  # Topview retries; nothing half-recorded
     assert not Notice.objects.exists()
+    # What the operator reads in the logged error: what is wrong, and the command fixing it.
+    [error] = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert str(error).startswith(
+        "topview_callbacks: the database function topview_callbacks_receive is not the one "
+        "this code calls; run manage.py migrate\n"
+    )
 
 
 def test_migrate_replaces_a_stale_function() -> None:

@@ -281,8 +281,10 @@ def test_a_failing_receiver_is_logged_with_the_notice_and_its_traceback(
         signals.m2v_preview.disconnect(broken_receiver)
     [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing"]
     assert record.levelname == "ERROR"
-    message = record.getMessage()
-    assert all(word in message for word in ("n-logged", "M2V_PREVIEW", "t-logged", "default"))
+    # The line an operator's log alert matches: pinned whole.
+    assert record.getMessage() == (
+        "A receiver failed on Topview notice 'n-logged' (M2V_PREVIEW t-logged, account default)"
+    )
     assert record.exc_info is not None and "receiver bug 42" in str(record.exc_info[1])
     assert record.topview_notice_uuid == "n-logged"  # type: ignore[attr-defined]
 
@@ -296,7 +298,10 @@ def test_a_duplicate_outcome_is_logged_and_stamped_processed(
     assert late.state == NoticeState.DUPLICATE
     assert late.processed_at is not None  # done with, as far as the pruning and admin go
     [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing"]
-    assert all(word in record.getMessage() for word in ("n-late", "M2V_PREVIEW", "t-twice"))
+    assert record.getMessage() == (
+        "Topview notice 'n-late': the outcome of M2V_PREVIEW t-twice was already delivered; "
+        "not fired again"
+    )
     assert record.topview_task_id == "t-twice"  # type: ignore[attr-defined]
 
 
@@ -387,11 +392,15 @@ def test_an_unconfirmed_notice_is_given_back_pending_with_the_reason_and_logged(
         assert attempt(stored.pk) is None  # nothing to process: given back
     notice = Notice.objects.get(pk=stored.pk)
     assert notice.state == NoticeState.PENDING
-    assert "running" in notice.last_error
+    # What the admin shows and the warning says: why it waits, and which setting asked.
+    assert notice.last_error == (
+        "Not confirmed by Topview's query endpoint (VERIFY_WITH_QUERY): the query endpoint "
+        "reports the task as 'running'"
+    )
     assert notice.next_attempt_at is not None and notice.next_attempt_at > timezone.now()
     assert notice.claim == ""
     [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing.verification"]
-    assert "n-early" in record.getMessage() and "running" in record.getMessage()
+    assert record.getMessage() == f"Topview notice 'n-early': {notice.last_error}"
     assert record.topview_notice_uuid == "n-early"  # type: ignore[attr-defined]
 
 
@@ -482,6 +491,10 @@ def test_a_notice_verification_cannot_confirm_ever_is_ignored_and_logged(
     with topview(VERIFY_WITH_QUERY=True), caplog.at_level("WARNING"):
         notice = receive(payload)
     assert notice.state == NoticeState.IGNORED
+    assert notice.last_error == (
+        "VERIFY_WITH_QUERY is on and bizType 'FUTURE_PRODUCT' has no known query endpoint, so "
+        "the notice cannot be verified; nothing was recorded or fired."
+    )
     [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing.verification"]
     assert record.levelname == "WARNING"
     assert record.getMessage() == f"Topview notice 'n-future' ignored: {notice.last_error}"

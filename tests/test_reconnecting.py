@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from tests.support.settings import BEHIND_PGBOUNCER, POSTGRESQL_PORT, topview
 from topview_callbacks import dispatch
@@ -77,7 +77,7 @@ def drop_pgbouncer_clients() -> None:
 
 @pytest.mark.parametrize("mode", ["inline", "manual"])
 def test_a_delivery_on_a_connection_broken_by_a_restart_is_stored(
-    kept_connection: Any, record_signal: Any, mode: str
+    kept_connection: Any, record_signal: Any, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     fired = record_signal()
     with topview(PROCESSING=mode):
@@ -85,7 +85,17 @@ def test_a_delivery_on_a_connection_broken_by_a_restart_is_stored(
         broken = backend_pid()
         terminate(kept_connection, broken)
         payload = notice_payload()
-        response = deliver_notice(payload)
+        with caplog.at_level("WARNING", logger="topview_callbacks.processing.reconnecting"):
+            response = deliver_notice(payload)
+    # The line an operator finds when looking for why a restart went unnoticed.
+    [record] = [r for r in caplog.records if r.name == "topview_callbacks.processing.reconnecting"]
+    assert record.levelname == "WARNING"
+    assert record.getMessage() == (
+        "The database connection 'default' was lost (the database or its pooler restarted?): "
+        "storing the notice once more on a new connection"
+    )
+    assert record.exc_info  # the error that was seen, with its traceback
+    assert isinstance(record.exc_info[1], (OperationalError, InterfaceError))
     assert response.status_code == 200, response.content
     assert response.json()["result"]["result"] == "success"
     assert backend_pid() != broken  # stored on a new connection
@@ -137,14 +147,42 @@ def test_a_database_really_down_still_gets_503_in_the_envelope(kept_connection: 
 
 
 def test_inside_the_callers_transaction_a_lost_connection_is_not_retried(
-    kept_connection: Any,
+    kept_connection: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """What the caller wrote before went with the connection: storing the notice alone on
     a new one would commit half of the caller's work."""
     deliver_notice(notice_payload())
     terminate(kept_connection, backend_pid())
     values = {"uuid": "u-lost", "biz_type": "VOICE_CLONE", "task_id": "t-1", "status": "success"}
-    with topview(PROCESSING="manual"), pytest.raises(OperationalError), transaction.atomic():
+    with (
+        caplog.at_level("WARNING", logger="topview_callbacks.processing.reconnecting"),
+        topview(PROCESSING="manual"),
+        pytest.raises(OperationalError),
+        transaction.atomic(),
+    ):
         dispatch.deliver(values)
     connection.close()
     assert not Notice.objects.filter(uuid="u-lost").exists()
+    assert caplog.records == []  # no "storing the notice once more": it is not
+
+
+def test_an_error_on_a_connection_that_still_works_is_not_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A statement timeout, a lock timeout: the connection the store began on is still
+    # there and answers, so the error is the caller's to see, once.
+    from topview_callbacks.processing.reconnecting import once_more_if_connection_lost
+
+    tries: list[int] = []
+
+    def store() -> None:
+        tries.append(backend_pid())
+        raise OperationalError("canceling statement due to statement timeout")
+
+    with (
+        caplog.at_level("WARNING", logger="topview_callbacks.processing.reconnecting"),
+        pytest.raises(OperationalError),
+    ):
+        once_more_if_connection_lost(store)
+    assert len(tries) == 1
+    assert caplog.records == []

@@ -80,8 +80,12 @@ def test_f1_a_notice_from_another_account_is_ignored_and_never_touches_its_task(
         "brand-b",
         None,
     )
-    assert "The task M2V_PREVIEW t-a belongs to account 'default'" in notice.last_error
-    assert "the Topview-Uid of account 'brand-b'" in notice.last_error
+    # The operator's answer in the admin (security.md, F1): whose task, which Topview-Uid,
+    # and that nothing happened; pinned whole, on the inline path and the verified one.
+    assert notice.last_error == (
+        "The task M2V_PREVIEW t-a belongs to account 'default', but the notice came with the "
+        "Topview-Uid of account 'brand-b': nothing was recorded or fired."
+    )
     assert fired.calls == [] and changed.calls == []
     task.refresh_from_db()
     assert (task.status, task.result, task.completed_at) == (TaskStatus.SUBMITTED, None, None)

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.utils import timezone
 
 from tests.support.processes import (
     Service,
@@ -128,7 +129,70 @@ def test_a_receiver_that_swallows_a_database_error_fails_its_attempt(
         signals.task_outcome.disconnect(dispatch_uid="swallowing")
     notice = Notice.objects.get(uuid=payload["uuid"])
     assert notice.state == NoticeState.FAILED
-    assert "PostgreSQL refuses to commit" in notice.last_error
+    # The last line of the traceback an operator reads on the notice: what to do.
+    assert notice.last_error.endswith(
+        "RuntimeError: A receiver caught a database error and went on: PostgreSQL refuses "
+        "to commit the transaction. Let the error propagate, or wrap the receiver's own "
+        "query in transaction.atomic().\n"
+    )
+    assert rows() == {}
+
+
+CLOSED = (
+    "RuntimeError: A receiver closed the database connection: the attempt's transaction "
+    "went with it. Leave closing connections to Django.\n"
+)
+
+
+def _closing(sender: Any, notice: Notice, **kwargs: Any) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {RECEIVER_ROWS} (uuid) VALUES (%s)", [notice.uuid])
+    connection.close()  # the transaction, and the row above, go with it
+
+
+@pytest.mark.postgres  # SQLite's in-memory test database is never closed
+def test_a_receiver_that_closes_the_connection_fails_its_delivery_and_it_is_retried(
+    rows: Callable[[], dict[str, int]], record_signal: Any
+) -> None:
+    # Django ends an atomic block whose connection was closed without an error: the
+    # delivery would be acknowledged with nothing stored, and never delivered again.
+    failed = record_signal(signals.notice_processing_failed)
+    signals.task_outcome.connect(_closing, weak=False, dispatch_uid="closing")
+    try:
+        payload = notice_payload()
+        assert deliver_notice(payload).status_code == 200
+    finally:
+        signals.task_outcome.disconnect(dispatch_uid="closing")
+    notice = Notice.objects.get(uuid=payload["uuid"])
+    assert (notice.state, notice.attempts) == (NoticeState.FAILED, 1)
+    assert notice.next_attempt_at is not None
+    assert notice.last_error.endswith(CLOSED)
+    assert [call["notice"].pk for call in failed.calls] == [notice.pk]
+    assert rows() == {}
+    Notice.objects.filter(pk=notice.pk).update(next_attempt_at=timezone.now())
+    call_command("topview_process_pending", stdout=io.StringIO())
+    assert Notice.objects.get(pk=notice.pk).state == NoticeState.PROCESSED
+
+
+@pytest.mark.postgres
+def test_a_receiver_that_closes_the_connection_fails_a_queued_attempt(
+    rows: Callable[[], dict[str, int]],
+) -> None:
+    from topview_callbacks import processing
+
+    payload = notice_payload()
+    with topview(PROCESSING="celery"):
+        assert deliver_notice(payload).status_code == 200
+    signals.task_outcome.connect(_closing, weak=False, dispatch_uid="closing")
+    try:
+        batch = processing.process_due(limit=10)
+    finally:
+        signals.task_outcome.disconnect(dispatch_uid="closing")
+    assert [(n.uuid, n.state) for n in batch.notices] == [(payload["uuid"], NoticeState.FAILED)]
+    notice = Notice.objects.get(uuid=payload["uuid"])
+    assert (notice.state, notice.attempts, notice.claim) == (NoticeState.FAILED, 1, "")
+    assert notice.last_error.endswith(CLOSED)
+    assert notice.submitted_task is not None  # the outcome is recorded; the receivers failed
     assert rows() == {}
 
 

@@ -109,9 +109,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         _held.pop().close()
     base = database.setdefault("TEST", {}).get("NAME") or f"test_{database['NAME']}"
     base = os.environ.setdefault("TOPVIEW_MUTATION_PG_BASE", base)
-    name = f"{base}_{_take_slot(base)}"
-    database["TEST"]["NAME"] = name
-    _reset(database, name)
+    slot = _take_slot(base)
+    for alias, other in settings.DATABASES.items():
+        # The other test databases (tests/test_routing.py's "notices"), one per slot too.
+        test = other.setdefault("TEST", {})
+        if alias == "default" or not test.get("MIRROR"):
+            suffix = "" if alias == "default" else f"_{alias}"
+            test["NAME"] = f"{base}_{slot}{suffix}"
+            _reset(other, test["NAME"])
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -164,7 +164,7 @@ def process_due(*, limit: int = 100, notice_id: int | None = None) -> Batch:
     durably (see ``claims``)."""
     conn = write_connection()
     claim = claims.start(conn, limit=limit, notice_id=notice_id)
-    _report_abandoned(claim.abandoned)
+    _report_abandoned(conn, claim.abandoned)
     claimed = len(claim.notice_ids) + len(claim.abandoned)
     if not claim.notice_ids:
         return Batch([], claimed)
@@ -241,16 +241,14 @@ def _record_failure(
 
 
 def _fire(conn: BaseDatabaseWrapper, notice: Notice, task: SubmittedTask | None) -> None:
-    """The outcome signals, in the attempt's transaction; a receiver that raised, or that
-    swallowed a database error (PostgreSQL then refuses to commit), fails the attempt."""
+    """The outcome signals, in the attempt's transaction; a receiver that raised, that
+    swallowed a database error (PostgreSQL then refuses to commit) or that closed the
+    connection (the transaction went with it) fails the attempt."""
     try:
         send_outcome_signals(notice, task)
-        if _transaction_broken(conn):
-            raise RuntimeError(
-                "A receiver caught a database error and went on: PostgreSQL refuses to "
-                "commit the transaction. Let the error propagate, or wrap the receiver's "
-                "own query in transaction.atomic()."
-            )
+        broken = _transaction_broken(conn)
+        if broken:
+            raise RuntimeError(broken)
     except Exception as exc:
         error = traceback.format_exc()
         logger.exception(
@@ -264,13 +262,27 @@ def _fire(conn: BaseDatabaseWrapper, notice: Notice, task: SubmittedTask | None)
         raise _ReceiverFailed(notice, error) from exc
 
 
-def _transaction_broken(conn: BaseDatabaseWrapper) -> bool:
-    if not is_postgresql(conn) or conn.connection is None:
-        return False
+def _transaction_broken(conn: BaseDatabaseWrapper) -> str:
+    """Why the attempt's transaction cannot commit after its receivers ran ("" if it can).
+    A connection closed in it took the transaction along: Django would end the atomic
+    block without an error, and nothing, the notice included, would have been written."""
+    if conn.closed_in_transaction:
+        return (
+            "A receiver closed the database connection: the attempt's transaction went "
+            "with it. Leave closing connections to Django."
+        )
+    if not is_postgresql(conn):
+        return ""
     raw = conn.connection
     info = getattr(raw, "info", None)  # psycopg 3
     status = info.transaction_status if info is not None else raw.get_transaction_status()
-    return int(status) == 3  # INERROR in both psycopg 3 and psycopg2
+    if int(status) != 3:  # INERROR in both psycopg 3 and psycopg2
+        return ""
+    return (
+        "A receiver caught a database error and went on: PostgreSQL refuses to commit the "
+        "transaction. Let the error propagate, or wrap the receiver's own query in "
+        "transaction.atomic()."
+    )
 
 
 def _failed(attempts: int, error: str) -> Attempt:
@@ -321,8 +333,9 @@ def _stored(notice: Notice) -> None:
         lifecycle.send(signals.notice_stored, sender=Notice, notice=notice)
 
 
-def _report_abandoned(notice_ids: list[int]) -> None:
-    for notice in Notice.objects.filter(pk__in=notice_ids):
+def _report_abandoned(conn: BaseDatabaseWrapper, notice_ids: list[int]) -> None:
+    # Read where they were written: a router may send reads to a replica behind it.
+    for notice in Notice.objects.using(conn.alias).filter(pk__in=notice_ids):
         logger.error(
             "Topview notice %r (%s %s, account %s): %s",
             notice.uuid,
