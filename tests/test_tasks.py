@@ -412,6 +412,10 @@ def test_in_a_worker_the_task_keeps_its_connection_for_conn_max_age() -> None:
             task.pop_request()
 
     first, second, third, fourth, fifth = store(), store(), store(), store(), store()
+    # A fresh connection: one kept from an earlier test may have been ended by it (a
+    # restart test terminates the database's other backends), and the task would rightly
+    # replace that one.
+    connection.close()
     connection.ensure_connection()
     kept = connection.connection
     assert run_as_a_worker_does(first) == 1
