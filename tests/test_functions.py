@@ -60,3 +60,24 @@ def test_ensure_says_whether_it_replaced_the_function() -> None:
     assert functions.ensure(connection) is True
     assert functions.installed_version(connection) == functions.version(connection)
     assert functions.ensure(connection) is False
+
+
+class _Psycopg2Error(Exception):
+    """What psycopg2 raises: the SQLSTATE is ``pgcode`` (psycopg 3: ``sqlstate``)."""
+
+    pgcode = functions.STORED_CONCURRENTLY
+
+
+def test_a_uuid_stored_concurrently_is_recognised_from_psycopg2_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Django wraps the driver's error and keeps it as __cause__; the race test in
+    # test_concurrency.py covers psycopg 3 end to end, this the other driver's spelling.
+    from django.db import DatabaseError
+
+    def refused(*args: object) -> None:
+        raise DatabaseError("stored concurrently") from _Psycopg2Error()
+
+    monkeypatch.setattr(functions, "bound_fetchone", refused)
+    with pytest.raises(functions.StoredConcurrently):
+        functions.receive(connection, {"uuid": "u"}, None)

@@ -222,13 +222,20 @@ def receive(
     try:
         row = bound_fetchone(conn, _call(conn.alias), {**params, "version": _version(conn.alias)})
     except DatabaseError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) == STORED_CONCURRENTLY:
+        if sqlstate(exc) == STORED_CONCURRENTLY:
             raise StoredConcurrently(params["uuid"]) from exc
         raise
     notice_id, repeated, state, last_error, task_pk, *task_row = row
     recorded = task_row[0] is not None
     task = instance(conn, SubmittedTask, task_row, {"result": result}) if recorded else None
     return int(notice_id), bool(repeated), str(state), task_pk, task, str(last_error or "")
+
+
+def sqlstate(error: DatabaseError) -> str | None:
+    """The SQLSTATE of the driver's error behind Django's: psycopg 3 calls it ``sqlstate``,
+    psycopg2 ``pgcode``."""
+    cause = error.__cause__
+    return getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
 
 
 @functools.cache
