@@ -87,6 +87,16 @@ class SignalRecorder:
 
 
 @pytest.fixture
+def fresh_cache() -> Iterator[None]:
+    """The cache emptied around the test: the dashboard caches what it counted."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
 def record_signal() -> Iterator[Any]:
     """``record_signal(signals.m2v_preview)`` returns a recorder, disconnected after the test."""
     recorders: list[SignalRecorder] = []

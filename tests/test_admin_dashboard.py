@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import responses
 from django.contrib.auth.models import Permission, User
-from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
@@ -19,23 +18,10 @@ from topview_callbacks.admin import dashboard_stats, spend
 from topview_callbacks.models import Notice, NoticeState, RejectedDelivery, SubmittedTask
 from topview_callbacks.testing import deliver_notice, mock_topview, notice_payload
 
-pytestmark = pytest.mark.django_db
+# admin_client: pytest-django's, a logged-in superuser.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 URL = "/admin/topview_callbacks/notice/dashboard/"
 NOW = timezone.now()
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache() -> Any:
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def admin_client() -> Client:
-    client = Client()
-    client.force_login(User.objects.create_superuser("boss", "b@example.com", "pw"))
-    return client
 
 
 def task(biz_type: str, n: int, status: str, minutes: float | None) -> SubmittedTask:

@@ -13,8 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
-from django.core.cache import cache
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
@@ -31,7 +29,8 @@ from topview_callbacks.models import (
 )
 from topview_callbacks.testing import mock_topview
 
-pytestmark = pytest.mark.django_db
+# admin_client: pytest-django's, a logged-in superuser.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 URL = "/admin/topview_callbacks/notice/dashboard/"
 OUTCOME_OF = {
     NoticeState.PROCESSED: "processed",
@@ -40,20 +39,6 @@ OUTCOME_OF = {
     NoticeState.DUPLICATE: "duplicate",
     NoticeState.IGNORED: "duplicate",
 }
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache() -> Any:
-    cache.clear()  # the settled hours' task counts are cached
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def admin_client() -> Client:
-    client = Client()
-    client.force_login(User.objects.create_superuser("boss", "b@example.com", "pw"))
-    return client
 
 
 def page(client: Client) -> str:
