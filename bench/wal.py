@@ -2,7 +2,7 @@
 
 Usage: nice -n 10 .venv/bin/python bench/wal.py [--rows 2000000] [--notices 1000]
            [--schema after|before] [--database NAME] [--reuse] [--without-fk]
-           [--wal-compression zstd] [--interleaved] [--drop]
+           [--wal-compression zstd] [--interleaved | --inline] [--drop]
 
 A database of its own (``--database``, default ``topview_wal_bench``; never the test
 database) is created afresh and migrated: ``--schema before`` stops at migration 0006
@@ -22,7 +22,9 @@ the server meanwhile: the script reports what the whole server wrote), split wit
 database as it is (no new rows, no checkpoint unless asked again by the phases: each run
 starts with one). ``--without-fk`` drops the notice-to-task foreign key constraint first.
 ``--interleaved`` processes each notice right after storing it (one phase: what a
-notice costs when a worker takes it at once). ``--wal-compression zstd`` (or lz4) sets it
+notice costs when a worker takes it at once). ``--inline`` instead stores each with its
+outcome recorded, in one transaction (``processing.receive``: the default,
+``PROCESSING="inline"``). ``--wal-compression zstd`` (or lz4) sets it
 for the measuring session. ``--drop`` drops the database at the end.
 """
 
@@ -259,17 +261,23 @@ def measure(args: argparse.Namespace) -> None:
             "headers": {"Content-Type": "application/json", "Topview-Uid": prefix},
             "remote_addr": "203.0.113.7",
         }
+        if args.inline:  # stored with its outcome, in one transaction
+            received = processing.receive(values)
+            assert received.notice is not None and received.notice.state == "processed"
+            ids.append(received.notice.pk)
+            continue
         with transaction.atomic():
             received = processing.store(values)
         assert received.notice is not None
         ids.append(received.notice.pk)
         if args.interleaved:  # a worker picking it up at once, as Celery does
             processing.process_due(notice_id=received.notice.pk, limit=1)
-    if args.interleaved:
+    if args.interleaved or args.inline:
         end = lsn()
         print(f"checkpoints by the server meanwhile: {checkpoints() - before}")
         seconds = time.perf_counter() - began
-        report("store, then process at once", wal_between(start, end), len(ids), seconds)
+        name = "inline: stored with its outcome" if args.inline else "store, then process at once"
+        report(name, wal_between(start, end), len(ids), seconds)
         return
     stored, store_seconds = lsn(), time.perf_counter() - began
     began = time.perf_counter()
@@ -332,6 +340,9 @@ def main() -> None:
     parser.add_argument("--without-fk", action="store_true")
     parser.add_argument("--drop", action="store_true")
     parser.add_argument("--interleaved", action="store_true", help="process each at once")
+    parser.add_argument(
+        "--inline", action="store_true", help="PROCESSING='inline': one transaction each"
+    )
     parser.add_argument("--wal-compression", help="e.g. zstd or lz4, for this session")
     args = parser.parse_args()
 
