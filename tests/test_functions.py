@@ -3,12 +3,15 @@ replacing a function another version of the code installed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from topview_callbacks.models import Notice
-from topview_callbacks.processing import functions
+from tests.support.settings import topview
+from topview_callbacks.models import Notice, NoticeKey
+from topview_callbacks.processing import functions, sql
 from topview_callbacks.testing import deliver_notice, notice_payload
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -81,3 +84,37 @@ def test_a_uuid_stored_concurrently_is_recognised_from_psycopg2_too(
     monkeypatch.setattr(functions, "bound_fetchone", refused)
     with pytest.raises(functions.StoredConcurrently):
         functions.receive(connection, {"uuid": "u"}, None)
+
+
+def _forget_built_statements() -> None:
+    for module in (sql, functions):
+        for value in vars(module).values():
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
+
+
+@pytest.fixture
+def keyed_function() -> Iterator[None]:
+    """The function built from the keyed statements (PARTITION_NOTICES), over the plain
+    table: the key table exists on every database. Installed in the test's transaction,
+    which takes it back."""
+    try:
+        with topview(PARTITION_NOTICES=True):
+            _forget_built_statements()
+            functions.ensure(connection)
+            yield
+    finally:
+        _forget_built_statements()
+
+
+def test_the_function_built_from_the_keyed_statements_stores_a_uuid_once_with_its_key(
+    keyed_function: None,
+) -> None:
+    # The partitioned layout's own tests run in nox -s partitioned only; this one runs
+    # its statements in every PostgreSQL run, mutation testing's included.
+    payload = notice_payload("VOICE_CLONE")
+    assert deliver_notice(payload).status_code == 200
+    assert deliver_notice(payload).status_code == 200  # found through its key
+    notice = Notice.objects.get(uuid=payload["uuid"])
+    assert notice.state == "processed"
+    assert NoticeKey.objects.get(uuid=payload["uuid"]).received_at == notice.received_at
