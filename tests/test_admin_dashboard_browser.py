@@ -7,6 +7,7 @@ The browser and its offline pages: tests/support/browser.py.
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -49,6 +50,7 @@ def fill() -> None:
             status="success" if n % 5 else "fail",
             submitted_at=now - timedelta(hours=3),
             completed_at=now - timedelta(hours=3) + timedelta(minutes=2 + n * 7),
+            cost_credit=Decimal("1.5") if n % 5 else None,  # what a success costs
         )
     SubmittedTask.objects.create(
         biz_type="M2V_EXPORT", task_id="overdue-1", next_poll_at=now - timedelta(hours=2)
@@ -81,6 +83,7 @@ def test_the_dashboard_charts_links_and_hostile_strings(page: Any) -> None:
     hourly, turnaround, spend = page.locator("svg.topview-chart").all()
     assert spend.locator("title").first.text_content().startswith("Credits spent per day")
     assert hourly.locator("rect").count() >= 40 and turnaround.locator("rect").count() >= 3
+    assert page.locator(".spend-default").inner_text() == "default 36"  # 24 successes at 1.5
     assert hourly.bounding_box()["width"] > 500
     assert hourly.locator("title").first.text_content().startswith("Notices per hour")
     reason = "wrong_uid_known_sender"
