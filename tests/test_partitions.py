@@ -93,6 +93,31 @@ def test_a_delivered_uuid_is_stored_once_with_its_key() -> None:
 
 @partitioned_only
 @pytest.mark.django_db
+def test_a_repeated_delivery_looks_in_its_notice_s_month_only() -> None:
+    # Without the key a uuid could be anywhere: every month would be searched, and no
+    # month has an index on uuid.
+    from topview_callbacks.processing import sql
+
+    payload = notice_payload(uuid="looked-up")
+    assert deliver_notice(payload).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "
+            + sql.statement(sql.find_notice(connection), connection.alias),
+            {"uuid": "looked-up"},
+        )
+        lines = [row[0] for row in cursor.fetchall()]
+    searched = [
+        line
+        for line in lines
+        if " on topview_callbacks_notice_" in line and "never executed" not in line
+    ]
+    assert len(searched) == 1, "\n".join(lines)
+    assert len(partitions.months(connection)) > 1  # there were others to search
+
+
+@partitioned_only
+@pytest.mark.django_db
 def test_notices_written_by_the_orm_keep_their_keys() -> None:
     written = Notice.objects.create(**values("orm-written"))
     assert processing.store(values("orm-written")).repeated
