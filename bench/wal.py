@@ -339,8 +339,9 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--without-fk", action="store_true")
     parser.add_argument("--drop", action="store_true")
-    parser.add_argument("--interleaved", action="store_true", help="process each at once")
-    parser.add_argument(
+    path = parser.add_mutually_exclusive_group()
+    path.add_argument("--interleaved", action="store_true", help="process each at once")
+    path.add_argument(
         "--inline", action="store_true", help="PROCESSING='inline': one transaction each"
     )
     parser.add_argument("--wal-compression", help="e.g. zstd or lz4, for this session")

@@ -9,9 +9,9 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from tests.support.settings import topview
+from tests.support.settings import forget_built_statements, topview
 from topview_callbacks.models import Notice, NoticeKey
-from topview_callbacks.processing import functions, sql
+from topview_callbacks.processing import functions
 from topview_callbacks.testing import deliver_notice, notice_payload
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -86,13 +86,6 @@ def test_a_uuid_stored_concurrently_is_recognised_from_psycopg2_too(
         functions.receive(connection, {"uuid": "u"}, None)
 
 
-def _forget_built_statements() -> None:
-    for module in (sql, functions):
-        for value in vars(module).values():
-            if callable(getattr(value, "cache_clear", None)):
-                value.cache_clear()
-
-
 @pytest.fixture
 def keyed_function() -> Iterator[None]:
     """The function built from the keyed statements (PARTITION_NOTICES), over the plain
@@ -100,11 +93,11 @@ def keyed_function() -> Iterator[None]:
     which takes it back."""
     try:
         with topview(PARTITION_NOTICES=True):
-            _forget_built_statements()
+            forget_built_statements()
             functions.ensure(connection)
             yield
     finally:
-        _forget_built_statements()
+        forget_built_statements()
 
 
 def test_the_function_built_from_the_keyed_statements_stores_a_uuid_once_with_its_key(

@@ -26,6 +26,7 @@ from django.utils import timezone
 from tests.support.settings import ON_POSTGRES, POSTGRESQL_PORT, topview
 from topview_callbacks import partitions, processing
 from topview_callbacks.models import ArchivedMedia, Notice, NoticeKey, NoticeState, SubmittedTask
+from topview_callbacks.processing import sql
 from topview_callbacks.pruning import prune
 from topview_callbacks.sweeping import restart_stuck
 from topview_callbacks.testing import deliver_notice, notice_payload
@@ -97,8 +98,6 @@ def test_a_delivered_uuid_is_stored_once_with_its_key() -> None:
 def test_a_repeated_delivery_looks_in_its_notice_s_month_only() -> None:
     # Without the key a uuid could be anywhere: every month would be searched, and no
     # month has an index on uuid.
-    from topview_callbacks.processing import sql
-
     payload = notice_payload(uuid="looked-up")
     assert deliver_notice(payload).status_code == 200
     with connection.cursor() as cursor:

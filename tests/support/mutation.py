@@ -121,12 +121,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    from topview_callbacks.processing import functions, sql
+    from tests.support.settings import forget_built_statements
 
-    for module in (sql, functions):
-        for value in vars(module).values():
-            if callable(getattr(value, "cache_clear", None)):
-                value.cache_clear()
+    forget_built_statements()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

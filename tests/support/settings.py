@@ -24,3 +24,14 @@ def topview(**values: Any) -> override_settings:
     """``override_settings`` (a context manager or a decorator) of TOPVIEW_CALLBACKS:
     tests/settings.py's, updated by ``values``."""
     return override_settings(TOPVIEW_CALLBACKS={**TOPVIEW_CALLBACKS, **values})
+
+
+def forget_built_statements() -> None:
+    """Empty the caches of the statements and the inline function's call, which are built
+    once from the settings: the next use builds them from the settings in force."""
+    from topview_callbacks.processing import functions, sql
+
+    for module in (sql, functions):
+        for value in vars(module).values():
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
