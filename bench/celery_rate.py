@@ -6,7 +6,9 @@ recorded -> signal -> processed. Reported side by side:
 
 - receive rate: acknowledged deliveries per second (wrk);
 - end-to-end rate: processed notices per second, from the first request to the last notice
-  processed (the receiver counts in Redis, so "processed" means the signal fired);
+  processed (a receiver counts in Redis what fired once its outcome committed: by default
+  one round trip per transaction, after the commit; ``--receiver recording``, the tests'
+  receiver, makes two per notice, which a receiver doing no network calls would not);
 - drain rate: the same once wrk has stopped (the worker's own rate).
 
 Two workloads, one after the other: notices for tasks submitted through the client (their
@@ -46,7 +48,7 @@ from tests.support.processes import (  # noqa: E402  (needs ROOT on sys.path)
     gunicorn,
     process_env,
 )
-from tests.support.recording import cleanup_redis, fired, key, records  # noqa: E402
+from tests.support.recording import cleanup_redis, fired, fired_at, key, records  # noqa: E402
 
 # bench/tasks_rate.py's too. Each run empties its tables: give a long run its own database.
 DATABASE = os.environ.get("TOPVIEW_BENCH_DATABASE", "topview_bench_celery")
@@ -143,19 +145,16 @@ def submit_tasks(prefix: str, per_thread: int) -> None:
 
 
 def latencies() -> list[float]:
-    """Seconds from each notice's receipt (``received_at``) to its receiver's call, which the
-    recording receiver stamps in Redis (the last call: the one that fired)."""
+    """Seconds from each notice's receipt (``received_at``) to its outcome's commit (the
+    counting receiver's stamp) or its receiver's last call (the recording receiver's)."""
     received = sql(
         "SELECT uuid, extract(epoch FROM received_at)::float8 FROM topview_callbacks_notice"
     )
-    pipe = records().pipeline(transaction=False)
-    for uuid, _at in received:
-        pipe.lindex(key(f"times:{uuid}"), -1)
-    called = pipe.execute()
+    stamps = fired_at([uuid for uuid, _at in received])
     return sorted(
-        float(call) - float(at)
-        for (_uuid, at), call in zip(received, called, strict=True)
-        if call is not None
+        stamp - float(at)
+        for (_uuid, at), stamp in zip(received, stamps, strict=True)
+        if stamp is not None
     )
 
 
@@ -293,6 +292,14 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
         "round, and so the comparison of end to end with it",
     )
     parser.add_argument("--timeout", type=float, default=300, help="max seconds to drain")
+    parser.add_argument(
+        "--receiver",
+        choices=("counting", "recording"),
+        default="counting",
+        help="the receiver that counts what fired: 'counting' (default) sends a transaction's "
+        "notices to Redis in one round trip after its commit; 'recording' is the tests' "
+        "receiver, two Redis round trips per notice",
+    )
 
 
 def _loads(values: list[float]) -> str:
@@ -302,9 +309,11 @@ def _loads(values: list[float]) -> str:
 def rounds(args: argparse.Namespace, queue: Queue) -> None:
     """``args.rounds`` rounds of each workload, and of the web alone, interleaved; each run,
     then the medians."""
+    os.environ["TOPVIEW_TEST_RECEIVER"] = args.receiver  # the workers' (process_env)
     print(
         f"wrk -t2 -c{args.connections} -d{args.duration}s, gunicorn sync -w{args.web_workers}, "
-        f"{queue.describe}; workloads {args.tasks} interleaved, {args.rounds} round(s), "
+        f"{queue.describe}, {args.receiver} receiver; workloads {args.tasks} interleaved, "
+        f"{args.rounds} round(s), "
         f"web alone {'in each round' if args.web_alone else 'not measured'}; settings "
         f"{args.setting or 'default'}",
         flush=True,

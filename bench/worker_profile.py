@@ -2,8 +2,8 @@
 
 Stores ``--notices`` notices pending (as ``PROCESSING="manual"`` does), then runs the job
 both queues run (``jobs.process_notices``: drains, a batch per transaction) here, under
-cProfile, with the tests' recording receiver connected (its two Redis round trips per
-notice included, as in bench/celery_rate.py), until nothing is due. Reported: notices per
+cProfile, with bench/celery_rate.py's receiver connected (``--receiver``: by default one
+Redis round trip per batch; ``recording``, the tests' two per notice), until nothing is due. Reported: notices per
 second, this process's CPU per notice, the CPU of its PostgreSQL backend per notice (from
 /proc: PostgreSQL must run on this machine), and the functions that took the time. Celery's
 or django-tasks-db's own cost per job is not in it: a job drains many notices.
@@ -79,6 +79,13 @@ def main() -> None:
     parser.add_argument("--notices", type=int, default=3000)
     parser.add_argument("--tasks", choices=("known", "unknown"), default="unknown")
     parser.add_argument(
+        "--receiver",
+        choices=("counting", "recording"),
+        default="counting",
+        help="as bench/celery_rate.py's: one Redis round trip per batch (default), or the "
+        "tests' two per notice",
+    )
+    parser.add_argument(
         "--top",
         type=int,
         default=25,
@@ -93,11 +100,12 @@ def main() -> None:
     setup_django()
     from django.db import connection
 
-    from tests.support.recording import recording_receiver
+    from tests.support import recording
     from topview_callbacks import jobs, signals
 
     store(args.notices, known=args.tasks == "known")
-    signals.task_outcome.connect(recording_receiver, dispatch_uid="bench-profile")
+    receiver = getattr(recording, f"{args.receiver}_receiver")
+    signals.task_outcome.connect(receiver, dispatch_uid="bench-profile")
     asked: list[str] = []
     queue = jobs.Queue(
         enqueue_notice=lambda row_id, delay=None: asked.append(f"notice {row_id}"),
