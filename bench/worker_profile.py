@@ -3,10 +3,11 @@
 Stores ``--notices`` notices pending (as ``PROCESSING="manual"`` does), then runs the job
 both queues run (``jobs.process_notices``: drains, a batch per transaction) here, under
 cProfile, with bench/celery_rate.py's receiver connected (``--receiver``: by default one
-Redis round trip per batch; ``recording``, the tests' two per notice), until nothing is due. Reported: notices per
-second, this process's CPU per notice, the CPU of its PostgreSQL backend per notice (from
-/proc: PostgreSQL must run on this machine), and the functions that took the time. Celery's
-or django-tasks-db's own cost per job is not in it: a job drains many notices.
+Redis round trip per transaction; ``recording``, the tests' two per notice), until nothing
+is due. Reported: notices per second, this process's CPU per notice, the CPU of its
+PostgreSQL backend per notice (from /proc: PostgreSQL must run on this machine), and the
+functions that took the time. Celery's or django-tasks-db's own cost per job is not in it:
+a job drains many notices.
 
 Needs PostgreSQL on 127.0.0.1:5432 (its own database, topview_bench_profile) and Redis on
 127.0.0.1:6379 (database 14, or ``TOPVIEW_TEST_REDIS_DB``).
@@ -82,8 +83,8 @@ def main() -> None:
         "--receiver",
         choices=("counting", "recording"),
         default="counting",
-        help="as bench/celery_rate.py's: one Redis round trip per batch (default), or the "
-        "tests' two per notice",
+        help="as bench/celery_rate.py's: one Redis round trip per transaction (default), or "
+        "the tests' two per notice",
     )
     parser.add_argument(
         "--top",

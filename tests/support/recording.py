@@ -89,8 +89,10 @@ def counting_receiver(sender: Any, notice: Any, **kwargs: Any) -> None:
     hooks = connection.run_on_commit
     # The hook of this transaction and savepoint, if a notice before this one added it: a
     # rolled-back savepoint drops its hooks, and so its notices, with it.
-    if hooks and isinstance(hooks[-1][1], _CountCommitted) and hooks[-1][0] == set(
-        connection.savepoint_ids
+    if (
+        hooks
+        and isinstance(hooks[-1][1], _CountCommitted)
+        and hooks[-1][0] == set(connection.savepoint_ids)
     ):
         hooks[-1][1].uuids.append(notice.uuid)
         return

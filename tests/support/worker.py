@@ -68,7 +68,8 @@ if ROLE:
     from topview_callbacks import signals as _signals
 
     # The benchmarks count with the cheaper receiver (TOPVIEW_TEST_RECEIVER=counting).
-    _receiver = getattr(recording, f"{os.environ.get('TOPVIEW_TEST_RECEIVER', 'recording')}_receiver")
+    _receiver_name = os.environ.get("TOPVIEW_TEST_RECEIVER", "recording")
+    _receiver = getattr(recording, f"{_receiver_name}_receiver")
     _signals.task_outcome.connect(_receiver, dispatch_uid="topview-test-recorder")
 
 if ROLE == "worker":
