@@ -586,6 +586,34 @@ def test_a_batch_returns_its_notices_as_their_attempt_left_them(record_signal: A
     assert call["notice"].processed_at is not None
 
 
+def test_a_batch_records_each_outcome_in_order_as_it_would_alone(record_signal: Any) -> None:
+    # A batch's outcomes are sent to the database together (sql.fetch_each): a notice for a
+    # new task, a second outcome of that task, one for another account's task, and a retry
+    # whose outcome its failed first attempt recorded each end as they would alone.
+    retry = failed_notice("n-retry")
+    Notice.objects.filter(pk=retry.pk).update(next_attempt_at=timezone.now())
+    fired = record_signal(signals.task_outcome)
+    SubmittedTask.objects.create(
+        account="default", biz_type="M2V_PREVIEW", task_id="t-theirs", status=TaskStatus.RUNNING
+    )
+    with topview(PROCESSING="manual"):
+        receive(notice_payload(uuid="n-first", task_id="t-new"))
+        receive(notice_payload(uuid="n-second", task_id="t-new", status="fail"))
+        foreign = notice_payload(uuid="n-foreign", task_id="t-theirs")
+        assert deliver_notice(foreign, uid=UID_B).status_code == 200
+    batch = processing.process_due(limit=10)
+    assert [(notice.uuid, notice.state) for notice in batch.notices] == [
+        ("n-retry", NoticeState.PROCESSED),
+        ("n-first", NoticeState.PROCESSED),
+        ("n-second", NoticeState.DUPLICATE),
+        ("n-foreign", NoticeState.IGNORED),
+    ]
+    assert [call["notice"].uuid for call in fired.calls] == ["n-retry", "n-first"]
+    task = SubmittedTask.objects.get(task_id="t-new")
+    assert (task.status, task.notice_uuid) == (TaskStatus.SUCCESS, "n-first")
+    assert SubmittedTask.objects.get(task_id="t-theirs").status == TaskStatus.RUNNING
+
+
 def test_receive_hands_back_the_notice_as_it_stored_it(record_signal: Any) -> None:
     stored_signal = record_signal(signals.notice_stored)
     given = timezone.now() - timedelta(hours=1)

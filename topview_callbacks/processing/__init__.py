@@ -207,12 +207,12 @@ def reset_for_replay(notice_id: int) -> bool:
 
 
 def _attempt(conn: BaseDatabaseWrapper, claim: claims.Claim) -> list[Notice]:
-    """One transaction: lock the claim's notices, record each outcome and fire it, then
-    finish them all (their states written together, before the commit)."""
+    """One transaction: lock the claim's notices, record their outcomes (sent together),
+    fire each, then finish them all (their states written together, before the commit)."""
     finished: list[tuple[Notice, Outcome, Attempt]] = []
     with transaction.atomic(using=conn.alias):
-        for notice in claims.lock(conn, claim):
-            outcome = recording.record(conn, notice)
+        held = claims.lock(conn, claim)
+        for notice, outcome in zip(held, recording.record_all(conn, held), strict=True):
             if outcome.fires:
                 _fire(conn, notice, outcome.task)
             finished.append((notice, outcome, Attempt()))

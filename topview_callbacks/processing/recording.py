@@ -35,6 +35,7 @@ from topview_callbacks.processing.sql import (
     FINISH,
     RECORD_OUTCOME,
     execute_each,
+    fetch_each,
     fetchone,
     find_notice,
     instance,
@@ -147,14 +148,38 @@ def receive(
 
 
 def record(conn: BaseDatabaseWrapper, notice: Notice) -> Outcome:
-    """Record the outcome of a stored notice that this attempt holds.
+    """Record the outcome of a stored notice that this attempt holds (``record_all``)."""
+    return record_all(conn, [notice])[0]
+
+
+def record_all(conn: BaseDatabaseWrapper, notices: list[Notice]) -> list[Outcome]:
+    """Record the outcomes of a batch of stored notices that this attempt holds, in order,
+    their statements sent together (``sql.fetch_each``).
 
     A notice linked to its task already recorded its outcome on an earlier attempt (which
     then failed, or which an operator replays): only its receivers run again.
     """
-    if notice.submitted_task_id is not None:
-        task = SubmittedTask.objects.using(conn.alias).get(pk=notice.submitted_task_id)
-        return Outcome(NoticeState.PROCESSED, task)
+    new = [notice for notice in notices if notice.submitted_task_id is None]
+    params = [_record_params(conn, notice) for notice in new]
+    rows = fetch_each(conn, statement(RECORD_OUTCOME, conn.alias), params)
+    recorded = {
+        notice.pk: _recorded(conn, values, row, notice.result)
+        for notice, values, row in zip(new, params, rows, strict=True)
+    }
+    outcomes = []
+    for notice in notices:
+        task_pk = notice.submitted_task_id
+        if task_pk is None:
+            outcome = recorded[notice.pk]
+            _after_recording(notice, outcome)
+        else:  # recorded by an earlier attempt
+            task = SubmittedTask.objects.using(conn.alias).get(pk=task_pk)
+            outcome = Outcome(NoticeState.PROCESSED, task)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _record_params(conn: BaseDatabaseWrapper, notice: Notice) -> dict[str, Any]:
     values = {
         "uuid": notice.uuid,
         "account": notice.account,
@@ -168,9 +193,7 @@ def record(conn: BaseDatabaseWrapper, notice: Notice) -> Outcome:
     }
     params = _params(conn, values, Attempt(), attempts=notice.attempts)
     params["ignored_reason"] = ignored_reason(notice.account, values)
-    outcome = _record(conn, params, notice.result)
-    _after_recording(notice, outcome)
-    return outcome
+    return params
 
 
 def finish(
@@ -227,6 +250,11 @@ def ignored_reason(account: str, values: Any) -> str:
 def _record(conn: BaseDatabaseWrapper, params: dict[str, Any], result: Any) -> Outcome:
     """Record the outcome (``params``; ``result``: the notice's, parsed) on its task."""
     row = fetchone(conn, statement(RECORD_OUTCOME, conn.alias), params)
+    return _recorded(conn, params, row, result)
+
+
+def _recorded(conn: BaseDatabaseWrapper, params: dict[str, Any], row: Any, result: Any) -> Outcome:
+    """The outcome of RECORD_OUTCOME with ``params``, which answered ``row``."""
     if row is not None:
         task = instance(conn, SubmittedTask, row, {"result": result})
         return Outcome(NoticeState.PROCESSED, task, task.previous_status)

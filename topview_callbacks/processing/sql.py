@@ -297,6 +297,31 @@ def execute_each(conn: BaseDatabaseWrapper, sql: str, params: list[dict[str, Any
             cursor.executemany(sql, params)
 
 
+def fetch_each(conn: BaseDatabaseWrapper, sql: str, params: list[dict[str, Any]]) -> list[Any]:
+    """``fetchone`` for each set of ``params``, in order: with psycopg 3 they are all sent
+    in one round trip (a pipeline), and their rows read once the last has run."""
+    if len(params) < 2 or not _pipelines(conn):
+        return [fetchone(conn, sql, one) for one in params]
+    cursors = [conn.cursor() for _one in params]
+    try:
+        with conn.wrap_database_errors, conn.connection.pipeline():
+            for cursor, one in zip(cursors, params, strict=True):
+                cursor.execute(sql, one)
+        return [cursor.fetchone() for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
+def _pipelines(conn: BaseDatabaseWrapper) -> bool:
+    """Whether ``conn`` can send statements in a pipeline: psycopg 3, on a libpq with it."""
+    if not hasattr(conn.connection, "pipeline"):  # sqlite3, psycopg2
+        return False
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
+
+
 def moment(conn: BaseDatabaseWrapper, value: datetime | None) -> Any:
     """A datetime as this database's driver takes it."""
     return None if value is None else conn.ops.adapt_datetimefield_value(value)
