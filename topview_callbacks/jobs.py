@@ -31,8 +31,11 @@ BATCH_SECONDS = 0.1
 FIRST_BATCH, MAX_BATCH = 10, 200
 # A job stops taking batches after this long and asks for another job instead.
 JOB_SECONDS = 20.0
-# A web process asks for at most one drain per window, and one more at its end.
-DRAIN_WINDOW = 0.05
+# A web process asks for at most one drain per window, and one more at its end. Each drain
+# is a queue message and a job with costs of their own: a wider window gives fewer, fuller
+# jobs (measured in docs/benchmark.md), for at most this much more latency; Topview's
+# tasks take minutes.
+DRAIN_WINDOW = 0.25
 
 
 class Enqueue(Protocol):
