@@ -116,6 +116,31 @@ def test_an_attempt_at_a_batch_is_two_transactions_and_one_statement_a_notice_pl
     assert costs.statements == ["UPDATE", "SELECT", *["INSERT"] * notices, "UPDATE"]
 
 
+@pytest.mark.parametrize("notices", [1, 2, 5])
+def test_a_batch_of_several_sends_its_recordings_in_one_pipeline(
+    processing: Callable[[str], None], notices: int
+) -> None:
+    # With psycopg 3, a batch's RECORD_OUTCOME statements go to the server together, as
+    # their marks do: one round trip. A batch of one needs no pipeline; SQLite and psycopg2
+    # have none.
+    conn = connections["default"]
+    processing("manual")
+    for _ in range(notices):
+        deliver_notice(notice_payload("VOICE_CLONE"))
+    pipelined: list[bool] = []
+
+    def note(run_sql: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.startswith("INSERT"):  # RECORD_OUTCOME
+            status = getattr(getattr(conn.connection, "pgconn", None), "pipeline_status", 0)
+            pipelined.append(bool(status))
+        return run_sql(sql, params, many, context)
+
+    with conn.execute_wrapper(note):
+        assert len(process_due(limit=10).notices) == notices
+    together = notices > 1 and hasattr(conn.connection, "pipeline")
+    assert pipelined == [together] * notices
+
+
 # --- pinned down by mutation testing on PostgreSQL (docs/mutation-testing.md) ----------------
 
 
