@@ -37,10 +37,8 @@ MATRIX: dict[str, tuple[str, ...]] = {
 }
 NEWEST_DJANGO = "6.1"
 NEWEST_PYTHON = "3.13"
-# The oldest Django/Python pair also runs on the oldest djangorestframework we allow, so
-# the floor in pyproject.toml is tested, not guessed.
+# The oldest pair: pyproject.toml's floors are its versions (tests/test_packaging.py).
 OLDEST = ("5.2", "3.10")
-DRF_FLOOR = "djangorestframework==3.16.0"
 
 # The newest pair runs in `full` (PostgreSQL, Redis, Celery, load, Chromium); every other
 # pair of the matrix runs on SQLite.
@@ -86,18 +84,17 @@ def django_spec(series: str) -> str:
     return f"Django=={series}.*"
 
 
-def install(session: nox.Session, django: str, *groups: str, extra: tuple[str, ...] = ()) -> None:
+def install(session: nox.Session, django: str, *groups: str) -> None:
     requirements = [req for name in groups for req in group(name)]
-    session.install("-e", ".[celery,testing]", django_spec(django), *requirements, *extra)
+    session.install("-e", ".[celery,testing]", django_spec(django), *requirements)
 
 
 def versions(session: nox.Session) -> None:
     session.run(
         "python",
         "-c",
-        "import sys, django, rest_framework as drf; "
-        "print('== Python', sys.version.split()[0], '/ Django', django.get_version(), "
-        "'/ DRF', drf.VERSION)",
+        "import sys, django; "
+        "print('== Python', sys.version.split()[0], '/ Django', django.get_version())",
     )
 
 
@@ -108,8 +105,7 @@ def versions(session: nox.Session) -> None:
 )
 def tests(session: nox.Session, django: str) -> None:
     """The suite on SQLite (no PostgreSQL-only tests, no browser)."""
-    floor = (DRF_FLOOR,) if (django, session.python) == OLDEST else ()
-    install(session, django, "test", extra=floor)
+    install(session, django, "test")
     versions(session)
     # A tenth of the fuzz examples: they exercise our parsing, the same on every pair
     # (tests/test_fuzz.py); `full` runs them all.

@@ -36,7 +36,8 @@ TOKEN = "package-check-token-0123456789"
 
 SETTINGS_ADDITIONS = f"""
 
-# Added as docs/installation.md says.
+# Added as docs/installation.md says, to a site that uses DRF and drf-spectacular (the
+# endpoint must stay out of its schema).
 INSTALLED_APPS += ["rest_framework", "drf_spectacular", "topview_callbacks"]
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,

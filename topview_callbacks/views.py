@@ -10,12 +10,9 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.views import View
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework.exceptions import APIException
-from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.request import Request
-from rest_framework.views import APIView
 
 from topview_callbacks import dispatch, lifecycle, rejections, sending, signals
 from topview_callbacks.auth import (
@@ -122,71 +119,56 @@ def _submission_marker(request: HttpRequest) -> str:
     return str(request.GET.get(sending.SUBMISSION_PARAM) or "")[:32]
 
 
-class NoticeView(APIView):
+class NoticeView(View):
     """Receives Topview's POSTed notices at ``noticeUrl``.
 
-    Every policy is declared here so the host project's ``REST_FRAMEWORK`` defaults
-    cannot change the contract. The body is read and parsed by hand: the raw bytes are
-    kept verbatim, and a malformed body must get the contract's envelope, not DRF's.
-    ``non_atomic_requests``: with ``ATOMIC_REQUESTS`` on, the notice must still be
-    committed before it is acknowledged.
+    A plain Django view: no framework policy of the host (DRF's authentication,
+    throttling, renderers) can reach it. The body is read and parsed by hand: the raw bytes
+    are kept verbatim, and a malformed body must get the contract's envelope. Every answer,
+    an unexpected error's and a wrong method's included, is the contract's envelope.
     """
 
-    authentication_classes = ()
-    permission_classes = ()
-    throttle_classes = ()
-    parser_classes = ()
-    renderer_classes = ()
-    content_negotiation_class = DefaultContentNegotiation
-    versioning_class = None
-    metadata_class = None
-    # Not part of the host's API: keep it, and its secret-token route, out of the schemas
-    # DRF and drf-spectacular generate. The contract is topview_callbacks/openapi.yaml.
-    schema = None
+    # Probes (GET, HEAD) and deliveries (POST); anything else is a 405 in the envelope.
+    http_method_names = ["get", "head", "post"]
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:
-        """Topview never logs in: exempt from ``LoginRequiredMiddleware`` whatever DRF does;
-        never inside ``ATOMIC_REQUESTS``' transaction. Marked on the view function itself,
-        where Django looks (``method_decorator`` on ``dispatch`` would wrap every call)."""
+        """Topview never logs in and has no CSRF token: exempt from
+        ``LoginRequiredMiddleware`` and the CSRF check; never inside ``ATOMIC_REQUESTS``'
+        transaction (the notice must be committed before it is acknowledged)."""
         view = super().as_view(**initkwargs)
-        return login_not_required(transaction.non_atomic_requests(view))
+        return login_not_required(transaction.non_atomic_requests(csrf_exempt(view)))
 
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        # DRF's negotiation, versioning, authentication and throttling steps would find
-        # nothing to do (all disabled above); skipping them saves their bookkeeping.
-        pass
-
-    def finalize_response(  # the stubs say Response; DRF takes any HttpResponseBase
-        self, request: Request, response: Any, *args: Any, **kwargs: Any
-    ) -> Any:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         # Every answer passes here, whichever branch built it: a refusal is logged once,
         # without the path token or the UID, counted and signalled (rejections.record).
         # Django's request logger, which would print "Forbidden: /topview/notice/<the
         # token>/", is told that it has been logged.
-        rejections.record(request._request, response)
+        try:
+            response = super().dispatch(request, *args, **kwargs)
+        except Exception:
+            logger.exception("Unexpected error in the Topview notice endpoint")
+            response = error(500, "Internal error; the notice was not stored, please retry.")
+        rejections.record(request, response)
         if response.status_code >= 400:
             setattr(response, "_has_been_logged", True)  # noqa: B010 (Django's own flag)
-        return super().finalize_response(request, response, *args, **kwargs)
+        return response
 
-    def get_exception_handler(self) -> Any:
-        return self.exception_to_envelope
+    def http_method_not_allowed(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        response = error(405, f'Method "{request.method}" not allowed.')
+        response["Allow"] = ", ".join(m.upper() for m in self.http_method_names)
+        return response
 
-    def exception_to_envelope(self, exc: Exception, context: dict[str, Any]) -> HttpResponse:
-        if isinstance(exc, APIException):
-            return error(exc.status_code, str(exc.detail))
-        logger.exception("Unexpected error in the Topview notice endpoint")
-        return error(500, "Internal error; the notice was not stored, please retry.")
-
-    def get(self, request: Request, token: str | None = None) -> HttpResponse:
+    def get(self, request: HttpRequest, token: str | None = None) -> HttpResponse:
         """Probes (GET/HEAD) learn that the endpoint is here; nothing is stored."""
         if not token_is_valid(token):
             return error(403, "Unknown notice URL token.", reason=rejections.token_reason(token))
         return envelope(200, {"code": "200", "message": "Success", "result": None})
 
-    def post(self, request: Request, token: str | None = None) -> HttpResponse:
-        django_request: HttpRequest = request._request
-        uid = django_request.META.get(UID_META, "")
+    def post(self, request: HttpRequest, token: str | None = None) -> HttpResponse:
+        uid = request.META.get(UID_META, "")
         account = account_for_uid(uid) if uid else None
         # The token is checked against the account's tokens (the global ones and its own),
         # or against every account's when the UID is unknown, so the message stays the same.
@@ -197,8 +179,8 @@ class NoticeView(APIView):
                 403, "Missing or unknown Topview-Uid header.", reason=rejections.uid_reason(uid)
             )
         address = sender_address(
-            django_request.META.get("REMOTE_ADDR"),
-            django_request.META.get("HTTP_X_FORWARDED_FOR"),
+            request.META.get("REMOTE_ADDR"),
+            request.META.get("HTTP_X_FORWARDED_FOR"),
         )
         if not address_is_allowed(address, account):
             return error(
@@ -209,8 +191,8 @@ class NoticeView(APIView):
 
         limit = topview_settings.max_body_size
         try:
-            too_big = int(django_request.META.get("CONTENT_LENGTH") or 0) > limit
-            raw = b"" if too_big else django_request.body
+            too_big = int(request.META.get("CONTENT_LENGTH") or 0) > limit
+            raw = b"" if too_big else request.body
         except (ValueError, RequestDataTooBig):
             too_big = True
         if too_big or len(raw) > limit:
@@ -221,7 +203,7 @@ class NoticeView(APIView):
         except NoticeValidationError as exc:
             return error(exc.status_code, str(exc), uid=account.uid, reason="invalid")
 
-        marker = _submission_marker(django_request)
+        marker = _submission_marker(request)
         try:
             if marker:
                 sending.match_callback(marker, account.name, notice.biz_type, notice.task_id)
@@ -235,7 +217,7 @@ class NoticeView(APIView):
                     "error_message": notice.error_message,
                     "result": notice.result,
                     "raw_body": notice.raw_body,
-                    "headers": stored_headers(django_request),
+                    "headers": stored_headers(request),
                     "remote_addr": str(address) if address is not None else None,
                 }
             )
