@@ -7,7 +7,7 @@
 #                               extras and the `dev` dependency group (PEP 735: tests,
 #                               Playwright, linters, docs), for make test, lint, docs
 #   scripts/bootstrap.sh demo   what `make demo` runs on, no more: the package and its
-#                               dependencies (Django, DRF, requests)
+#                               dependencies (Django, requests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-dev}
