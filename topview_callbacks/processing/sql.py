@@ -268,7 +268,7 @@ def _kept_cursor(conn: BaseDatabaseWrapper) -> Any:
     None for another driver."""
     raw = conn.connection
     kept = getattr(conn, _KEPT, None)
-    if kept is not None and kept[0] is raw and (kept[1] is None or not kept[1].closed):
+    if kept is not None and kept[0] is raw:
         return kept[1]
     cursor = _unprepared_cursor(raw)
     setattr(conn, _KEPT, (raw, cursor))
