@@ -50,7 +50,7 @@ def child(path: str, workload: str, requests: int) -> None:
         block(application, path, payloads[WARM:], pid)
 
 
-def counted(path: str, workload: str, requests: int) -> int:
+def counted(path: str, processing: str, workload: str, requests: int) -> int:
     """Instructions callgrind counted for a whole child run."""
     done = subprocess.run(
         [
@@ -61,6 +61,8 @@ def counted(path: str, workload: str, requests: int) -> int:
             __file__,
             "--child",
             path,
+            "--processing",
+            processing,
             "--workload",
             workload,
             "--requests",
@@ -96,7 +98,9 @@ def main() -> None:
     bare = "/bare/signals/" if args.processing == "inline" else "/bare/notice/"
     runs = [(path, count) for path in (ours, bare) for count in (0, args.requests)]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        totals = list(pool.map(lambda run: counted(run[0], args.workload, run[1]), runs))
+        totals = list(
+            pool.map(lambda run: counted(run[0], args.processing, args.workload, run[1]), runs)
+        )
     per_request = {
         path: (totals[2 * index + 1] - totals[2 * index]) / args.requests
         for index, path in enumerate((ours, bare))
