@@ -730,3 +730,26 @@ def test_a_notice_without_result_or_body_stores_null_and_empty_text(record_signa
     assert (notice.raw_body, notice.result) == ("", None)
     assert Notice.objects.filter(result__isnull=True).count() == 1  # SQL NULL, not JSON null
     assert fired.calls[0]["task"].request_payload == {}
+
+
+@pytest.mark.parametrize("known", [False, True], ids=["created", "updated"])
+def test_receivers_get_the_task_exactly_as_it_was_stored(known: bool, record_signal: Any) -> None:
+    # Inline on PostgreSQL a task the notice creates is built from what was sent rather
+    # than read back (sql.new_task); either way it must hold every column as stored.
+    fired = record_signal(signals.task_outcome)
+    if known:
+        SubmittedTask.objects.create(
+            biz_type="M2V_PREVIEW", task_id="t-row", reference="order-7", status="running"
+        )
+    result = {"videoUrl": "https://cdn.example/v.mp4", "costCredit": 2.5}
+    receive(notice_payload(task_id="t-row", uuid="n-row", result=result))
+    (call,) = fired.calls
+    task = call["task"]
+    stored = SubmittedTask.objects.get(task_id="t-row")
+    fields = [field.attname for field in SubmittedTask._meta.concrete_fields]
+    assert {name: getattr(task, name) for name in fields} == {
+        name: getattr(stored, name) for name in fields
+    }
+    assert str(task.cost_credit) == str(stored.cost_credit) == "2.5000"
+    assert (task.reference, task.previous_status) == ("order-7" if known else "", "running")
+    assert task._state.adding is False and task._state.db == stored._state.db

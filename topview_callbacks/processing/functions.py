@@ -29,6 +29,7 @@ from topview_callbacks.processing.sql import (
     columns,
     find_notice,
     instance,
+    new_task,
     store_notice,
 )
 
@@ -70,6 +71,11 @@ ARGUMENTS = (
 # STORE_NOTICE's parameters the function decides itself (a duplicate or ignored notice).
 DECIDED = ("state", "last_error", "next_attempt_at", "processed_at", "task_pk")
 _PARAMETER = re.compile(r"%\((\w+)\)s")
+# RECORD_OUTCOME's first column here: whether it created the task (an INSERT leaves the
+# new row's xmax 0; ON CONFLICT's update locks the row, which sets it). A created task's
+# other columns go back NULL: the caller builds it from its arguments (``sql.new_task``),
+# which costs less than loading and converting the row.
+CREATED = "topview_callbacks_submittedtask.xmax = 0, "
 
 
 def _plpgsql(template: str, conn: BaseDatabaseWrapper) -> str:
@@ -80,7 +86,7 @@ def _plpgsql(template: str, conn: BaseDatabaseWrapper) -> str:
         .replace("{tasks}", "topview_callbacks_submittedtask")
         .replace("{keys}", "topview_callbacks_noticekey")
     )
-    text = text.replace("{task_columns}", columns(SubmittedTask))
+    text = text.replace("{task_columns}", columns(SubmittedTask)).replace("{created}", CREATED)
     return _PARAMETER.sub(lambda m: f"v_{m[1]}" if m[1] in DECIDED else f"p_{m[1]}", text.strip())
 
 
@@ -95,6 +101,7 @@ def body(conn: BaseDatabaseWrapper) -> str:
     """The function's body, the version check aside."""
     outputs = _task_outputs(conn)
     task_into = ", ".join(name for name, _type in outputs)
+    unknown = ";\n            ".join(f"{name} := NULL" for name, _type in outputs[1:])
     return f"""
 DECLARE
     v_state varchar := p_state;
@@ -115,9 +122,12 @@ BEGIN
     END IF;
     o_repeated := false;
     {_plpgsql(RECORD_OUTCOME, conn)}
-    INTO {task_into};
+    INTO o_created, {task_into};
     IF FOUND THEN
         v_task_pk := o_t_id;
+        IF o_created THEN
+            {unknown};
+        END IF;
     ELSE
         {_plpgsql(CLASSIFY, conn)}
         INTO v_task_pk, v_account;
@@ -163,6 +173,7 @@ def definition(conn: BaseDatabaseWrapper, expected: str) -> str:
             ("o_state", "varchar"),
             ("o_last_error", "text"),
             ("o_task_pk", "bigint"),
+            ("o_created", "boolean"),
             *_task_outputs(conn),
         ]
     )
@@ -225,9 +236,12 @@ def receive(
         if sqlstate(exc) == STORED_CONCURRENTLY:
             raise StoredConcurrently(params["uuid"]) from exc
         raise
-    notice_id, repeated, state, last_error, task_pk, *task_row = row
-    recorded = task_row[0] is not None
-    task = instance(conn, SubmittedTask, task_row, {"result": result}) if recorded else None
+    notice_id, repeated, state, last_error, task_pk, created, *task_row = row
+    task = None
+    if created:
+        task = new_task(conn, task_row[0], params, result)
+    elif task_row[0] is not None:
+        task = instance(conn, SubmittedTask, task_row, {"result": result})
     return int(notice_id), bool(repeated), str(state), task_pk, task, str(last_error or "")
 
 

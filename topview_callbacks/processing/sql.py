@@ -47,34 +47,61 @@ SELECT n.id, n.state FROM {keys} k JOIN {notices} n ON n.received_at = k.receive
 WHERE k.uuid = %(uuid)s AND n.uuid = k.uuid
 """
 
-# Record an outcome on its task: create it (first seen in its notice: it was running), or
-# update it. Three rules live in the WHERE and the CASE: final statuses never change, a
-# task is only ever completed by its own account's notices, and the task keeps the uuid
-# of the first callback that completed it (polls have none). previous_status keeps the
-# status the outcome replaced (task_status_changed sends it). A result that says what the
-# task cost (costCredit) records it; one that does not keeps what is known. No row back:
-# the outcome was not recorded (CLASSIFY says why). The columns not named here have
-# database defaults (the queue's, the owner's).
-RECORD_OUTCOME = """
-INSERT INTO {tasks} (account, biz_type, task_id, notice_uuid, status, previous_status,
-    request_payload, result, error_message, submitted_at, completed_at, last_polled_at,
-    next_poll_at, poll_count, updated_at, cost_credit)
-VALUES (%(account)s, %(biz_type)s, %(task_id)s, %(callback_uuid)s, %(status)s, 'running',
-    '{}', %(result)s, %(error_message)s, %(received_at)s, %(now)s, NULL, NULL, 0, %(now)s,
-    %(cost_credit)s)
+# A task first seen in its notice (it was running), column by column: the parameter its
+# value comes from, or a constant (its SQL, and its value in Python, a callable for a new
+# one each time). RECORD_OUTCOME creates the task from it, and the inline path builds the
+# same task in Python from it (``new_task``) rather than read the row back. The columns
+# not named here have database defaults (the queue's, the owner's).
+NEW_TASK: dict[str, str | tuple[str, Any]] = {
+    "account": "account",
+    "biz_type": "biz_type",
+    "task_id": "task_id",
+    "notice_uuid": "callback_uuid",
+    "status": "status",
+    "previous_status": ("'running'", "running"),
+    "request_payload": ("'{}'", dict),
+    "result": "result",
+    "error_message": "error_message",
+    "submitted_at": "received_at",
+    "completed_at": "now",
+    "last_polled_at": ("NULL", None),
+    "next_poll_at": ("NULL", None),
+    "poll_count": ("0", 0),
+    "updated_at": "now",
+    "cost_credit": "cost_credit",
+}
+
+
+def _new_task_values() -> str:
+    return ", ".join(
+        source[0] if isinstance(source, tuple) else f"%({source})s" for source in NEW_TASK.values()
+    )
+
+
+# Record an outcome on its task: create it (NEW_TASK), or update it. Three rules live in
+# the WHERE and the CASE: final statuses never change, a task is only ever completed by its
+# own account's notices, and the task keeps the uuid of the first callback that completed
+# it (polls have none). previous_status keeps the status the outcome replaced
+# (task_status_changed sends it). A result that says what the task cost (costCredit)
+# records it; one that does not keeps what is known. No row back: the outcome was not
+# recorded (CLASSIFY says why). {created}: the inline function asks whether the row was
+# created (see ``functions``); elsewhere it is empty.
+RECORD_OUTCOME = f"""
+INSERT INTO {{tasks}} ({", ".join(NEW_TASK)})
+VALUES ({_new_task_values()})
 ON CONFLICT (biz_type, task_id) DO UPDATE SET
-    previous_status = {tasks}.status,
+    previous_status = {{tasks}}.status,
     status = excluded.status,
     result = excluded.result,
     error_message = excluded.error_message,
     completed_at = excluded.completed_at,
     next_poll_at = NULL,
     updated_at = excluded.updated_at,
-    cost_credit = COALESCE(excluded.cost_credit, {tasks}.cost_credit),
-    notice_uuid = CASE WHEN {tasks}.notice_uuid = '' THEN excluded.notice_uuid
-        ELSE {tasks}.notice_uuid END
-WHERE {tasks}.status NOT IN ('success', 'fail') AND {tasks}.account = excluded.account
-RETURNING {task_columns}
+    cost_credit = COALESCE(excluded.cost_credit, {{tasks}}.cost_credit),
+    notice_uuid = CASE WHEN {{tasks}}.notice_uuid = '' THEN excluded.notice_uuid
+        ELSE {{tasks}}.notice_uuid END
+WHERE {{tasks}}.status NOT IN ('success', 'fail') AND {{tasks}}.account = excluded.account
+RETURNING {{created}}{{task_columns}}
 """
 
 # Why RECORD_OUTCOME recorded nothing: the task is another account's (the notice is
@@ -228,6 +255,7 @@ def statement(template: str, alias: str, only: str = "") -> str:
         "skip_locked": for_update(conn, skip_locked=True),
         "relaxed": relaxed_clause(conn),
         "only": only,
+        "created": "",
     }
     for name, value in parts.items():
         template = template.replace("{" + name + "}", value)
@@ -379,6 +407,24 @@ def written(conn: BaseDatabaseWrapper, model: type[M], values: dict[str, Any]) -
     fields = model._meta.concrete_fields
     row = [values[f.attname] if f.attname in values else f.get_default() for f in fields]
     return model.from_db(conn.alias, _attnames(model), row)
+
+
+def new_task(
+    conn: BaseDatabaseWrapper, pk: int, params: dict[str, Any], result: Any
+) -> SubmittedTask:
+    """The task RECORD_OUTCOME just created (``pk``) with ``params``, built as NEW_TASK
+    says instead of read back; ``result``: the notice's, parsed already. PostgreSQL's
+    parameters: its driver takes datetimes and decimals as they are."""
+    values: dict[str, Any] = {"id": pk, "result": result}
+    for column, source in NEW_TASK.items():
+        if column in values:
+            continue
+        if isinstance(source, tuple):
+            value = source[1]
+            values[column] = value() if callable(value) else value
+        else:
+            values[column] = params[source]
+    return written(conn, SubmittedTask, values)
 
 
 @functools.cache
