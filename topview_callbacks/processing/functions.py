@@ -78,7 +78,7 @@ _PARAMETER = re.compile(r"%\((\w+)\)s")
 CREATED = "topview_callbacks_submittedtask.xmax = 0, "
 
 
-def _plpgsql(template: str, conn: BaseDatabaseWrapper) -> str:
+def _plpgsql(template: str) -> str:
     """A statement of ``sql`` inside the function: parameters become its arguments
     (``p_name``) or, for what it decides, its variables (``v_name``)."""
     text = (
@@ -113,7 +113,7 @@ DECLARE
 BEGIN
     -- Deliveries of one uuid take turns, so the second sees the first's notice.
     PERFORM pg_advisory_xact_lock(hashtextextended(p_uuid, 0));
-    {_plpgsql(find_notice(conn), conn)}
+    {_plpgsql(find_notice(conn))}
     INTO o_notice_id, o_state;
     IF FOUND THEN
         o_repeated := true;  -- a repeated uuid: nothing written
@@ -121,7 +121,7 @@ BEGIN
         RETURN;
     END IF;
     o_repeated := false;
-    {_plpgsql(RECORD_OUTCOME, conn)}
+    {_plpgsql(RECORD_OUTCOME)}
     INTO o_created, {task_into};
     IF FOUND THEN
         v_task_pk := o_t_id;
@@ -129,7 +129,7 @@ BEGIN
             {unknown};
         END IF;
     ELSE
-        {_plpgsql(CLASSIFY, conn)}
+        {_plpgsql(CLASSIFY)}
         INTO v_task_pk, v_account;
         IF v_account = p_account THEN
             v_state := '{NoticeState.DUPLICATE}';
@@ -142,7 +142,7 @@ BEGIN
         v_next_attempt_at := NULL;
         v_processed_at := p_now;
     END IF;
-    {_plpgsql(store_notice(conn), conn)}
+    {_plpgsql(store_notice(conn))}
     INTO o_notice_id;
     IF o_notice_id IS NULL THEN
         -- Stored meanwhile by a writer that takes no advisory lock (a poll's answer, a

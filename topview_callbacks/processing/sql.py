@@ -71,11 +71,9 @@ NEW_TASK: dict[str, str | tuple[str, Any]] = {
     "cost_credit": "cost_credit",
 }
 
-
-def _new_task_values() -> str:
-    return ", ".join(
-        source[0] if isinstance(source, tuple) else f"%({source})s" for source in NEW_TASK.values()
-    )
+_NEW_TASK_VALUES = ", ".join(
+    source[0] if isinstance(source, tuple) else f"%({source})s" for source in NEW_TASK.values()
+)
 
 
 # Record an outcome on its task: create it (NEW_TASK), or update it. Three rules live in
@@ -88,7 +86,7 @@ def _new_task_values() -> str:
 # created (see ``functions``); elsewhere it is empty.
 RECORD_OUTCOME = f"""
 INSERT INTO {{tasks}} ({", ".join(NEW_TASK)})
-VALUES ({_new_task_values()})
+VALUES ({_NEW_TASK_VALUES})
 ON CONFLICT (biz_type, task_id) DO UPDATE SET
     previous_status = {{tasks}}.status,
     status = excluded.status,
