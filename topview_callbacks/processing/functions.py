@@ -101,7 +101,8 @@ def body(conn: BaseDatabaseWrapper) -> str:
     """The function's body, the version check aside."""
     outputs = _task_outputs(conn)
     task_into = ", ".join(name for name, _type in outputs)
-    unknown = ";\n            ".join(f"{name} := NULL" for name, _type in outputs[1:])
+    # A created task's columns but its id (the first), which the caller builds (CREATED).
+    but_id = ";\n            ".join(f"{name} := NULL" for name, _type in outputs[1:])
     return f"""
 DECLARE
     v_state varchar := p_state;
@@ -126,7 +127,7 @@ BEGIN
     IF FOUND THEN
         v_task_pk := o_t_id;
         IF o_created THEN
-            {unknown};
+            {but_id};
         END IF;
     ELSE
         {_plpgsql(CLASSIFY)}

@@ -71,11 +71,6 @@ NEW_TASK: dict[str, str | tuple[str, Any]] = {
     "cost_credit": "cost_credit",
 }
 
-_NEW_TASK_VALUES = ", ".join(
-    source[0] if isinstance(source, tuple) else f"%({source})s" for source in NEW_TASK.values()
-)
-
-
 # Record an outcome on its task: create it (NEW_TASK), or update it. Three rules live in
 # the WHERE and the CASE: final statuses never change, a task is only ever completed by its
 # own account's notices, and the task keeps the uuid of the first callback that completed
@@ -84,23 +79,28 @@ _NEW_TASK_VALUES = ", ".join(
 # records it; one that does not keeps what is known. No row back: the outcome was not
 # recorded (CLASSIFY says why). {created}: the inline function asks whether the row was
 # created (see ``functions``); elsewhere it is empty.
-RECORD_OUTCOME = f"""
-INSERT INTO {{tasks}} ({", ".join(NEW_TASK)})
-VALUES ({_NEW_TASK_VALUES})
+RECORD_OUTCOME = """
+INSERT INTO {tasks} ({new_columns})
+VALUES ({new_values})
 ON CONFLICT (biz_type, task_id) DO UPDATE SET
-    previous_status = {{tasks}}.status,
+    previous_status = {tasks}.status,
     status = excluded.status,
     result = excluded.result,
     error_message = excluded.error_message,
     completed_at = excluded.completed_at,
     next_poll_at = NULL,
     updated_at = excluded.updated_at,
-    cost_credit = COALESCE(excluded.cost_credit, {{tasks}}.cost_credit),
-    notice_uuid = CASE WHEN {{tasks}}.notice_uuid = '' THEN excluded.notice_uuid
-        ELSE {{tasks}}.notice_uuid END
-WHERE {{tasks}}.status NOT IN ('success', 'fail') AND {{tasks}}.account = excluded.account
-RETURNING {{created}}{{task_columns}}
-"""
+    cost_credit = COALESCE(excluded.cost_credit, {tasks}.cost_credit),
+    notice_uuid = CASE WHEN {tasks}.notice_uuid = '' THEN excluded.notice_uuid
+        ELSE {tasks}.notice_uuid END
+WHERE {tasks}.status NOT IN ('success', 'fail') AND {tasks}.account = excluded.account
+RETURNING {created}{task_columns}
+""".replace("{new_columns}", ", ".join(NEW_TASK)).replace(
+    "{new_values}",
+    ", ".join(
+        f"%({source})s" if isinstance(source, str) else source[0] for source in NEW_TASK.values()
+    ),
+)
 
 # Why RECORD_OUTCOME recorded nothing: the task is another account's (the notice is
 # ignored) or already has its outcome (the notice is a duplicate).
@@ -411,17 +411,17 @@ def new_task(
     conn: BaseDatabaseWrapper, pk: int, params: dict[str, Any], result: Any
 ) -> SubmittedTask:
     """The task RECORD_OUTCOME just created (``pk``) with ``params``, built as NEW_TASK
-    says instead of read back; ``result``: the notice's, parsed already. PostgreSQL's
-    parameters: its driver takes datetimes and decimals as they are."""
-    values: dict[str, Any] = {"id": pk, "result": result}
+    says instead of read back; ``result``: the notice's, parsed already (the parameter is
+    its JSON text). PostgreSQL's parameters: its driver takes datetimes and decimals as
+    they are."""
+    values: dict[str, Any] = {}
     for column, source in NEW_TASK.items():
-        if column in values:
-            continue
-        if isinstance(source, tuple):
-            value = source[1]
-            values[column] = value() if callable(value) else value
-        else:
+        if isinstance(source, str):
             values[column] = params[source]
+        else:
+            constant = source[1]
+            values[column] = constant() if callable(constant) else constant
+    values.update(id=pk, result=result)
     return written(conn, SubmittedTask, values)
 
 
