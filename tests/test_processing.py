@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.test import override_settings
 from django.utils import timezone
 
 from tests.support.settings import UID_B, topview
@@ -737,9 +739,23 @@ def test_receivers_get_the_task_exactly_as_it_was_stored(known: bool, record_sig
     # Inline on PostgreSQL a task the notice creates is built from what was sent rather
     # than read back (sql.new_task); either way it must hold every column as stored.
     fired = record_signal(signals.task_outcome)
-    if known:
+    if known:  # every kind of column set: each is read back from the call's JSON document
+        polled = timezone.now() - timedelta(minutes=3, microseconds=7)
         SubmittedTask.objects.create(
-            biz_type="M2V_PREVIEW", task_id="t-row", reference="order-7", status="running"
+            biz_type="M2V_PREVIEW",
+            task_id="t-row",
+            reference="order-7",
+            status="running",
+            request_payload={"prompt": "ünïcode", "seconds": 12.5, "sizes": [1, {"k": None}]},
+            last_polled_at=polled,
+            next_poll_at=polled + timedelta(hours=1),
+            poll_count=3,
+            owner_content_type=ContentType.objects.get_for_model(SubmittedTask),
+            owner_object_id="42",
+            submission="s-1",
+            send_attempts=2,
+            send_after=polled,
+            resolution="resent",
         )
     result = {"videoUrl": "https://cdn.example/v.mp4", "costCredit": 2.5}
     receive(notice_payload(task_id="t-row", uuid="n-row", result=result))
@@ -753,3 +769,20 @@ def test_receivers_get_the_task_exactly_as_it_was_stored(known: bool, record_sig
     assert str(task.cost_credit) == str(stored.cost_credit) == "2.5000"
     assert (task.reference, task.previous_status) == ("order-7" if known else "", "running")
     assert task._state.adding is False and task._state.db == stored._state.db
+
+
+def test_without_use_tz_a_known_task_comes_back_in_naive_local_time(record_signal: Any) -> None:
+    # Django then loads naive datetimes in the connection's time zone (TIME_ZONE); the task
+    # read back from the call's JSON document must hold the same values.
+    with override_settings(USE_TZ=False, TIME_ZONE="Asia/Tokyo"):
+        fired = record_signal(signals.task_outcome)
+        polled = datetime(2026, 12, 7, 9, 30, 0, 123456)
+        SubmittedTask.objects.create(
+            biz_type="M2V_PREVIEW", task_id="t-naive", status="running", last_polled_at=polled
+        )
+        receive(notice_payload(task_id="t-naive", uuid="n-naive"))
+        (call,) = fired.calls
+        task, stored = call["task"], SubmittedTask.objects.get(task_id="t-naive")
+        assert task.last_polled_at == stored.last_polled_at == polled
+        assert task.submitted_at == stored.submitted_at and task.submitted_at.tzinfo is None
+        assert task.completed_at == stored.completed_at

@@ -26,9 +26,9 @@ from topview_callbacks.processing.sql import (
     CLASSIFY,
     RECORD_OUTCOME,
     bound_fetchone,
-    columns,
+    document,
     find_notice,
-    instance,
+    from_document,
     new_task,
     store_notice,
 )
@@ -71,11 +71,15 @@ ARGUMENTS = (
 # STORE_NOTICE's parameters the function decides itself (a duplicate or ignored notice).
 DECIDED = ("state", "last_error", "next_attempt_at", "processed_at", "task_pk")
 _PARAMETER = re.compile(r"%\((\w+)\)s")
-# RECORD_OUTCOME's first column here: whether it created the task (an INSERT leaves the
-# new row's xmax 0; ON CONFLICT's update locks the row, which sets it). A created task's
-# other columns go back NULL: the caller builds it from its arguments (``sql.new_task``),
-# which costs less than loading and converting the row.
+# RECORD_OUTCOME here returns three columns: whether it created the task (an INSERT
+# leaves the new row's xmax 0; ON CONFLICT's update locks the row, which sets it), its id,
+# and an updated task's row as one JSON document (``sql.from_document``). A created task's
+# document is NULL: the caller builds the task from its arguments (``sql.new_task``).
+# One column rather than one per field: each column of the function's result costs
+# PostgreSQL about 8,500 instructions a call, described, planned and sent (measured in
+# docs/benchmark.md), and the call's result would have 35 of them.
 CREATED = "topview_callbacks_submittedtask.xmax = 0, "
+TASK = "topview_callbacks_submittedtask"
 
 
 def _plpgsql(template: str) -> str:
@@ -86,23 +90,17 @@ def _plpgsql(template: str) -> str:
         .replace("{tasks}", "topview_callbacks_submittedtask")
         .replace("{keys}", "topview_callbacks_noticekey")
     )
-    text = text.replace("{task_columns}", columns(SubmittedTask)).replace("{created}", CREATED)
+    text = text.replace(
+        "{task_columns}",
+        f"id, CASE WHEN {TASK}.xmax = 0 THEN NULL ELSE "
+        f"{document(SubmittedTask, TASK, leave_out='result')} END",
+    )
+    text = text.replace("{created}", CREATED)
     return _PARAMETER.sub(lambda m: f"v_{m[1]}" if m[1] in DECIDED else f"p_{m[1]}", text.strip())
-
-
-def _task_outputs(conn: BaseDatabaseWrapper) -> list[tuple[str, str]]:
-    return [
-        (f"o_t_{field.column}", str(field.db_type(conn)))
-        for field in SubmittedTask._meta.concrete_fields
-    ]
 
 
 def body(conn: BaseDatabaseWrapper) -> str:
     """The function's body, the version check aside."""
-    outputs = _task_outputs(conn)
-    task_into = ", ".join(name for name, _type in outputs)
-    # A created task's columns but its id (the first), which the caller builds (CREATED).
-    but_id = ";\n            ".join(f"{name} := NULL" for name, _type in outputs[1:])
     return f"""
 DECLARE
     v_state varchar := p_state;
@@ -123,13 +121,8 @@ BEGIN
     END IF;
     o_repeated := false;
     {_plpgsql(RECORD_OUTCOME)}
-    INTO o_created, {task_into};
-    IF FOUND THEN
-        v_task_pk := o_t_id;
-        IF o_created THEN
-            {but_id};
-        END IF;
-    ELSE
+    INTO o_created, v_task_pk, o_task;
+    IF NOT FOUND THEN
         {_plpgsql(CLASSIFY)}
         INTO v_task_pk, v_account;
         IF v_account = p_account THEN
@@ -175,7 +168,7 @@ def definition(conn: BaseDatabaseWrapper, expected: str) -> str:
             ("o_last_error", "text"),
             ("o_task_pk", "bigint"),
             ("o_created", "boolean"),
-            *_task_outputs(conn),
+            ("o_task", "jsonb"),
         ]
     )
     check = (
@@ -237,12 +230,12 @@ def receive(
         if sqlstate(exc) == STORED_CONCURRENTLY:
             raise StoredConcurrently(params["uuid"]) from exc
         raise
-    notice_id, repeated, state, last_error, task_pk, created, *task_row = row
+    notice_id, repeated, state, last_error, task_pk, created, task_document = row
     task = None
     if created:
-        task = new_task(conn, task_row[0], params, result)
-    elif task_row[0] is not None:
-        task = instance(conn, SubmittedTask, task_row, {"result": result})
+        task = new_task(conn, task_pk, params, result)
+    elif task_document is not None:
+        task = from_document(conn, SubmittedTask, task_document, {"result": result})
     return int(notice_id), bool(repeated), str(state), task_pk, task, str(last_error or "")
 
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 import functools
 import json
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.sql import Query
@@ -396,6 +398,75 @@ def instance(
             if name in known:
                 values[position] = known[name]
     return model.from_db(conn.alias, names, values)
+
+
+def document(model: type[models.Model], table: str, *, leave_out: str = "") -> str:
+    """PostgreSQL: a row of ``model`` in ``table`` as one JSON document, for
+    ``from_document``: decimals as text (a JSON number would pass through a float), the
+    column ``leave_out`` left out (a value the caller holds already)."""
+    decimals = [
+        f"'{field.column}', {table}.{field.column}::text"
+        for field in model._meta.concrete_fields
+        if isinstance(field, models.DecimalField)
+    ]
+    text = f"to_jsonb({table})"
+    if leave_out:
+        text = f"({text} - '{leave_out}')"
+    return f"{text} || jsonb_build_object({', '.join(decimals)})" if decimals else text
+
+
+def from_document(
+    conn: BaseDatabaseWrapper, model: type[M], text: str, known: dict[str, Any] | None = None
+) -> M:
+    """A model instance from its row's JSON document (``document``), each value as the ORM
+    loads its column; ``known``: values the caller holds already (by attname)."""
+    found = json.loads(text)
+    values = [
+        (known[name] if known and name in known else _from_json(kind, found[column]))
+        for name, column, kind in _document_fields(model)
+    ]
+    return model.from_db(conn.alias, _attnames(model), values)
+
+
+def _from_json(kind: str, value: Any) -> Any:
+    if value is None or kind == "as is":
+        return value
+    if kind == "decimal":
+        return Decimal(value)
+    moment = datetime.fromisoformat(value)  # "datetime": PostgreSQL's ISO 8601, with offset
+    # Without USE_TZ Django loads naive datetimes in the connection's time zone, which is
+    # the one PostgreSQL wrote the offset for.
+    return moment if settings.USE_TZ else moment.replace(tzinfo=None)
+
+
+@functools.cache
+def _document_fields(model: type[models.Model]) -> list[tuple[str, str, str]]:
+    """(attname, column, how its JSON value becomes the field's value) per field."""
+    kinds = {"DateTimeField": "datetime", "DecimalField": "decimal"}
+    found = []
+    for field in model._meta.concrete_fields:
+        kind = kinds.get(field.get_internal_type())
+        if kind is None and field.get_internal_type() not in _AS_IS:
+            raise TypeError(f"{field} has no reading from a JSON document")
+        found.append((field.attname, str(field.column), kind or "as is"))
+    return found
+
+
+# Fields whose JSON value is already what the ORM loads (a key is its target's integer).
+_AS_IS = frozenset(
+    {
+        "AutoField",
+        "BigAutoField",
+        "BigIntegerField",
+        "BooleanField",
+        "CharField",
+        "ForeignKey",
+        "IntegerField",
+        "JSONField",
+        "PositiveIntegerField",
+        "TextField",
+    }
+)
 
 
 def written(conn: BaseDatabaseWrapper, model: type[M], values: dict[str, Any]) -> M:
