@@ -78,8 +78,8 @@ _PARAMETER = re.compile(r"%\((\w+)\)s")
 # One column rather than one per field: each column of the function's result costs
 # PostgreSQL about 8,500 instructions a call, described, planned and sent (measured in
 # docs/benchmark.md), and the call's result would have 35 of them.
-CREATED = "topview_callbacks_submittedtask.xmax = 0, "
-TASK = "topview_callbacks_submittedtask"
+TASKS = "topview_callbacks_submittedtask"
+CREATED = f"{TASKS}.xmax = 0"
 
 
 def _plpgsql(template: str) -> str:
@@ -87,15 +87,13 @@ def _plpgsql(template: str) -> str:
     (``p_name``) or, for what it decides, its variables (``v_name``)."""
     text = (
         template.replace("{notices}", "topview_callbacks_notice")
-        .replace("{tasks}", "topview_callbacks_submittedtask")
+        .replace("{tasks}", TASKS)
         .replace("{keys}", "topview_callbacks_noticekey")
     )
-    text = text.replace(
-        "{task_columns}",
-        f"id, CASE WHEN {TASK}.xmax = 0 THEN NULL ELSE "
-        f"{document(SubmittedTask, TASK, leave_out='result')} END",
+    updated_task = document(SubmittedTask, TASKS, leave_out="result")
+    text = text.replace("{created}", f"{CREATED}, ").replace(
+        "{task_columns}", f"id, CASE WHEN {CREATED} THEN NULL ELSE {updated_task} END"
     )
-    text = text.replace("{created}", CREATED)
     return _PARAMETER.sub(lambda m: f"v_{m[1]}" if m[1] in DECIDED else f"p_{m[1]}", text.strip())
 
 
