@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
+from typing import Any
 
 SECRET_KEY = "tests-only"
 DEBUG = False
@@ -48,7 +49,9 @@ _TASKS = "django.tasks" if _importable("django.tasks") else "django_tasks"
 if _TASKS == "django_tasks" and _importable("django_tasks"):
     INSTALLED_APPS.append("django_tasks")  # resets its backends when a test changes TASKS
 if _importable(_TASKS):
-    TASKS = {"default": {"BACKEND": f"{_TASKS}.backends.immediate.ImmediateBackend"}}
+    TASKS: dict[str, dict[str, Any]] = {
+        "default": {"BACKEND": f"{_TASKS}.backends.immediate.ImmediateBackend"}
+    }
 if _importable(_TASKS) and _importable("django_tasks_db"):
     INSTALLED_APPS.append("django_tasks_db")
     TASKS["database"] = {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": []}
@@ -76,7 +79,7 @@ TEMPLATES = [
 
 DATABASE_VENDOR = os.environ.get("TOPVIEW_TEST_DATABASE", "sqlite")
 if DATABASE_VENDOR == "postgres":
-    DATABASES = {
+    DATABASES: dict[str, dict[str, Any]] = {
         "default": {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": os.environ.get("PGDATABASE", "test"),
