@@ -31,8 +31,9 @@ sys.path.insert(0, str(ROOT))
 WARM = 200
 
 
-def child(path: str, workload: str, requests: int) -> None:
-    """Inside callgrind: the warm-up requests, then ``requests`` more."""
+def child(path: str, workload: str, requests: int, warm: int = WARM) -> int:
+    """Inside callgrind: ``warm`` requests, then ``requests`` more, on one connection;
+    returns its PostgreSQL backend's pid (bench/pg_instructions.py counts that side)."""
     import django
 
     django.setup()
@@ -44,10 +45,12 @@ def child(path: str, workload: str, requests: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         pid = int(cursor.fetchone()[0])
-    payloads = bodies(WARM + requests, workload)
-    block(application, path, payloads[:WARM], pid)
+    payloads = bodies(warm + requests, workload)
+    block(application, path, payloads[:warm], pid)
     if requests:
-        block(application, path, payloads[WARM:], pid)
+        block(application, path, payloads[warm:], pid)
+    connection.close()
+    return pid
 
 
 def counted(path: str, processing: str, workload: str, requests: int) -> int:
@@ -105,13 +108,19 @@ def main() -> None:
         path: (totals[2 * index + 1] - totals[2 * index]) / args.requests
         for index, path in enumerate((ours, bare))
     }
-    print(
+    report(
         f"{args.processing}, {args.workload} notices: instructions per request in the web "
-        f"process ({args.requests} requests after {WARM} to warm up)"
+        f"process ({args.requests} requests after {WARM} to warm up)",
+        per_request[ours],
+        per_request[bare],
     )
-    print(f"  ours {per_request[ours] / 1e3:8.0f} k")
-    print(f"  bare {per_request[bare] / 1e3:8.0f} k")
-    print(f"  bare/ours {per_request[bare] / per_request[ours]:.3f}")
+
+
+def report(title: str, ours: float, bare: float) -> None:
+    print(title)
+    print(f"  ours {ours / 1e3:8.0f} k")
+    print(f"  bare {bare / 1e3:8.0f} k")
+    print(f"  bare/ours {bare / ours:.3f}")
 
 
 if __name__ == "__main__":
