@@ -125,7 +125,6 @@ def counted(folder: Path, path: str, workload: str, requests: int) -> int:
             "--requests",
             str(requests),
         ],
-        env=os.environ,
         capture_output=True,
         text=True,
         check=True,

@@ -79,8 +79,9 @@ NEW_TASK: dict[str, str | tuple[str, Any]] = {
 # it (polls have none). previous_status keeps the status the outcome replaced
 # (task_status_changed sends it). A result that says what the task cost (costCredit)
 # records it; one that does not keeps what is known. No row back: the outcome was not
-# recorded (CLASSIFY says why). {created}: the inline function asks whether the row was
-# created (see ``functions``); elsewhere it is empty.
+# recorded (CLASSIFY says why). In the inline function (see ``functions``) {created} asks
+# whether the row was created and {task_columns} is the id and an updated task's JSON
+# document; elsewhere {created} is empty and {task_columns} the task's columns.
 RECORD_OUTCOME = """
 INSERT INTO {tasks} ({new_columns})
 VALUES ({new_values})
