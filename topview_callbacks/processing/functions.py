@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -71,15 +72,35 @@ ARGUMENTS = (
 # STORE_NOTICE's parameters the function decides itself (a duplicate or ignored notice).
 DECIDED = ("state", "last_error", "next_attempt_at", "processed_at", "task_pk")
 _PARAMETER = re.compile(r"%\((\w+)\)s")
-# RECORD_OUTCOME here returns three columns: whether it created the task (an INSERT
+# RECORD_OUTCOME here returns three values: whether it created the task (an INSERT
 # leaves the new row's xmax 0; ON CONFLICT's update locks the row, which sets it), its id,
 # and an updated task's row as one JSON document (``sql.from_document``). A created task's
 # document is NULL: the caller builds the task from its arguments (``sql.new_task``).
-# One column rather than one per field: each column of the function's result costs
-# PostgreSQL about 8,500 instructions a call, described, planned and sent (measured in
-# docs/benchmark.md), and the call's result would have 35 of them.
+# One document rather than a value per field: each column of a function's result costs
+# PostgreSQL about 8,500 instructions a call (measured in docs/benchmark.md), and a task
+# has 35 of them.
 TASKS = "topview_callbacks_submittedtask"
 CREATED = f"{TASKS}.xmax = 0"
+
+# What the call answers, in this order: one JSON array as text (``RESULT``). A scalar, not
+# a table of these columns: a function in a query's FROM costs PostgreSQL about 90,000
+# more instructions a call (its result's row type is worked out from the function's
+# declaration while the call is analysed, planned and started, and its row goes through a
+# tuplestore), measured in docs/benchmark.md.
+OUTPUTS = (
+    ("o_notice_id", "bigint"),
+    ("o_repeated", "boolean"),
+    ("o_state", "varchar"),
+    ("o_last_error", "text"),
+    ("o_task_pk", "bigint"),
+    ("o_created", "boolean"),
+    ("o_task", "jsonb"),
+)
+RESULT = f"json_build_array({', '.join(name for name, _kind in OUTPUTS)})::text"
+
+
+def _declared(variables: tuple[tuple[str, str], ...]) -> str:
+    return "\n".join(f"    {name} {kind};" for name, kind in variables)
 
 
 def _plpgsql(template: str) -> str:
@@ -101,6 +122,7 @@ def body(conn: BaseDatabaseWrapper) -> str:
     """The function's body, the version check aside."""
     return f"""
 DECLARE
+{_declared(OUTPUTS)}
     v_state varchar := p_state;
     v_last_error text := p_last_error;
     v_next_attempt_at timestamptz := p_next_attempt_at;
@@ -114,8 +136,7 @@ BEGIN
     INTO o_notice_id, o_state;
     IF FOUND THEN
         o_repeated := true;  -- a repeated uuid: nothing written
-        RETURN NEXT;
-        RETURN;
+        RETURN {RESULT};
     END IF;
     o_repeated := false;
     {_plpgsql(RECORD_OUTCOME)}
@@ -145,7 +166,7 @@ BEGIN
     o_state := v_state;
     o_last_error := v_last_error;
     o_task_pk := v_task_pk;
-    RETURN NEXT;
+    RETURN {RESULT};
 END
 """
 
@@ -157,18 +178,6 @@ def version(conn: BaseDatabaseWrapper) -> str:
 
 def definition(conn: BaseDatabaseWrapper, expected: str) -> str:
     arguments = ", ".join(f"p_{name} {kind}" for name, kind in ARGUMENTS)
-    outputs = ", ".join(
-        f"{name} {kind}"
-        for name, kind in [
-            ("o_notice_id", "bigint"),
-            ("o_repeated", "boolean"),
-            ("o_state", "varchar"),
-            ("o_last_error", "text"),
-            ("o_task_pk", "bigint"),
-            ("o_created", "boolean"),
-            ("o_task", "jsonb"),
-        ]
-    )
     check = (
         f"    IF p_version <> '{expected}' THEN\n"
         "        RAISE EXCEPTION 'topview_callbacks: the database function % is not the one "
@@ -178,7 +187,7 @@ def definition(conn: BaseDatabaseWrapper, expected: str) -> str:
     text = body(conn).replace("BEGIN\n", "BEGIN\n" + check, 1)
     return (
         f"CREATE FUNCTION {NAME}(p_version varchar, {arguments})\n"
-        f"RETURNS TABLE ({outputs})\nLANGUAGE plpgsql AS $function$\n{text}$function$"
+        f"RETURNS text\nLANGUAGE plpgsql AS $function$\n{text}$function$"
     )
 
 
@@ -228,7 +237,7 @@ def receive(
         if sqlstate(exc) == STORED_CONCURRENTLY:
             raise StoredConcurrently(params["uuid"]) from exc
         raise
-    notice_id, repeated, state, last_error, task_pk, created, task_document = row
+    notice_id, repeated, state, last_error, task_pk, created, task_document = json.loads(row[0])
     task = None
     if created:
         task = new_task(conn, task_pk, params, result)
@@ -247,7 +256,7 @@ def sqlstate(error: DatabaseError) -> str | None:
 @functools.cache
 def _call(alias: str) -> str:
     placeholders = ", ".join(f"%({name})s" for name, _kind in ARGUMENTS)
-    return f"SELECT * FROM {NAME}(%(version)s, {placeholders})"
+    return f"SELECT {NAME}(%(version)s, {placeholders})"
 
 
 @functools.cache

@@ -417,11 +417,13 @@ def document(model: type[models.Model], table: str, *, leave_out: str = "") -> s
 
 
 def from_document(
-    conn: BaseDatabaseWrapper, model: type[M], text: str, known: dict[str, Any] | None = None
+    conn: BaseDatabaseWrapper,
+    model: type[M],
+    found: dict[str, Any],
+    known: dict[str, Any] | None = None,
 ) -> M:
-    """A model instance from its row's JSON document (``document``), each value as the ORM
-    loads its column; ``known``: values the caller holds already (by attname)."""
-    found = json.loads(text)
+    """A model instance from its row's JSON document (``document``), as parsed: each value
+    as the ORM loads its column; ``known``: values the caller holds already (by attname)."""
     values = [
         (known[name] if known and name in known else _from_json(kind, found[column]))
         for name, column, kind in _document_fields(model)
