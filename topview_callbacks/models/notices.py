@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from topview_callbacks import biz_types
 from topview_callbacks.conf import topview_settings
+from topview_callbacks.models.counters import counter
 from topview_callbacks.models.tasks import SubmittedTask, TaskStatus
 
 
@@ -70,8 +71,8 @@ class Notice(models.Model):
         choices=NoticeState.choices,
         default=NoticeState.PENDING,
     )
-    attempts = models.PositiveIntegerField(
-        _("processing attempts"), default=0, help_text=_("Attempts started, crashed ones included.")
+    attempts = counter(
+        _("processing attempts"), help_text=_("Attempts started, crashed ones included.")
     )
     last_error = models.TextField(
         _("last error"),

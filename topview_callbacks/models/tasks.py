@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from topview_callbacks import biz_types
+from topview_callbacks.models.counters import counter
 
 
 class TaskStatus(models.TextChoices):
@@ -93,7 +94,7 @@ class SubmittedTask(models.Model):
         blank=True,
         help_text=_("When polling should query this task if no notice has come by then."),
     )
-    poll_count = models.PositiveIntegerField(_("polls"), default=0)
+    poll_count = counter(_("polls"))
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     # What the task is for: the project's own object and a free reference. New columns have
     # a database default, so the hand-written INSERTs of processing need not name them.
@@ -136,7 +137,7 @@ class SubmittedTask(models.Model):
         db_default="",
         help_text=_("Added to noticeUrl's query string, to match a callback to this submission."),
     )
-    send_attempts = models.PositiveIntegerField(_("send attempts"), default=0, db_default=0)
+    send_attempts = counter(_("send attempts"), db_default=0)
     send_after = models.DateTimeField(
         _("send after"),
         null=True,
