@@ -248,7 +248,7 @@ def test_the_inline_call_keeps_one_cursor_per_connection() -> None:
 
 @pytest.mark.postgres
 def test_the_call_answers_one_value_the_task_a_document_and_a_created_one_null() -> None:
-    # A function called in a query's FROM costs PostgreSQL about 90,000 instructions more
+    # A function called in a query's FROM costs PostgreSQL about 110,000 instructions more
     # than one called as a value, and each column of a table's result about 8,500 more; a
     # created task costs less built from what the call sent than loaded
     # (docs/benchmark.md). So the call answers one value, a JSON array whose last item is

@@ -83,7 +83,7 @@ TASKS = "topview_callbacks_submittedtask"
 CREATED = f"{TASKS}.xmax = 0"
 
 # What the call answers, in this order: one JSON array as text (``RESULT``). A scalar, not
-# a table of these columns: a function in a query's FROM costs PostgreSQL about 90,000
+# a table of these columns: a function in a query's FROM costs PostgreSQL about 110,000
 # more instructions a call (its result's row type is worked out from the function's
 # declaration while the call is analysed, planned and started, and its row goes through a
 # tuplestore), measured in docs/benchmark.md.
