@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.sql import Query
+from django.utils.dateparse import parse_datetime
 
 from topview_callbacks.models import Notice, NoticeKey, SubmittedTask, partitioned_notices
 
@@ -436,10 +437,14 @@ def _from_json(kind: str, value: Any) -> Any:
         return value
     if kind == "decimal":
         return Decimal(value)
-    moment = datetime.fromisoformat(value)  # "datetime": PostgreSQL's ISO 8601, with offset
+    # "datetime": PostgreSQL's ISO 8601 with its offset, the fraction's trailing zeros cut
+    # (".12"), which Python 3.10's fromisoformat refuses; Django's parser takes both.
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise ValueError(f"not a PostgreSQL timestamp: {value!r}")
     # Without USE_TZ Django loads naive datetimes in the connection's time zone, which is
     # the one PostgreSQL wrote the offset for.
-    return moment if settings.USE_TZ else moment.replace(tzinfo=None)
+    return parsed if settings.USE_TZ else parsed.replace(tzinfo=None)
 
 
 @functools.cache
