@@ -293,7 +293,8 @@ def _kept_cursor(conn: BaseDatabaseWrapper) -> Any:
     """The psycopg 3 cursor that ``bound_fetchone`` runs on, made once per database
     connection and kept with it (on Django's connection object, which belongs to one
     thread): a new psycopg cursor sets up its adapters for the call's 23 values and its
-    result's 35 columns again, about 50 µs of CPU per delivery (docs/benchmark.md). A new
+    result's columns again (about 50 µs of CPU per delivery when the result had 41 columns,
+    docs/benchmark.md). A new
     connection (Django reconnected, or took another from its pool) gets a new cursor.
     None for another driver."""
     raw = conn.connection
